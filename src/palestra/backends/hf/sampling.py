@@ -1,0 +1,72 @@
+"""Choosing the next token from logits: repetition / presence / frequency penalties,
+temperature (0 = greedy), top-k, top-p, a per-request seeded generator, and logprobs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+
+from palestra.core.types import SamplingParams
+
+
+class TokenSampler:
+    """Samples one sequence's tokens according to its `SamplingParams`."""
+
+    def __init__(self, params: SamplingParams, device: Any = "cpu"):
+        self.params = params
+        self.generator = torch.Generator(device="cpu")
+        if params.seed is not None:
+            self.generator.manual_seed(params.seed)
+        else:
+            self.generator.seed()
+        self.counts: Counter[int] = Counter()
+
+    def process(self, logits: torch.Tensor) -> torch.Tensor:
+        """Apply penalties, temperature, top-k and top-p to one row of logits (float32)."""
+        p = self.params
+        logits = logits.float().clone()
+        if self.counts:
+            ids = torch.tensor(list(self.counts.keys()), device=logits.device)
+            if p.repetition_penalty != 1.0:
+                picked = logits[ids]
+                logits[ids] = torch.where(picked > 0, picked / p.repetition_penalty,
+                                          picked * p.repetition_penalty)
+            if p.presence_penalty or p.frequency_penalty:
+                counts = torch.tensor(list(self.counts.values()), dtype=logits.dtype,
+                                      device=logits.device)
+                logits[ids] -= p.presence_penalty + p.frequency_penalty * counts
+        if p.greedy:
+            return logits
+        logits = logits / p.temperature
+        if p.top_k > 0 and p.top_k < logits.numel():
+            threshold = torch.topk(logits, p.top_k).values[-1]
+            logits = logits.masked_fill(logits < threshold, float("-inf"))
+        if p.top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=True)
+            cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+            remove = cumulative - torch.softmax(sorted_logits, dim=-1) >= p.top_p
+            logits = logits.masked_fill(
+                torch.zeros_like(remove).scatter(0, order, remove), float("-inf"))
+        return logits
+
+    def sample(self, logits: torch.Tensor) -> int:
+        processed = self.process(logits)
+        if self.params.greedy:
+            token = int(torch.argmax(processed).item())
+        else:
+            probs = torch.softmax(processed, dim=-1).cpu()
+            token = int(torch.multinomial(probs, 1, generator=self.generator).item())
+        self.counts[token] += 1
+        return token
+
+
+def token_logprobs(logits: torch.Tensor, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """The model's log-probability of `token` and its `top` strongest alternatives."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    chosen = float(logprobs[token].item())
+    if top <= 0:
+        return chosen, []
+    values, ids = torch.topk(logprobs, top)
+    return chosen, [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]

@@ -1,0 +1,57 @@
+"""`ScriptedBackend`: a test double that implements the `Backend` interface with canned
+replies, for tests of the rooms above the seam (workers, API, UI) and for scripted judges."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from palestra.backends.base import Backend
+from palestra.core.types import GenerationChunk, GenerationRequest, Usage
+from palestra.templates.library import get_template
+from palestra.templates.spec import ChatTemplate
+
+Reply = str | Callable[[GenerationRequest], str]
+
+
+class ScriptedBackend(Backend):
+    """Answers each request with the next scripted reply (cycling), word by word."""
+
+    name = "scripted"
+
+    def __init__(self, replies: Sequence[Reply] = ("Hello from the scripted backend.",),
+                 model_name: str = "scripted", template: str = "chatml", delay: float = 0.0):
+        self._replies = list(replies)
+        self._model_name = model_name
+        self._template = get_template(template)
+        self._delay = delay
+        self.requests: list[GenerationRequest] = []
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def template(self) -> ChatTemplate:
+        return self._template
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        reply = self._replies[len(self.requests) % len(self._replies)]
+        self.requests.append(request)
+        text = reply(request) if callable(reply) else reply
+        words = text.split(" ")
+        limit = request.sampling.max_tokens
+        for index, word in enumerate(words[:limit]):
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            yield GenerationChunk(text=word if index == 0 else " " + word)
+        yield GenerationChunk(
+            text="", finish_reason="length" if len(words) > limit else "stop",
+            usage=Usage(self.count_tokens(request.prompt), min(len(words), limit)),
+        )
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[float(len(t)), float(len(t.split())), 1.0] for t in texts]

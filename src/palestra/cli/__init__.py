@@ -1,0 +1,1 @@
+"""The `palestra` command line: one thin module per command group, wired in `main.py`."""

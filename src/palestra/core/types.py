@@ -1,0 +1,131 @@
+"""The data that crosses room boundaries: chat messages, sampling parameters, a generation
+request, and the chunks a backend streams back.
+
+These are plain dataclasses, cheap to build and easy to serialise; wire schemas for HTTP
+live in the serving room and convert to and from these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from palestra.core.errors import InvalidRequestError
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise InvalidRequestError(
+                f"unknown role {self.role!r}; expected one of {', '.join(ROLES)}", param="role"
+            )
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        try:
+            return cls(role=data["role"], content=str(data.get("content") or ""))
+        except KeyError as exc:
+            raise InvalidRequestError(f"message without {exc.args[0]!r}: {data!r}") from exc
+
+
+def messages_from_dicts(items: list[dict[str, Any]]) -> list[Message]:
+    return [Message.from_dict(item) for item in items]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick tokens. temperature 0 means greedy decoding.
+
+    Defaults follow OpenAI's: temperature 1, top_p 1, no top_k, no penalties.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 or negative: no top-k filter
+    max_tokens: int = 256
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str, str]] = [
+            (self.temperature >= 0, "temperature", "temperature must be >= 0"),
+            (0 < self.top_p <= 1, "top_p", "top_p must be in (0, 1]"),
+            (self.max_tokens >= 1, "max_tokens", "max_tokens must be >= 1"),
+            (self.repetition_penalty > 0, "repetition_penalty", "repetition_penalty must be > 0"),
+            (-2 <= self.presence_penalty <= 2, "presence_penalty", "presence_penalty in [-2, 2]"),
+            (-2 <= self.frequency_penalty <= 2, "frequency_penalty", "frequency_penalty in [-2, 2]"),
+            (0 <= self.top_logprobs <= 20, "top_logprobs", "top_logprobs must be in [0, 20]"),
+        ]
+        for ok, param, message in checks:
+            if not ok:
+                raise InvalidRequestError(message, param=param)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature < 1e-5
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A prompt (text, or token ids when already tokenised) and how to continue it."""
+
+    prompt: str
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    prompt_token_ids: tuple[int, ...] | None = None
+    request_id: str = ""
+    adapter: str | None = None  # PEFT adapter name, for backends that host several
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one generated token and, if asked, its strongest rivals."""
+
+    token: str
+    token_id: int
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """A piece of a streamed generation.
+
+    `text` is the new text since the previous chunk (a delta, never cumulative). The last
+    chunk carries `finish_reason` and `usage`.
+    """
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
