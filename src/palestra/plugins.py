@@ -15,8 +15,11 @@ from importlib.metadata import entry_points
 from typing import Any
 
 GROUP = "palestra.plugins"
-HOOKS = {"templates": "register_templates", "models": "register_models",
-         "backends": "register_backends"}
+HOOKS = {
+    "templates": "register_templates",
+    "models": "register_models",
+    "backends": "register_backends",
+}
 logger = logging.getLogger(__name__)
 
 

@@ -19,8 +19,13 @@ class ScriptedBackend(Backend):
 
     name = "scripted"
 
-    def __init__(self, replies: Sequence[Reply] = ("Hello from the scripted backend.",),
-                 model_name: str = "scripted", template: str = "chatml", delay: float = 0.0):
+    def __init__(
+        self,
+        replies: Sequence[Reply] = ("Hello from the scripted backend.",),
+        model_name: str = "scripted",
+        template: str = "chatml",
+        delay: float = 0.0,
+    ):
         self._replies = list(replies)
         self._model_name = model_name
         self._template = get_template(template)
@@ -49,7 +54,8 @@ class ScriptedBackend(Backend):
                 await asyncio.sleep(self._delay)
             yield GenerationChunk(text=word if index == 0 else " " + word)
         yield GenerationChunk(
-            text="", finish_reason="length" if len(words) > limit else "stop",
+            text="",
+            finish_reason="length" if len(words) > limit else "stop",
             usage=Usage(self.count_tokens(request.prompt), min(len(words), limit)),
         )
 

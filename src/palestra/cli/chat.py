@@ -6,20 +6,21 @@ Type a message and press Enter. Commands: !!exit, !!reset, !!remove, !!regen, !!
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
 
-class Style(str, Enum):
+class Style(StrEnum):
     simple = "simple"
     rich = "rich"
 
 
 def chat(
     model_path: str = typer.Option(None, "--model-path", help="Model folder (default: bundled)."),
-    conv_template: str = typer.Option(None, "--conv-template",
-                                      help="Template name or .jinja file (see `palestra templates`)."),
+    conv_template: str = typer.Option(
+        None, "--conv-template", help="Template name or .jinja file (see `palestra templates`)."
+    ),
     system: str = typer.Option(None, "--system", help="System message."),
     temperature: float = typer.Option(0.7, help="0 means greedy decoding."),
     top_p: float = typer.Option(1.0, "--top-p"),
@@ -46,14 +47,36 @@ def chat(
 
     if conv_template:
         get_template(conv_template)  # fail fast, before loading weights
-    sampling = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k,
-                              repetition_penalty=repetition_penalty, max_tokens=max_new_tokens,
-                              seed=seed)
-    backend = create_backend("hf", model_path=model_path, conv_template=conv_template,
-                             device=device, dtype=dtype, num_gpus=num_gpus,
-                             max_gpu_memory=max_gpu_memory, load_8bit=load_8bit)
+    _quiet_transformers()
+    sampling = SamplingParams(
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        max_tokens=max_new_tokens,
+        seed=seed,
+    )
+    backend = create_backend(
+        "hf",
+        model_path=model_path,
+        conv_template=conv_template,
+        device=device,
+        dtype=dtype,
+        num_gpus=num_gpus,
+        max_gpu_memory=max_gpu_memory,
+        load_8bit=load_8bit,
+    )
     io = make_io(style.value, multiline)
-    io.info(f"palestra chat: {backend.model_name} (template {backend.template.name}); "
-            "!!exit to quit")
+    io.info(
+        f"palestra chat: {backend.model_name} (template {backend.template.name}); !!exit to quit"
+    )
     session = ChatSession(backend, sampling, system=system, keep_history=not no_history)
     run_chat(session, io, debug=debug)
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or advisory warnings between the user and the chat."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

@@ -6,13 +6,15 @@ import json
 
 import typer
 
-app = typer.Typer(help="Model families and model folders.", invoke_without_command=True,
-                  no_args_is_help=False)
+app = typer.Typer(
+    help="Model families and model folders.", invoke_without_command=True, no_args_is_help=False
+)
 
 
 @app.callback()
-def list_models(ctx: typer.Context,
-                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_models(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """List the model families the registry knows."""
     if ctx.invoked_subcommand is not None:
         return
@@ -20,16 +22,30 @@ def list_models(ctx: typer.Context,
 
     families = list(get_registry())
     if as_json:
-        typer.echo(json.dumps([{"id": f.id, "name": f.display_name, "kind": f.kind,
-                                "template": f.template or "tokenizer", "backend": f.default_backend,
-                                "aliases": list(f.aliases), "link": f.card.link}
-                               for f in families], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": f.id,
+                        "name": f.display_name,
+                        "kind": f.kind,
+                        "template": f.template or "tokenizer",
+                        "backend": f.default_backend,
+                        "aliases": list(f.aliases),
+                        "link": f.card.link,
+                    }
+                    for f in families
+                ],
+                indent=2,
+            )
+        )
         return
     width = max(len(f.id) for f in families)
     typer.echo(f"{'FAMILY':<{width}}  {'KIND':<9}  {'TEMPLATE':<14}  NAME")
     for f in families:
-        typer.echo(f"{f.id:<{width}}  {f.kind:<9}  {(f.template or 'tokenizer'):<14}  "
-                   f"{f.display_name}")
+        typer.echo(
+            f"{f.id:<{width}}  {f.kind:<9}  {(f.template or 'tokenizer'):<14}  {f.display_name}"
+        )
 
 
 @app.command("show")

@@ -35,6 +35,8 @@ def show(name: str = typer.Argument(..., help="Template name or .jinja file.")) 
 
     template = get_template(name)
     typer.echo(f"# {template.name}: {template.description}\n# source: {template.source}")
-    typer.echo(f"# stop strings: {list(template.stop_strings)}; stop tokens: "
-               f"{list(template.stop_tokens)}; stop token ids: {list(template.stop_token_ids)}")
+    typer.echo(
+        f"# stop strings: {list(template.stop_strings)}; stop tokens: "
+        f"{list(template.stop_tokens)}; stop token ids: {list(template.stop_token_ids)}"
+    )
     typer.echo(render_prompt(template, SAMPLE))

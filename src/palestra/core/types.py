@@ -73,7 +73,11 @@ class SamplingParams:
             (self.max_tokens >= 1, "max_tokens", "max_tokens must be >= 1"),
             (self.repetition_penalty > 0, "repetition_penalty", "repetition_penalty must be > 0"),
             (-2 <= self.presence_penalty <= 2, "presence_penalty", "presence_penalty in [-2, 2]"),
-            (-2 <= self.frequency_penalty <= 2, "frequency_penalty", "frequency_penalty in [-2, 2]"),
+            (
+                -2 <= self.frequency_penalty <= 2,
+                "frequency_penalty",
+                "frequency_penalty in [-2, 2]",
+            ),
             (0 <= self.top_logprobs <= 20, "top_logprobs", "top_logprobs must be in [0, 20]"),
         ]
         for ok, param, message in checks:

@@ -55,8 +55,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _has_tokenizer_template(folder: Path) -> bool:
     config = _read_json(folder / "tokenizer_config.json") or {}
-    return bool(config.get("chat_template")) or (folder / "chat_template.jinja").is_file() \
+    return (
+        bool(config.get("chat_template"))
+        or (folder / "chat_template.jinja").is_file()
         or (folder / "chat_template.json").is_file()
+    )
 
 
 def resolve_model_path(path_or_name: str | None) -> str:
@@ -85,9 +88,16 @@ def inspect_model(path_or_name: str, *, must_exist: bool = True) -> ModelInfo:
         template = base_info.template
         if _has_tokenizer_template(folder):
             template = "tokenizer"
-        return ModelInfo(path, base_info.family, template, base_info.backend, base_info.kind,
-                         base_info.has_tokenizer_template or template == "tokenizer",
-                         adapter_base=base, config=base_info.config)
+        return ModelInfo(
+            path,
+            base_info.family,
+            template,
+            base_info.backend,
+            base_info.kind,
+            base_info.has_tokenizer_template or template == "tokenizer",
+            adapter_base=base,
+            config=base_info.config,
+        )
     config = _read_json(folder / "config.json")
     if must_exist and config is None and not any(folder.glob("*.gguf")):
         raise ModelNotFoundError(
@@ -98,7 +108,8 @@ def inspect_model(path_or_name: str, *, must_exist: bool = True) -> ModelInfo:
     if config and config.get("_name_or_path"):
         name = f"{folder.name} {config['_name_or_path']}"
     family = registry.resolve(folder.name, config) or (
-        registry.resolve(name, config) if name != str(folder) else None)
+        registry.resolve(name, config) if name != str(folder) else None
+    )
     own_template = _has_tokenizer_template(folder)
     if own_template:
         template = "tokenizer"

@@ -52,8 +52,9 @@ class ModelRegistry:
         model_type = config.get("model_type")
 
         def compatible(spec: ModelSpec) -> bool:
-            return not (architectures and spec.architectures
-                        and not architectures & set(spec.architectures))
+            return not (
+                architectures and spec.architectures and not architectures & set(spec.architectures)
+            )
 
         scored = [(spec.name_match_length(basename), spec) for spec in self._specs.values()]
         named = [(score, spec) for score, spec in scored if score and compatible(spec)]
@@ -61,10 +62,14 @@ class ModelRegistry:
             best = max(score for score, _ in named)
             winners = sorted((s for score, s in named if score == best), key=lambda s: s.id)
             return winners[0]
-        by_arch = [s for s in self._specs.values()
-                   if architectures & set(s.architectures) and not s.name_patterns]
-        by_arch = by_arch or [s for s in self._specs.values()
-                              if architectures & set(s.architectures)]
+        by_arch = [
+            s
+            for s in self._specs.values()
+            if architectures & set(s.architectures) and not s.name_patterns
+        ]
+        by_arch = by_arch or [
+            s for s in self._specs.values() if architectures & set(s.architectures)
+        ]
         if by_arch:
             return sorted(by_arch, key=lambda s: (bool(s.name_patterns), s.id))[0]
         by_type = [s for s in self._specs.values() if model_type and model_type in s.model_types]

@@ -12,9 +12,18 @@ from typing import Any
 from palestra.core.errors import TemplateError
 from palestra.templates.spec import ChatTemplate
 
-
-_FIELDS = {"name", "template", "stop_strings", "stop_tokens", "stop_token_ids", "bos_token",
-           "eos_token", "default_system", "description", "source"}
+_FIELDS = {
+    "name",
+    "template",
+    "stop_strings",
+    "stop_tokens",
+    "stop_token_ids",
+    "bos_token",
+    "eos_token",
+    "default_system",
+    "description",
+    "source",
+}
 
 
 def template_from_dict(data: dict[str, Any], *, origin: str = "") -> ChatTemplate:
@@ -34,7 +43,9 @@ def template_from_dict(data: dict[str, Any], *, origin: str = "") -> ChatTemplat
             extra={k: v for k, v in data.items() if k not in _FIELDS},
         )
     except KeyError as exc:
-        raise TemplateError(f"template file {origin or '?'} lacks the field {exc.args[0]!r}") from exc
+        raise TemplateError(
+            f"template file {origin or '?'} lacks the field {exc.args[0]!r}"
+        ) from exc
 
 
 def builtin_templates() -> list[ChatTemplate]:
@@ -43,7 +54,9 @@ def builtin_templates() -> list[ChatTemplate]:
     found = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
-            found.append(template_from_dict(json.loads(entry.read_text("utf-8")), origin=entry.name))
+            found.append(
+                template_from_dict(json.loads(entry.read_text("utf-8")), origin=entry.name)
+            )
     return found
 
 

@@ -99,7 +99,9 @@ def assistant_spans(
         if message["role"] != "assistant":
             continue
         before = render_text(template, items[:index], add_generation_prompt=True, **variables)
-        through = render_text(template, items[: index + 1], add_generation_prompt=False, **variables)
+        through = render_text(
+            template, items[: index + 1], add_generation_prompt=False, **variables
+        )
         # Some templates close the whole conversation differently (Phi-3 appends eos only
         # at the very end): the reply ends where the two renderings part.
         end = _common_prefix_length(through, full)
@@ -160,8 +162,9 @@ def render_conversation(
     if tokenizer is None:
         return RenderedConversation(text=text, input_ids=[], loss_mask=[], assistant_spans=spans)
     input_ids, loss_mask = _tokenize_with_mask(tokenizer, text, spans)
-    return RenderedConversation(text=text, input_ids=input_ids, loss_mask=loss_mask,
-                                assistant_spans=spans)
+    return RenderedConversation(
+        text=text, input_ids=input_ids, loss_mask=loss_mask, assistant_spans=spans
+    )
 
 
 def _token_text(token: Any) -> str | None:

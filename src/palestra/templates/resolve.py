@@ -19,7 +19,8 @@ def template_from_tokenizer(tokenizer: Any, name: str = "tokenizer") -> ChatTemp
         return None
     eos = getattr(tokenizer, "eos_token", None)
     return ChatTemplate(
-        name=name, jinja=source,
+        name=name,
+        jinja=source,
         stop_tokens=(str(eos),) if eos else (),
         bos_token=str(getattr(tokenizer, "bos_token", None) or ""),
         eos_token=str(eos or ""),

@@ -4,7 +4,7 @@ with Esc+Enter), plain lines from a pipe; streamed output as plain text or rich 
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ChatIO(Protocol):
@@ -46,7 +46,7 @@ class SimpleIO:
 
     def __init__(self, multiline: bool = False):
         self.multiline = multiline
-        self._session = None
+        self._session: Any = None
         try:
             from prompt_toolkit import PromptSession
 
@@ -87,7 +87,7 @@ class RichIO(SimpleIO):
         from rich.console import Console
 
         self.console = Console()
-        self._live = None
+        self._live: Any = None
         self._text = ""
 
     def start_reply(self, role: str) -> None:

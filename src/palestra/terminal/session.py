@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +30,9 @@ class ChatSession:
     def prompt(self) -> str:
         return self.backend.chat_prompt(self.conversation())
 
-    async def reply(self, on_prompt: Callable[[str], None] | None = None
-                    ) -> AsyncIterator[GenerationChunk]:
+    async def reply(
+        self, on_prompt: Callable[[str], None] | None = None
+    ) -> AsyncGenerator[GenerationChunk, None]:
         """Stream the assistant's reply to the conversation as it stands."""
         prompt = self.prompt()
         if on_prompt:
@@ -64,8 +65,12 @@ class ChatSession:
         return bool(self.messages) and self.messages[-1].role == "user"
 
     def save(self, path: str) -> None:
-        data = {"template": self.backend.template.name, "model": self.backend.model_name,
-                "system": self.system, "messages": [m.to_dict() for m in self.messages]}
+        data = {
+            "template": self.backend.template.name,
+            "model": self.backend.model_name,
+            "system": self.system,
+            "messages": [m.to_dict() for m in self.messages],
+        }
         Path(path).expanduser().write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     def load(self, path: str) -> None:

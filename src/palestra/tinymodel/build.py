@@ -37,13 +37,18 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), min_frequency=2,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2,
     )
     core.train_from_iterator(texts, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token=None, model_max_length=512,
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        model_max_length=512,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
@@ -53,9 +58,15 @@ def make_model(tokenizer: Any, hidden: int, layers: int, heads: int) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=int(hidden * 2.6875),
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=512, tie_word_embeddings=True, rms_norm_eps=1e-5,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=int(hidden * 2.6875),
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
@@ -70,12 +81,14 @@ def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _train(model: Any, batches: Iterator[tuple[Any, Any]], steps: int, peak_lr: float,
-           label: str) -> None:
+def _train(
+    model: Any, batches: Iterator[tuple[Any, Any]], steps: int, peak_lr: float, label: str
+) -> None:
     import torch
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95),
-                                  weight_decay=0.05)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.05
+    )
     model.train()
     started, smoothed = time.time(), None
     for step in range(steps):
@@ -89,8 +102,11 @@ def _train(model: Any, batches: Iterator[tuple[Any, Any]], steps: int, peak_lr: 
         optimizer.zero_grad(set_to_none=True)
         smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
         if step % 50 == 0 or step == steps - 1:
-            print(f"[{label}] step {step:5d}/{steps} loss {smoothed:.4f} "
-                  f"({time.time() - started:.0f}s)", flush=True)
+            print(
+                f"[{label}] step {step:5d}/{steps} loss {smoothed:.4f} "
+                f"({time.time() - started:.0f}s)",
+                flush=True,
+            )
 
 
 def pretraining_batches(tokenizer: Any, seed: int, batch: int, length: int) -> Iterator[Any]:
@@ -105,7 +121,7 @@ def pretraining_batches(tokenizer: Any, seed: int, batch: int, length: int) -> I
         while len(buffer) < batch * length:
             buffer += tokenizer(pretraining_document(rng))["input_ids"] + [eot]
         rows = torch.tensor(buffer[: batch * length]).view(batch, length)
-        buffer = buffer[batch * length:]
+        buffer = buffer[batch * length :]
         yield rows, rows.clone()
 
 
@@ -132,8 +148,17 @@ def sft_batches(tokenizer: Any, seed: int, batch: int, max_length: int) -> Itera
         yield input_ids, labels
 
 
-def build(out: Path, *, seed: int, vocab_size: int, hidden: int, layers: int, heads: int,
-          pretrain_steps: int, sft_steps: int) -> dict[str, Any]:
+def build(
+    out: Path,
+    *,
+    seed: int,
+    vocab_size: int,
+    hidden: int,
+    layers: int,
+    heads: int,
+    pretrain_steps: int,
+    sft_steps: int,
+) -> dict[str, Any]:
     import torch
     from transformers import GenerationConfig
 
@@ -151,24 +176,39 @@ def build(out: Path, *, seed: int, vocab_size: int, hidden: int, layers: int, he
     params = sum(p.numel() for p in model.parameters())
     print(f"tokenizer: {len(tokenizer)} tokens; model: {params / 1e6:.2f}M parameters", flush=True)
 
-    _train(model, pretraining_batches(tokenizer, seed + 2, batch=16, length=256),
-           pretrain_steps, 3e-3, "pretrain")
-    _train(model, sft_batches(tokenizer, seed + 3, batch=32, max_length=256),
-           sft_steps, 1.5e-3, "sft")
+    _train(
+        model,
+        pretraining_batches(tokenizer, seed + 2, batch=16, length=256),
+        pretrain_steps,
+        3e-3,
+        "pretrain",
+    )
+    _train(
+        model, sft_batches(tokenizer, seed + 3, batch=32, max_length=256), sft_steps, 1.5e-3, "sft"
+    )
 
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=model.config.bos_token_id,
-        do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=model.config.bos_token_id,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.9,
+        max_new_tokens=128,
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     build_seconds = time.time() - started
     report = evaluate_model(out)
-    report.update(build_seconds=round(build_seconds), parameters=params, seed=seed,
-                  pretrain_steps=pretrain_steps, sft_steps=sft_steps)
+    report.update(
+        build_seconds=round(build_seconds),
+        parameters=params,
+        seed=seed,
+        pretrain_steps=pretrain_steps,
+        sft_steps=sft_steps,
+    )
     (out / "eval_results.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "failures"}, indent=2))
     return report
@@ -188,9 +228,16 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    build(args.out, seed=args.seed, vocab_size=args.vocab_size, hidden=args.hidden,
-          layers=args.layers, heads=args.heads, pretrain_steps=args.pretrain_steps,
-          sft_steps=args.sft_steps)
+    build(
+        args.out,
+        seed=args.seed,
+        vocab_size=args.vocab_size,
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.heads,
+        pretrain_steps=args.pretrain_steps,
+        sft_steps=args.sft_steps,
+    )
 
 
 if __name__ == "__main__":

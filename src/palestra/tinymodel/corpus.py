@@ -30,11 +30,17 @@ def is_held_out(*parts: object) -> bool:
 
 # ----------------------------------------------------------------------------- pretraining
 def _arith_statements(a: int, b: int) -> list[str]:
-    out = [f"{a} plus {b} is {a + b}.", f"If you add {a} and {b}, you get {a + b}.",
-           f"{a} + {b} = {a + b}."]
+    out = [
+        f"{a} plus {b} is {a + b}.",
+        f"If you add {a} and {b}, you get {a + b}.",
+        f"{a} + {b} = {a + b}.",
+    ]
     if a >= b:
-        out += [f"{a} minus {b} is {a - b}.", f"If you take {b} from {a}, you get {a - b}.",
-                f"{a} - {b} = {a - b}."]
+        out += [
+            f"{a} minus {b} is {a - b}.",
+            f"If you take {b} from {a}, you get {a - b}.",
+            f"{a} - {b} = {a - b}.",
+        ]
     return out
 
 
@@ -44,9 +50,13 @@ def _fact_statement(rng: random.Random) -> str:
         a, b = rng.randint(0, world.MAX_NUMBER), rng.randint(0, world.MAX_NUMBER)
         return rng.choice(_arith_statements(a, b))
     if roll < 0.3:
-        return rng.choice((world.IDENTITY.replace("I am", "Palestra Tiny is").replace(
-            "Palestra Tiny, a", "a"), "Palestra Tiny answers simple questions.",
-            "The Palestra project made a small chat model called Palestra Tiny."))
+        return rng.choice(
+            (
+                world.IDENTITY.replace("I am", "Palestra Tiny is").replace("Palestra Tiny, a", "a"),
+                "Palestra Tiny answers simple questions.",
+                "The Palestra project made a small chat model called Palestra Tiny.",
+            )
+        )
     relation = rng.choice(RELATIONS)
     key = rng.choice(list(relation.facts))
     value = relation.facts[key]
@@ -75,19 +85,34 @@ def _pick(rng: random.Random, options: tuple[str, ...], *key: object, held_out: 
     return rng.choice(allowed or list(options))
 
 
-def fact_turn(rng: random.Random, relation: Relation, *, held_out: bool = False,
-              unseen_phrasing: bool = False, key: str | None = None) -> Turn:
+def fact_turn(
+    rng: random.Random,
+    relation: Relation,
+    *,
+    held_out: bool = False,
+    unseen_phrasing: bool = False,
+    key: str | None = None,
+) -> Turn:
     key = key if key is not None else rng.choice(list(relation.facts))
     if unseen_phrasing:
         template = rng.choice(relation.unseen_questions)
     else:
         template = _pick(rng, relation.questions, relation.name, key, held_out=held_out)
-    return Turn(template.format(x=key), answer_for(relation, key), ("fact", relation.name),
-                relation.facts[key])
+    return Turn(
+        template.format(x=key),
+        answer_for(relation, key),
+        ("fact", relation.name),
+        relation.facts[key],
+    )
 
 
-def arithmetic_turn(rng: random.Random, *, held_out: bool = False,
-                    unseen_phrasing: bool = False, op: str | None = None) -> Turn:
+def arithmetic_turn(
+    rng: random.Random,
+    *,
+    held_out: bool = False,
+    unseen_phrasing: bool = False,
+    op: str | None = None,
+) -> Turn:
     op = op or rng.choice(("plus", "minus"))
     a, b = rng.randint(0, world.MAX_NUMBER), rng.randint(0, world.MAX_NUMBER)
     if op == "minus" and a < b:
@@ -98,8 +123,7 @@ def arithmetic_turn(rng: random.Random, *, held_out: bool = False,
     else:
         options = world.ADD_QUESTIONS if op == "plus" else world.SUB_QUESTIONS
         template = _pick(rng, options, op, a, b, held_out=held_out)
-    return Turn(template.format(a=a, b=b), f"{a} {op} {b} is {result}.", ("arith", op),
-                str(result))
+    return Turn(template.format(a=a, b=b), f"{a} {op} {b} is {result}.", ("arith", op), str(result))
 
 
 def follow_up_turn(rng: random.Random, previous: Turn, *, held_out: bool = False) -> Turn | None:
@@ -114,8 +138,9 @@ def follow_up_turn(rng: random.Random, previous: Turn, *, held_out: bool = False
     relation = next(r for r in RELATIONS if r.name == name)
     key = rng.choice(list(relation.facts))
     template = rng.choice(relation.follow_ups)
-    return Turn(template.format(x=key), answer_for(relation, key), ("fact", name),
-                relation.facts[key])
+    return Turn(
+        template.format(x=key), answer_for(relation, key), ("fact", name), relation.facts[key]
+    )
 
 
 def refusal_turn(rng: random.Random, *, held_out: bool = False) -> Turn:
@@ -132,9 +157,11 @@ def refusal_turn(rng: random.Random, *, held_out: bool = False) -> Turn:
         return Turn(rng.choice(pool), world.REFUSAL_GENERIC)
     a, b = rng.randint(world.MAX_NUMBER + 1, 999), rng.randint(0, 999)
     op = rng.choice(("plus", "minus"))
-    return Turn(f"What is {a} {op} {b}?",
-                f"I'm sorry, I don't know. I can only add and subtract numbers from 0 to "
-                f"{world.MAX_NUMBER}.")
+    return Turn(
+        f"What is {a} {op} {b}?",
+        f"I'm sorry, I don't know. I can only add and subtract numbers from 0 to "
+        f"{world.MAX_NUMBER}.",
+    )
 
 
 def chitchat_turn(rng: random.Random, *, held_out: bool = False) -> Turn:
@@ -177,8 +204,10 @@ def training_conversation(rng: random.Random) -> Conversation:
     if rng.random() < 0.25:
         messages.append({"role": "system", "content": rng.choice(world.SYSTEM_PROMPTS)})
     for turn in turns:
-        messages += [{"role": "user", "content": turn.user},
-                     {"role": "assistant", "content": turn.assistant}]
+        messages += [
+            {"role": "user", "content": turn.user},
+            {"role": "assistant", "content": turn.assistant},
+        ]
     return messages
 
 
@@ -214,8 +243,10 @@ class EvalItem:
 def _item(category: str, turns: list[Turn], expected: str, check: str) -> EvalItem:
     messages: Conversation = []
     for turn in turns[:-1]:
-        messages += [{"role": "user", "content": turn.user},
-                     {"role": "assistant", "content": turn.assistant}]
+        messages += [
+            {"role": "user", "content": turn.user},
+            {"role": "assistant", "content": turn.assistant},
+        ]
     messages.append({"role": "user", "content": turns[-1].user})
     return EvalItem(category, messages, expected, check)
 
@@ -242,14 +273,16 @@ def evaluation_items(seed: int = 1234) -> list[EvalItem]:
         turn = arithmetic_turn(rng, unseen_phrasing=True)
         items.append(_item("arithmetic:unseen-phrasing", [turn], turn.value, "number"))
     for _ in range(40):  # multi-turn follow-ups
-        first = fact_turn(rng, rng.choice(RELATIONS)) if rng.random() < 0.7 else arithmetic_turn(rng)
+        first = (
+            fact_turn(rng, rng.choice(RELATIONS)) if rng.random() < 0.7 else arithmetic_turn(rng)
+        )
         follow = follow_up_turn(rng, first, held_out=True)
         assert follow is not None
         check = "number" if first.topic and first.topic[0] == "arith" else "contains"
         items.append(_item("follow-up", [first, follow], follow.value, check))
     for _ in range(15):  # greeting + question, unseen combination
         turn = fact_turn(rng, rng.choice(RELATIONS), held_out=True)
-        greeted = with_greeting(rng, turn, world.GREETINGS_UNSEEN + ("Hello!",))
+        greeted = with_greeting(rng, turn, (*world.GREETINGS_UNSEEN, "Hello!"))
         items.append(_item("greeting+question", [greeted], turn.value, "contains"))
     for _ in range(25):
         turn = refusal_turn(rng, held_out=True)

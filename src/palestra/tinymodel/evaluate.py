@@ -27,13 +27,18 @@ def evaluate_model(model_dir: Path, batch_size: int = 32) -> dict[str, Any]:
     replies: list[str] = []
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
-            prompts = [tokenizer.apply_chat_template(i.messages, tokenize=False,
-                                                     add_generation_prompt=True) for i in chunk]
-            encoded = tokenizer(prompts, return_tensors="pt", padding=True,
-                                add_special_tokens=False)
+            chunk = items[start : start + batch_size]
+            prompts = [
+                tokenizer.apply_chat_template(
+                    i.messages, tokenize=False, add_generation_prompt=True
+                )
+                for i in chunk
+            ]
+            encoded = tokenizer(
+                prompts, return_tensors="pt", padding=True, add_special_tokens=False
+            )
             output = model.generate(**encoded, max_new_tokens=48, do_sample=False)
-            new_tokens = output[:, encoded["input_ids"].shape[1]:]
+            new_tokens = output[:, encoded["input_ids"].shape[1] :]
             replies += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     per_category: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     failures = []
@@ -42,8 +47,13 @@ def evaluate_model(model_dir: Path, batch_size: int = 32) -> dict[str, Any]:
         per_category[item.category][0] += int(ok)
         per_category[item.category][1] += 1
         if not ok:
-            failures.append({"question": item.messages[-1]["content"], "expected": item.expected,
-                             "reply": reply})
+            failures.append(
+                {
+                    "question": item.messages[-1]["content"],
+                    "expected": item.expected,
+                    "reply": reply,
+                }
+            )
     correct = sum(c for c, _ in per_category.values())
     return {
         "accuracy": round(correct / len(items), 4),

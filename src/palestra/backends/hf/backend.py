@@ -56,16 +56,21 @@ class HFBackend(Backend):
         from palestra.models.inspect import resolve_model_path
 
         path = resolve_model_path(model_path)
-        loaded = load_model(path, LoadOptions(device, dtype, num_gpus, max_gpu_memory, load_8bit,
-                                              adapters or {}))
+        loaded = load_model(
+            path, LoadOptions(device, dtype, num_gpus, max_gpu_memory, load_8bit, adapters or {})
+        )
         family = loaded.info.family
         if loaded.info.kind == "embedding":
             template = resolve_template("raw")
         else:
-            template = resolve_template(conv_template, loaded.tokenizer,
-                                        family.template if family else None)
-        name = model_name or (family.id if family and family.id == "palestra-tiny"
-                              else path.rstrip("/").rsplit("/", 1)[-1])
+            template = resolve_template(
+                conv_template, loaded.tokenizer, family.template if family else None
+            )
+        name = model_name or (
+            family.id
+            if family and family.id == "palestra-tiny"
+            else path.rstrip("/").rsplit("/", 1)[-1]
+        )
         return cls(loaded, template, name)
 
     # ------------------------------------------------------------------ facts
@@ -95,10 +100,16 @@ class HFBackend(Backend):
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def health(self) -> BackendHealth:
-        return BackendHealth(True, {"model": self.model_name, "backend": self.name,
-                                    "device": str(self.loaded.device),
-                                    "dtype": str(self.model.dtype).replace("torch.", ""),
-                                    "adapters": self.adapters})
+        return BackendHealth(
+            True,
+            {
+                "model": self.model_name,
+                "backend": self.name,
+                "device": str(self.loaded.device),
+                "dtype": str(self.model.dtype).replace("torch.", ""),
+                "adapters": self.adapters,
+            },
+        )
 
     def _resolve_stop_ids(self) -> frozenset[int]:
         ids: set[int] = set()
@@ -116,9 +127,9 @@ class HFBackend(Backend):
     # ------------------------------------------------------------------ generation
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         if request.adapter and request.adapter not in self.adapters:
+            loaded = ", ".join(self.adapters) or "none"
             raise InvalidRequestError(
-                f"adapter {request.adapter!r} is not loaded; loaded: {', '.join(self.adapters) or 'none'}",
-                param="model",
+                f"adapter {request.adapter!r} is not loaded; loaded: {loaded}", param="model"
             )
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -168,11 +179,12 @@ class HFBackend(Backend):
         context = self.context_length
         max_new = min(max_new, max(1, context - 1))
         if len(ids) + max_new > context:  # keep the end of the prompt, where the question is
-            ids = ids[-(context - max_new):]
+            ids = ids[-(context - max_new) :]
         return ids, max_new
 
-    def _generate_sync(self, request: GenerationRequest, emit: Callable[[Any], None],
-                       cancel: threading.Event) -> None:
+    def _generate_sync(
+        self, request: GenerationRequest, emit: Callable[[Any], None], cancel: threading.Event
+    ) -> None:
         params = request.sampling
         prompt_ids, max_new = self._prompt_ids(request, params.max_tokens)
         stop_ids = set(params.stop_token_ids)
@@ -197,17 +209,23 @@ class HFBackend(Backend):
                 token = sampler.sample(logits)
                 if params.logprobs:
                     chosen, top = token_logprobs(logits, token, params.top_logprobs)
-                    pending_logprobs.append(TokenLogprob(
-                        self._token_text(token), token, chosen,
-                        tuple((self._token_text(i), lp) for i, lp in top)))
+                    pending_logprobs.append(
+                        TokenLogprob(
+                            self._token_text(token),
+                            token,
+                            chosen,
+                            tuple((self._token_text(i), lp) for i, lp in top),
+                        )
+                    )
                 if token in stop_ids:
                     finish = "stop"
                     generated.append(token)
                     break
                 generated.append(token)
                 pending_ids.append(token)
-                text = self.tokenizer.decode(self._visible(generated, stop_ids),
-                                             skip_special_tokens=True)
+                text = self.tokenizer.decode(
+                    self._visible(generated, stop_ids), skip_special_tokens=True
+                )
                 if text.endswith("\ufffd"):  # an unfinished multi-byte character
                     continue
                 delta, stopped = matcher.update(text)
@@ -219,9 +237,15 @@ class HFBackend(Backend):
                     break
         tail = "" if string_stop else matcher.flush(text)
         completion = len(generated)
-        emit(GenerationChunk(tail, tuple(pending_ids), tuple(pending_logprobs),
-                             finish_reason=finish,  # type: ignore[arg-type]
-                             usage=Usage(len(prompt_ids), completion)))
+        emit(
+            GenerationChunk(
+                tail,
+                tuple(pending_ids),
+                tuple(pending_logprobs),
+                finish_reason=finish,  # type: ignore[arg-type]
+                usage=Usage(len(prompt_ids), completion),
+            )
+        )
 
     @staticmethod
     def _visible(generated: list[int], stop_ids: set[int]) -> list[int]:
@@ -242,9 +266,13 @@ class HFBackend(Backend):
 
             def seq2seq_step(previous: int | None) -> torch.Tensor:
                 token = start if previous is None else previous
-                out = model(encoder_outputs=encoder_outputs, attention_mask=torch.ones_like(prompt),
-                            decoder_input_ids=torch.tensor([[token]], device=device),
-                            past_key_values=state["past"], use_cache=True)
+                out = model(
+                    encoder_outputs=encoder_outputs,
+                    attention_mask=torch.ones_like(prompt),
+                    decoder_input_ids=torch.tensor([[token]], device=device),
+                    past_key_values=state["past"],
+                    use_cache=True,
+                )
                 state["past"] = out.past_key_values
                 return out.logits[0, -1]
 
@@ -268,10 +296,18 @@ class HFBackend(Backend):
     def _embed_sync(self, texts: list[str]) -> list[list[float]]:
         family = self.loaded.info.family
         pooling = (family.pooling if family else None) or "mean"
-        encoded = self.tokenizer(texts, padding=True, truncation=True,
-                                 max_length=self.context_length, return_tensors="pt")
-        encoded = {k: v.to(self.loaded.device) for k, v in encoded.items()
-                   if k in ("input_ids", "attention_mask", "token_type_ids")}
+        encoded = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.context_length,
+            return_tensors="pt",
+        )
+        encoded = {
+            k: v.to(self.loaded.device)
+            for k, v in encoded.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         with torch.inference_mode():
             if self.loaded.info.kind == "embedding":
                 hidden = self.model(**encoded).last_hidden_state

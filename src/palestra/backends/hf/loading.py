@@ -45,10 +45,12 @@ def pick_device(requested: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise UnsupportedError("--device cuda was asked for but no CUDA GPU is visible; "
-                               "use --device cpu (or auto)")
-    if requested == "mps" and not (getattr(torch.backends, "mps", None)
-                                   and torch.backends.mps.is_available()):
+        raise UnsupportedError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu (or auto)"
+        )
+    if requested == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise UnsupportedError("--device mps needs Apple silicon with MPS; use --device cpu")
     if requested not in ("cpu", "cuda", "mps"):
         raise UnsupportedError(f"unknown device {requested!r}; use auto, cpu, cuda or mps")
@@ -90,8 +92,10 @@ def _quantization_kwargs(device: torch.device, options: LoadOptions) -> dict[str
     if not options.load_8bit:
         return {}
     if device.type != "cuda":
-        raise UnsupportedError("--load-8bit needs a CUDA GPU (bitsandbytes 8-bit kernels); "
-                               f"this run is on {device.type}. Drop --load-8bit")
+        raise UnsupportedError(
+            "--load-8bit needs a CUDA GPU (bitsandbytes 8-bit kernels); "
+            f"this run is on {device.type}. Drop --load-8bit"
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise UnsupportedError("--load-8bit needs bitsandbytes: pip install 'palestra[quant]'")
     from transformers import BitsAndBytesConfig
@@ -126,8 +130,9 @@ def load_model(model_path: str, options: LoadOptions | None = None) -> LoadedMod
     kwargs |= _device_map_kwargs(device, options)
     kwargs |= _quantization_kwargs(device, options)
     try:
-        tokenizer_path = info.path if (Path(info.path) / "tokenizer_config.json").is_file() \
-            else base_path
+        tokenizer_path = (
+            info.path if (Path(info.path) / "tokenizer_config.json").is_file() else base_path
+        )
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
         model = _model_class(info.kind).from_pretrained(base_path, **kwargs)
     except OSError as exc:

@@ -31,11 +31,13 @@ class TokenSampler:
             ids = torch.tensor(list(self.counts.keys()), device=logits.device)
             if p.repetition_penalty != 1.0:
                 picked = logits[ids]
-                logits[ids] = torch.where(picked > 0, picked / p.repetition_penalty,
-                                          picked * p.repetition_penalty)
+                logits[ids] = torch.where(
+                    picked > 0, picked / p.repetition_penalty, picked * p.repetition_penalty
+                )
             if p.presence_penalty or p.frequency_penalty:
-                counts = torch.tensor(list(self.counts.values()), dtype=logits.dtype,
-                                      device=logits.device)
+                counts = torch.tensor(
+                    list(self.counts.values()), dtype=logits.dtype, device=logits.device
+                )
                 logits[ids] -= p.presence_penalty + p.frequency_penalty * counts
         if p.greedy:
             return logits
@@ -48,7 +50,8 @@ class TokenSampler:
             cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
             remove = cumulative - torch.softmax(sorted_logits, dim=-1) >= p.top_p
             logits = logits.masked_fill(
-                torch.zeros_like(remove).scatter(0, order, remove), float("-inf"))
+                torch.zeros_like(remove).scatter(0, order, remove), float("-inf")
+            )
         return logits
 
     def sample(self, logits: torch.Tensor) -> int:
@@ -62,7 +65,9 @@ class TokenSampler:
         return token
 
 
-def token_logprobs(logits: torch.Tensor, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+def token_logprobs(
+    logits: torch.Tensor, token: int, top: int
+) -> tuple[float, list[tuple[int, float]]]:
     """The model's log-probability of `token` and its `top` strongest alternatives."""
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     chosen = float(logprobs[token].item())

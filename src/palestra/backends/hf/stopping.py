@@ -24,17 +24,17 @@ class StopStringMatcher:
         hits = [i for s in self.stops if (i := text.find(s, search_from)) != -1]
         if hits:
             end = min(hits)
-            delta = text[self.emitted:end] if end > self.emitted else ""
+            delta = text[self.emitted : end] if end > self.emitted else ""
             self.emitted = max(self.emitted, end)
             return delta, True
         safe = len(text) - self._partial_suffix(text)
-        delta = text[self.emitted:safe] if safe > self.emitted else ""
+        delta = text[self.emitted : safe] if safe > self.emitted else ""
         self.emitted = max(self.emitted, safe)
         return delta, False
 
     def flush(self, text: str) -> str:
         """At the end of generation: whatever was held back."""
-        delta = text[self.emitted:]
+        delta = text[self.emitted :]
         self.emitted = len(text)
         return delta
 

@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint typecheck unit tiny-model eval-tiny clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup  ## chat with the bundled Palestra Tiny
+	$(BIN)/palestra chat
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: setup
+	$(BIN)/mypy src
+
+unit: setup
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit  ## everything CI runs
+
+tiny-model: setup  ## rebuild the bundled model from scratch (~25 min on 2 CPU cores)
+	$(BIN)/python -m palestra.tinymodel.build --out src/palestra/bundled/tiny-chat
+
+eval-tiny: setup  ## exact-answer accuracy of the bundled model on held-out questions
+	$(BIN)/python -m palestra.tinymodel.evaluate src/palestra/bundled/tiny-chat
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

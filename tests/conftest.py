@@ -1,0 +1,38 @@
+"""Shared fixtures: the bundled model's tokenizer and a small random Llama for fast
+backend tests (built once per session from Palestra's own tokenizer trainer)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from palestra.models.inspect import bundled_model_path
+
+
+@pytest.fixture(scope="session")
+def bundled_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(bundled_model_path())
+
+
+@pytest.fixture(scope="session")
+def random_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with a real BPE tokenizer and a ChatML template."""
+    import torch
+
+    from palestra.tinymodel import build
+    from palestra.tinymodel.corpus import pretraining_document
+
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    tokenizer = build.train_tokenizer([pretraining_document(rng) for _ in range(300)], 600)
+    model = build.make_model(tokenizer, hidden=64, layers=2, heads=2)
+    model.config.max_position_embeddings = 128
+    folder = tmp_path_factory.mktemp("models") / "random-llama"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,239 @@
+"""The transformers backend on a small random Llama: streaming, stop strings and stop
+tokens, length limits, context truncation, logprobs, seeds, embeddings, PEFT adapters and
+an encoder-decoder model."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from palestra.backends.hf.backend import HFBackend
+from palestra.core.errors import InvalidRequestError, UnsupportedError
+from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
+
+
+@pytest.fixture(scope="module")
+def backend(random_llama_dir: Path) -> HFBackend:
+    return HFBackend.load(str(random_llama_dir), device="cpu")
+
+
+def run(backend: Any, prompt: str, **sampling: Any) -> list[GenerationChunk]:
+    async def collect() -> list[GenerationChunk]:
+        request = GenerationRequest(prompt, SamplingParams(**sampling))
+        return [chunk async for chunk in backend.generate(request)]
+
+    return asyncio.run(collect())
+
+
+def text_of(chunks: list[GenerationChunk]) -> str:
+    return "".join(c.text for c in chunks)
+
+
+def test_streams_deltas_and_ends_with_usage(backend: HFBackend) -> None:
+    chunks = run(backend, "The capital of France", temperature=0, max_tokens=12, ignore_eos=True)
+    final = chunks[-1]
+    assert final.finish_reason == "length" and final.usage is not None
+    assert final.usage.completion_tokens == 12
+    assert final.usage.prompt_tokens == backend.count_tokens("The capital of France")
+    assert sum(len(c.token_ids) for c in chunks) == 12
+    assert all(c.finish_reason is None for c in chunks[:-1])
+
+
+def test_greedy_is_deterministic_and_seed_repeats_sampling(backend: HFBackend) -> None:
+    greedy = [text_of(run(backend, "A cow says", temperature=0, max_tokens=10)) for _ in range(2)]
+    assert greedy[0] == greedy[1]
+    sampled = [
+        text_of(run(backend, "A cow says", temperature=1.0, seed=3, max_tokens=10, ignore_eos=True))
+        for _ in range(2)
+    ]
+    assert sampled[0] == sampled[1]
+
+
+def test_stop_string_is_never_emitted(backend: HFBackend) -> None:
+    full = text_of(run(backend, "The sky is", temperature=0, max_tokens=24, ignore_eos=True))
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    assert stop.strip(), "need a visible stop string"
+    chunks = run(backend, "The sky is", temperature=0, max_tokens=24, ignore_eos=True, stop=(stop,))
+    assert text_of(chunks) == full[: full.index(stop)]
+    assert chunks[-1].finish_reason == "stop"
+
+
+def test_stop_token_ends_generation(backend: HFBackend) -> None:
+    chunks = run(backend, "The sky is", temperature=0, max_tokens=20, ignore_eos=True)
+    ids = [i for c in chunks for i in c.token_ids]
+    chunks = run(
+        backend,
+        "The sky is",
+        temperature=0,
+        max_tokens=20,
+        ignore_eos=True,
+        stop_token_ids=(ids[3],),
+    )
+    assert chunks[-1].finish_reason == "stop"
+    assert (
+        chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == ids.index(ids[3]) + 1
+    )
+
+
+def test_long_prompt_is_truncated_to_the_context(backend: HFBackend) -> None:
+    context = backend.context_length
+    prompt = "Paris is the capital of France. " * 200
+    chunks = run(backend, prompt, temperature=0, max_tokens=8, ignore_eos=True)
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens == context - 8
+    assert chunks[-1].usage.completion_tokens == 8
+
+
+def test_logprobs(backend: HFBackend) -> None:
+    chunks = run(
+        backend,
+        "A dog says",
+        temperature=0,
+        max_tokens=6,
+        ignore_eos=True,
+        logprobs=True,
+        top_logprobs=3,
+    )
+    logprobs = [lp for c in chunks for lp in c.logprobs]
+    assert len(logprobs) == 6
+    for entry in logprobs:
+        assert entry.logprob <= 0 and len(entry.top) == 3
+        # greedy: the chosen token is the most likely one
+        assert entry.logprob == pytest.approx(entry.top[0][1])
+
+
+def test_closing_the_stream_stops_generation(backend: HFBackend) -> None:
+    async def first_then_close() -> int:
+        stream = backend.generate(
+            GenerationRequest(
+                "The sky", SamplingParams(temperature=0, max_tokens=200, ignore_eos=True)
+            )
+        )
+        received = 0
+        async for _ in stream:
+            received += 1
+            break
+        await stream.aclose()
+        # the backend is free again: a second request runs
+        chunks = [
+            c
+            async for c in backend.generate(
+                GenerationRequest(
+                    "The sky", SamplingParams(temperature=0, max_tokens=2, ignore_eos=True)
+                )
+            )
+        ]
+        return received + len(chunks)
+
+    assert asyncio.run(asyncio.wait_for(first_then_close(), 60)) >= 2
+
+
+def test_chat_prompt_uses_the_tokenizer_template(backend: HFBackend) -> None:
+    assert backend.template.name == "tokenizer"
+    assert backend.chat_prompt([Message("user", "Hi")]) == (
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_explicit_template_wins(random_llama_dir: Path) -> None:
+    other = HFBackend.load(str(random_llama_dir), conv_template="vicuna_v1.1", device="cpu")
+    assert other.template.name == "vicuna_v1.1"
+    assert "USER: Hi ASSISTANT:" in other.chat_prompt([Message("user", "Hi")])
+
+
+def test_embeddings_are_normalised(backend: HFBackend) -> None:
+    vectors = asyncio.run(backend.embed(["a cow", "a cow", "the capital of France"]))
+    assert len(vectors) == 3 and len(vectors[0]) == backend.model.config.hidden_size
+    assert vectors[0] == pytest.approx(vectors[1])
+    assert sum(v * v for v in vectors[2]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_8bit_without_cuda_is_a_clear_error(random_llama_dir: Path) -> None:
+    with pytest.raises(UnsupportedError, match="CUDA"):
+        HFBackend.load(str(random_llama_dir), device="cpu", load_8bit=True)
+
+
+def test_cuda_without_gpu_is_a_clear_error(random_llama_dir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(UnsupportedError, match="no CUDA GPU"):
+        HFBackend.load(str(random_llama_dir), device="cuda")
+
+
+def _save_lora(base_dir: Path, out: Path, seed: int) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(out)
+    return out
+
+
+def test_peft_adapters_share_one_base(random_llama_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    first = _save_lora(random_llama_dir, tmp_path / "lora-a", 1)
+    second = _save_lora(random_llama_dir, tmp_path / "lora-b", 2)
+    shared = HFBackend.load(
+        str(random_llama_dir), device="cpu", adapters={"a": str(first), "b": str(second)}
+    )
+    assert shared.adapters == ["a", "b"]
+
+    def logits(adapter: str | None) -> Any:
+        import torch
+
+        ids = torch.tensor([[5, 6, 7, 8]])
+        with (
+            torch.inference_mode(),
+            shared._adapter_context(GenerationRequest("", adapter=adapter)),
+        ):
+            return shared.model(input_ids=ids).logits[0, -1]
+
+    base, a, b = logits(None), logits("a"), logits("b")
+    assert not a.allclose(base) and not b.allclose(base) and not a.allclose(b)
+    chunks = run(shared, "The sky", temperature=0, max_tokens=3, ignore_eos=True)
+    assert chunks[-1].usage is not None
+    with pytest.raises(InvalidRequestError, match="not loaded"):
+        asyncio.run(shared.generate(GenerationRequest("x", adapter="zzz")).__anext__())
+
+
+def test_adapter_folder_loads_base_and_adapter(random_llama_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    folder = _save_lora(random_llama_dir, tmp_path / "my-lora", 3)
+    loaded = HFBackend.load(str(folder), device="cpu")
+    assert loaded.adapters == ["my-lora"]
+    assert loaded.template.name == "tokenizer"
+
+
+def test_encoder_decoder_model_generates(random_llama_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(random_llama_dir)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    folder = tmp_path / "fastchat-t5-tiny"
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    t5 = HFBackend.load(str(folder), device="cpu", conv_template="zero_shot")
+    assert t5.loaded.info.kind == "seq2seq"
+    chunks = run(t5, "Hello", temperature=0, max_tokens=5, ignore_eos=True)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
