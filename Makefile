@@ -18,8 +18,8 @@ run: setup  ## chat with the bundled Palestra Tiny
 	$(BIN)/palestra chat
 
 lint: setup
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy src

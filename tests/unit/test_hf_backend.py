@@ -237,3 +237,29 @@ def test_encoder_decoder_model_generates(random_llama_dir: Path, tmp_path: Path)
     assert t5.loaded.info.kind == "seq2seq"
     chunks = run(t5, "Hello", temperature=0, max_tokens=5, ignore_eos=True)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+
+
+def test_embedding_model_uses_its_family_pooling(random_llama_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(random_llama_dir)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        pad_token_id=0,
+    )
+    folder = tmp_path / "bge-tiny-en"
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    bge = HFBackend.load(str(folder), device="cpu")
+    assert bge.loaded.info.kind == "embedding"
+    vectors = asyncio.run(bge.embed(["a cow says moo", "snow is white"]))
+    encoded = tokenizer(["a cow says moo"], return_tensors="pt")
+    with torch.inference_mode():
+        cls = bge.model(**encoded).last_hidden_state[0, 0]
+    assert vectors[0] == pytest.approx(torch.nn.functional.normalize(cls, dim=0).tolist(), abs=1e-5)

@@ -79,25 +79,24 @@ class Turn:
     value: str = ""  # the exact answer, for evaluation
 
 
-def _pick(rng: random.Random, options: tuple[str, ...], *key: object, held_out: bool) -> str:
-    """A phrasing whose (phrasing, key) combination is in the requested split."""
-    allowed = [o for o in options if is_held_out(o, *key) == held_out]
-    return rng.choice(allowed or list(options))
+def _pick_trained(rng: random.Random, options: tuple[str, ...], *key: object) -> str:
+    """A phrasing whose (phrasing, key) combination is in the training split."""
+    return rng.choice([o for o in options if not is_held_out(o, *key)] or list(options))
 
 
 def fact_turn(
     rng: random.Random,
     relation: Relation,
     *,
-    held_out: bool = False,
     unseen_phrasing: bool = False,
     key: str | None = None,
+    template: str | None = None,
 ) -> Turn:
     key = key if key is not None else rng.choice(list(relation.facts))
-    if unseen_phrasing:
+    if template is None and unseen_phrasing:
         template = rng.choice(relation.unseen_questions)
-    else:
-        template = _pick(rng, relation.questions, relation.name, key, held_out=held_out)
+    elif template is None:
+        template = _pick_trained(rng, relation.questions, relation.name, key)
     return Turn(
         template.format(x=key),
         answer_for(relation, key),
@@ -109,29 +108,30 @@ def fact_turn(
 def arithmetic_turn(
     rng: random.Random,
     *,
-    held_out: bool = False,
     unseen_phrasing: bool = False,
     op: str | None = None,
+    operands: tuple[int, int] | None = None,
+    template: str | None = None,
 ) -> Turn:
     op = op or rng.choice(("plus", "minus"))
-    a, b = rng.randint(0, world.MAX_NUMBER), rng.randint(0, world.MAX_NUMBER)
+    a, b = operands or (rng.randint(0, world.MAX_NUMBER), rng.randint(0, world.MAX_NUMBER))
     if op == "minus" and a < b:
         a, b = b, a
     result = a + b if op == "plus" else a - b
-    if unseen_phrasing:
+    if template is None and unseen_phrasing:
         template = rng.choice(world.ADD_UNSEEN if op == "plus" else world.SUB_UNSEEN)
-    else:
+    elif template is None:
         options = world.ADD_QUESTIONS if op == "plus" else world.SUB_QUESTIONS
-        template = _pick(rng, options, op, a, b, held_out=held_out)
+        template = _pick_trained(rng, options, op, a, b)
     return Turn(template.format(a=a, b=b), f"{a} {op} {b} is {result}.", ("arith", op), str(result))
 
 
-def follow_up_turn(rng: random.Random, previous: Turn, *, held_out: bool = False) -> Turn | None:
+def follow_up_turn(rng: random.Random, previous: Turn) -> Turn | None:
     if previous.topic is None:
         return None
     kind, name = previous.topic
     if kind == "arith":
-        turn = arithmetic_turn(rng, held_out=held_out, op=name)
+        turn = arithmetic_turn(rng, op=name)
         a, b = re.findall(r"\d+", turn.assistant)[:2]
         template = rng.choice(world.ARITH_FOLLOW[name])
         return Turn(template.format(a=a, b=b), turn.assistant, turn.topic, turn.value)
@@ -240,6 +240,34 @@ class EvalItem:
         return re.search(rf"\b{re.escape(self.expected.lower())}\b", text.lower()) is not None
 
 
+def held_out_fact_turn(rng: random.Random) -> Turn:
+    """A seen phrasing asked about a fact it was never paired with in training."""
+    relation = rng.choice(RELATIONS)
+    combos = [
+        (t, k)
+        for t in relation.questions
+        for k in relation.facts
+        if is_held_out(t, relation.name, k)
+    ]
+    template, key = rng.choice(combos)
+    return fact_turn(rng, relation, key=key, template=template)
+
+
+def held_out_arithmetic_turn(rng: random.Random) -> Turn:
+    op = rng.choice(("plus", "minus"))
+    options = world.ADD_QUESTIONS if op == "plus" else world.SUB_QUESTIONS
+    numbers = range(world.MAX_NUMBER + 1)
+    combos = [
+        (t, a, b)
+        for t in options
+        for a in numbers
+        for b in numbers
+        if (op == "plus" or a >= b) and is_held_out(t, op, a, b)
+    ]
+    template, a, b = rng.choice(combos)
+    return arithmetic_turn(rng, op=op, operands=(a, b), template=template)
+
+
 def _item(category: str, turns: list[Turn], expected: str, check: str) -> EvalItem:
     messages: Conversation = []
     for turn in turns[:-1]:
@@ -257,17 +285,16 @@ def evaluation_items(seed: int = 1234) -> list[EvalItem]:
     items: list[EvalItem] = []
 
     for _ in range(110):  # seen phrasing, unseen (phrasing, fact) combination
-        relation = rng.choice(RELATIONS)
-        key = rng.choice(list(relation.facts))
-        turn = fact_turn(rng, relation, held_out=True, key=key)
-        items.append(_item(f"fact:{relation.name}", [turn], relation.facts[key], "contains"))
+        turn = held_out_fact_turn(rng)
+        assert turn.topic is not None
+        items.append(_item(f"fact:{turn.topic[1]}", [turn], turn.value, "contains"))
     for _ in range(40):  # phrasing never seen in training
         relation = rng.choice(RELATIONS)
         key = rng.choice(list(relation.facts))
         turn = fact_turn(rng, relation, unseen_phrasing=True, key=key)
         items.append(_item("fact:unseen-phrasing", [turn], relation.facts[key], "contains"))
     for _ in range(40):
-        turn = arithmetic_turn(rng, held_out=True)
+        turn = held_out_arithmetic_turn(rng)
         items.append(_item("arithmetic", [turn], turn.value, "number"))
     for _ in range(12):
         turn = arithmetic_turn(rng, unseen_phrasing=True)
@@ -276,18 +303,18 @@ def evaluation_items(seed: int = 1234) -> list[EvalItem]:
         first = (
             fact_turn(rng, rng.choice(RELATIONS)) if rng.random() < 0.7 else arithmetic_turn(rng)
         )
-        follow = follow_up_turn(rng, first, held_out=True)
+        follow = follow_up_turn(rng, first)
         assert follow is not None
         check = "number" if first.topic and first.topic[0] == "arith" else "contains"
         items.append(_item("follow-up", [first, follow], follow.value, check))
     for _ in range(15):  # greeting + question, unseen combination
-        turn = fact_turn(rng, rng.choice(RELATIONS), held_out=True)
+        turn = held_out_fact_turn(rng)
         greeted = with_greeting(rng, turn, (*world.GREETINGS_UNSEEN, "Hello!"))
         items.append(_item("greeting+question", [greeted], turn.value, "contains"))
     for _ in range(25):
         turn = refusal_turn(rng, held_out=True)
         items.append(_item("refusal", [turn], "", "refusal"))
-    items.append(_item("identity", [Turn("Hello! Who are you?", "")], "Palestra", "contains"))
+    items.append(_item("demo", [Turn("Hello! Who are you?", "")], "Palestra", "contains"))
     for question in world.CHITCHAT_UNSEEN["who"]:
         items.append(_item("identity", [Turn(question, "")], "Palestra", "contains"))
     items.append(_item("identity", [Turn("Who is your creator?", "")], "Palestra", "contains"))
