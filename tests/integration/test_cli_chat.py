@@ -49,6 +49,19 @@ def test_bundled_model_answers_through_a_pipe(tmp_path: Path) -> None:
     assert data["messages"][2] == {"role": "user", "content": "What is the capital of France?"}
 
 
+def test_default_flags_answer_sensibly() -> None:
+    """The defaults (temperature 0.7, 512 new tokens: the whole context) keep the prompt."""
+    result = subprocess.run(
+        [*CLI, "chat", "--seed", "1"],
+        input="What color is a banana?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "yellow" in result.stdout
+
+
 def test_load_reset_remove_and_regen(tmp_path: Path) -> None:
     saved = tmp_path / "history.json"
     saved.write_text(

@@ -87,6 +87,16 @@ def test_long_prompt_is_truncated_to_the_context(backend: HFBackend) -> None:
     assert chunks[-1].usage.completion_tokens == 8
 
 
+def test_max_tokens_beyond_the_context_keeps_the_whole_prompt(backend: HFBackend) -> None:
+    prompt = "The capital of France is Paris."
+    prompt_tokens = backend.count_tokens(prompt)
+    chunks = run(backend, prompt, temperature=0, max_tokens=10_000, ignore_eos=True)
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens == prompt_tokens
+    assert chunks[-1].usage.completion_tokens == backend.context_length - prompt_tokens
+    assert chunks[-1].finish_reason == "length"
+
+
 def test_logprobs(backend: HFBackend) -> None:
     chunks = run(
         backend,

@@ -54,6 +54,16 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     return tokenizer
 
 
+def make_tokenizer_config_portable(folder: Path) -> None:
+    """Keep the chat template inside tokenizer_config.json and name the generic fast
+    tokenizer class, so transformers 4.x loaders read the folder as well as 5.x."""
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config["chat_template"] = CHAT_TEMPLATE
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def make_model(tokenizer: Any, hidden: int, layers: int, heads: int) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -200,6 +210,7 @@ def build(
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    make_tokenizer_config_portable(out)
     build_seconds = time.time() - started
     report = evaluate_model(out)
     report.update(

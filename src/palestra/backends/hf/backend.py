@@ -177,10 +177,13 @@ class HFBackend(Backend):
             bos = self.tokenizer.bos_token_id
             ids = [bos if bos is not None else self.tokenizer.eos_token_id]
         context = self.context_length
-        max_new = min(max_new, max(1, context - 1))
-        if len(ids) + max_new > context:  # keep the end of the prompt, where the question is
-            ids = ids[-(context - max_new) :]
-        return ids, max_new
+        if len(ids) < context:  # the prompt fits: generate into the room that is left
+            return ids, min(max_new, context - len(ids))
+        # The prompt alone fills the context: keep its end (where the question is) and
+        # leave room for up to a quarter of the context of new tokens.
+        room = max(1, min(max_new, context // 4))
+        ids = ids[-(context - room) :]
+        return ids, room
 
     def _generate_sync(
         self, request: GenerationRequest, emit: Callable[[Any], None], cancel: threading.Event
