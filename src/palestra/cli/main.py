@@ -8,7 +8,7 @@ import sys
 import typer
 
 from palestra import __version__
-from palestra.cli import chat, models, templates
+from palestra.cli import chat, models, serve, templates
 from palestra.core.errors import PalestraError
 
 app = typer.Typer(
@@ -19,6 +19,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("chat", help=chat.__doc__)(chat.chat)
+app.command("serve", help=serve.serve.__doc__)(serve.serve)
+app.command("controller", help=serve.controller.__doc__)(serve.controller)
+app.command("worker", help=serve.worker.__doc__)(serve.worker)
+app.command("api", help=serve.api.__doc__)(serve.api)
+app.command("workers", help=serve.workers.__doc__)(serve.workers)
+app.command("test-message", help=serve.test_message.__doc__)(serve.test_message)
 app.add_typer(models.app, name="models")
 app.add_typer(templates.app, name="templates")
 

@@ -54,3 +54,62 @@ class UnsupportedError(BackendError):
 
     http_status = 400
     error_type = "invalid_request_error"
+
+
+class OverloadedError(PalestraError):
+    """A worker's queue is full; the client should retry later."""
+
+    http_status = 429
+    error_type = "overloaded_error"
+
+
+class NoWorkerError(PalestraError):
+    """The model is known but no live worker can take the request now."""
+
+    http_status = 503
+    error_type = "service_unavailable_error"
+
+
+class AuthenticationError(PalestraError):
+    """A missing or wrong API key."""
+
+    http_status = 401
+    error_type = "authentication_error"
+
+
+ERROR_TYPES: dict[str, type[PalestraError]] = {
+    cls.error_type: cls
+    for cls in (
+        InvalidRequestError,
+        ModelNotFoundError,
+        BackendError,
+        OverloadedError,
+        NoWorkerError,
+        AuthenticationError,
+    )
+}
+
+
+def error_envelope(error: PalestraError) -> dict[str, dict[str, str | None]]:
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+def error_from_envelope(body: dict, status: int) -> PalestraError:
+    """Rebuild a typed error from an envelope another Palestra service sent."""
+    info = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(info, dict):
+        return BackendError(f"upstream answered {status} without an error envelope")
+    cls = ERROR_TYPES.get(str(info.get("type")), PalestraError)
+    error = cls(
+        str(info.get("message") or "upstream error"), param=info.get("param"), code=info.get("code")
+    )
+    error.http_status = status
+    return error

@@ -220,9 +220,11 @@ class HFBackend(Backend):
                             tuple((self._token_text(i), lp) for i, lp in top),
                         )
                     )
-                if token in stop_ids:
+                if token in stop_ids:  # not part of the text, so not of the logprobs
                     finish = "stop"
                     generated.append(token)
+                    if params.logprobs:
+                        pending_logprobs.pop()
                     break
                 generated.append(token)
                 pending_ids.append(token)

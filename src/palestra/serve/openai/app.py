@@ -1,0 +1,80 @@
+"""`build_api_app`: the OpenAI-compatible API server, with API keys, CORS and `/health`."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from palestra.core.errors import AuthenticationError
+from palestra.serve.http_errors import error_response, install_error_handlers
+from palestra.serve.openai import chat, completions, embeddings, models
+from palestra.serve.openai.upstream import Upstream
+
+OPEN_PATHS = {"/health", "/docs", "/openapi.json"}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    controller: str
+    api_keys: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    allowed_methods: tuple[str, ...] = ("*",)
+    allowed_headers: tuple[str, ...] = ("*",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_api_app(settings: ApiSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.upstream = Upstream(settings.controller)
+        yield
+        await app.state.upstream.close()
+
+    app = FastAPI(title="Palestra OpenAI-compatible API", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (models.router, chat.router, completions.router, embeddings.router):
+        app.include_router(router)
+
+    if settings.api_keys:
+
+        @app.middleware("http")
+        async def require_key(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            if request.method == "OPTIONS" or request.url.path in OPEN_PATHS:
+                return await call_next(request)
+            header = request.headers.get("authorization", "")
+            key = header[7:] if header.lower().startswith("bearer ") else ""
+            if not any(secrets.compare_digest(key, k) for k in settings.api_keys):
+                reason = "missing" if not key else "incorrect"
+                return error_response(
+                    AuthenticationError(
+                        f"{reason} API key; send 'Authorization: Bearer <key>'",
+                        code="invalid_api_key",
+                    )
+                )
+            return await call_next(request)
+
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allowed_origins),
+            allow_credentials=settings.allow_credentials,
+            allow_methods=list(settings.allowed_methods),
+            allow_headers=list(settings.allowed_headers),
+        )
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        served = await request.app.state.upstream.models()
+        return {"status": "ok", "models": served}
+
+    return app

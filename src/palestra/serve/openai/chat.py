@@ -1,0 +1,172 @@
+"""`POST /v1/chat/completions`: messages in, the model's reply out, streamed as SSE
+`chat.completion.chunk`s ending with `data: [DONE]`, or as one `chat.completion`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from palestra.serve.openai.choices import (
+    SSE_DONE,
+    ChoiceStreams,
+    as_palestra_error,
+    collect,
+    new_id,
+    now,
+    sse,
+    sse_error,
+)
+from palestra.serve.openai.schemas import ChatCompletionRequest
+from palestra.serve.wire import ChunkMessage, GenerateRequest
+
+router = APIRouter()
+
+
+def _logprobs(chunk: ChunkMessage) -> dict[str, Any]:
+    return {
+        "content": [
+            {
+                "token": lp.token,
+                "logprob": lp.logprob,
+                "bytes": list(lp.token.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in lp.top
+                ],
+            }
+            for lp in chunk.logprobs
+        ]
+    }
+
+
+def _payloads(body: ChatCompletionRequest) -> list[dict[str, Any]]:
+    return [
+        GenerateRequest(
+            model=body.model,
+            messages=body.message_dicts(),
+            sampling=body.sampling(
+                max_tokens=body.token_limit,
+                logprobs=body.logprobs,
+                top_logprobs=body.top_logprobs or 0,
+                index=i,
+            ),
+        ).model_dump()
+        for i in range(body.n)
+    ]
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request
+) -> JSONResponse | StreamingResponse:
+    upstream = request.app.state.upstream
+    streams = ChoiceStreams(upstream, body.model, _payloads(body))
+    try:
+        await streams.first()
+    except BaseException:
+        await streams.aclose()
+        raise
+    completion_id, created = new_id("chatcmpl"), now()
+    if body.stream:
+        return StreamingResponse(
+            _stream(body, streams, completion_id, created), media_type="text/event-stream"
+        )
+    results = await collect(streams, body.n)
+    choices = []
+    for index, result in enumerate(results):
+        choice: dict[str, Any] = {
+            "index": index,
+            "message": {"role": "assistant", "content": result.text},
+            "logprobs": None,
+            "finish_reason": result.finish_reason,
+        }
+        if body.logprobs:
+            choice["logprobs"] = {
+                "content": [entry for c in result.chunks for entry in _logprobs(c)["content"]]
+            }
+        choices.append(choice)
+    usage = _usage(results[0].prompt_tokens, sum(r.completion_tokens for r in results))
+    return JSONResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+            "usage": usage,
+        }
+    )
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+async def _stream(
+    body: ChatCompletionRequest, streams: ChoiceStreams, completion_id: str, created: int
+) -> AsyncIterator[bytes]:
+    def frame(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+        data: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+        }
+        if body.include_usage:
+            data["usage"] = usage
+        return sse(data)
+
+    started: set[int] = set()
+    prompt_tokens, completion_tokens = 0, 0
+    try:
+        async for index, chunk in streams:
+            if index not in started:
+                started.add(index)
+                yield frame(
+                    [
+                        {
+                            "index": index,
+                            "delta": {"role": "assistant", "content": ""},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ]
+                )
+            if chunk.text or chunk.logprobs:
+                yield frame(
+                    [
+                        {
+                            "index": index,
+                            "delta": {"content": chunk.text},
+                            "logprobs": _logprobs(chunk) if body.logprobs else None,
+                            "finish_reason": None,
+                        }
+                    ]
+                )
+            if chunk.finish_reason:
+                prompt_tokens = chunk.prompt_tokens or 0
+                completion_tokens += chunk.completion_tokens or 0
+                yield frame(
+                    [
+                        {
+                            "index": index,
+                            "delta": {},
+                            "logprobs": None,
+                            "finish_reason": chunk.finish_reason,
+                        }
+                    ]
+                )
+        if body.include_usage:
+            yield frame([], _usage(prompt_tokens, completion_tokens))
+    except Exception as exc:
+        yield sse_error(as_palestra_error(exc))
+    finally:
+        await streams.aclose()
+    yield SSE_DONE

@@ -1,0 +1,130 @@
+"""Running the `n` choices of a request: each choice is its own upstream generation, all
+consumed concurrently and merged into one stream of (choice index, chunk). An error before
+any chunk arrives is raised to the caller (so it becomes an HTTP status); later errors
+arrive in the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from palestra.core.errors import PalestraError, error_envelope
+from palestra.serve.openai.upstream import Upstream
+from palestra.serve.wire import ChunkMessage
+
+_DONE = object()
+
+
+class ChoiceStreams:
+    def __init__(self, upstream: Upstream, model: str, payloads: list[dict[str, Any]]):
+        self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        self._open = len(payloads)
+        self._tasks = [
+            asyncio.create_task(self._pump(upstream, model, i, p)) for i, p in enumerate(payloads)
+        ]
+        self._peeked: tuple[int, ChunkMessage] | None = None
+
+    async def _pump(
+        self, upstream: Upstream, model: str, index: int, payload: dict[str, Any]
+    ) -> None:
+        try:
+            stream = await upstream.generate(model, payload)
+            async for chunk in stream:
+                await self._queue.put((index, chunk))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._queue.put((index, exc))
+        finally:
+            self._queue.put_nowait((index, _DONE))
+
+    async def first(self) -> None:
+        """Wait for the first chunk; raise if the request failed before producing one."""
+        item = await self._next()
+        if item is not None:
+            self._peeked = item
+
+    async def _next(self) -> tuple[int, ChunkMessage] | None:
+        while self._open:
+            index, item = await self._queue.get()
+            if item is _DONE:
+                self._open -= 1
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return index, item
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[tuple[int, ChunkMessage]]:
+        if self._peeked is not None:
+            peeked, self._peeked = self._peeked, None
+            yield peeked
+        while (item := await self._next()) is not None:
+            yield item
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@dataclass
+class ChoiceResult:
+    """A finished choice, for non-streamed responses."""
+
+    text: str = ""
+    prompt: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    chunks: list[ChunkMessage] = field(default_factory=list)
+
+
+async def collect(streams: ChoiceStreams, count: int) -> list[ChoiceResult]:
+    results = [ChoiceResult() for _ in range(count)]
+    try:
+        async for index, chunk in streams:
+            result = results[index]
+            result.text += chunk.text
+            result.chunks.append(chunk)
+            result.prompt = chunk.prompt if chunk.prompt is not None else result.prompt
+            if chunk.finish_reason:
+                result.finish_reason = chunk.finish_reason
+                result.prompt_tokens = chunk.prompt_tokens or 0
+                result.completion_tokens = chunk.completion_tokens or 0
+    finally:
+        await streams.aclose()
+    return results
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def sse(data: Any) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse_error(error: PalestraError) -> bytes:
+    return sse(error_envelope(error))
+
+
+def as_palestra_error(exc: BaseException) -> PalestraError:
+    if isinstance(exc, PalestraError):
+        return exc
+    return PalestraError(f"internal error: {type(exc).__name__}: {exc}")

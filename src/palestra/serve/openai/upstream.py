@@ -1,0 +1,164 @@
+"""`Upstream`: the API server's typed client for the controller and workers.
+
+A generation asks the controller for a worker, opens the worker's stream and reads the
+first line; if the worker is unreachable, overloaded or fails before that first line, the
+request goes to another worker serving the same model (the dead one is reported to the
+controller). After the first line, a failure ends the stream with an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from palestra.core.errors import (
+    BackendError,
+    NoWorkerError,
+    PalestraError,
+    error_from_envelope,
+)
+from palestra.serve.wire import ChunkMessage, DispatchResponse, ModelList
+
+logger = logging.getLogger(__name__)
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class Upstream:
+    def __init__(self, controller: str, *, timeout: float = 600.0, max_attempts: int = 3):
+        self.controller = controller.rstrip("/")
+        self.max_attempts = max_attempts
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _controller(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self.client.request(method, f"{self.controller}{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise NoWorkerError(
+                f"controller {self.controller} is unreachable ({exc}); is "
+                "`palestra controller` running?"
+            ) from exc
+        return _json_or_raise(response, await response.aread())
+
+    async def models(self) -> list[str]:
+        return ModelList.model_validate(await self._controller("GET", "/models")).models
+
+    async def dispatch(self, model: str, exclude: list[str]) -> str:
+        body = await self._controller(
+            "POST", "/dispatch", json={"model": model, "exclude": exclude}
+        )
+        return DispatchResponse.model_validate(body).address
+
+    async def report_dead(self, address: str) -> None:
+        try:
+            await self.client.post(
+                f"{self.controller}/workers/drop", json={"address": address, "queue_length": 0}
+            )
+        except httpx.HTTPError:
+            logger.warning("could not report dead worker %s", address)
+
+    async def call(self, model: str, path: str, payload: dict[str, Any]) -> Any:
+        """A plain JSON call to a worker serving `model` (embed, tokenize...)."""
+        exclude: list[str] = []
+        last: PalestraError | None = None
+        for _ in range(self.max_attempts):
+            address = await self.dispatch(model, exclude)
+            try:
+                response = await self.client.post(f"{address}{path}", json=payload)
+            except httpx.TransportError as exc:
+                await self.report_dead(address)
+                exclude.append(address)
+                last = BackendError(f"worker {address} unreachable: {exc}")
+                continue
+            if response.status_code in RETRYABLE:
+                exclude.append(address)
+                last = error_from_envelope(_safe_json(response.content), response.status_code)
+                continue
+            return _json_or_raise(response, response.content)
+        raise last or NoWorkerError(f"no worker could serve {model!r}")
+
+    async def generate(self, model: str, payload: dict[str, Any]) -> AsyncIterator[ChunkMessage]:
+        """Open a generation stream; errors before its first chunk raise here, typed."""
+        exclude: list[str] = []
+        last: PalestraError | None = None
+        for _ in range(self.max_attempts):
+            address = await self.dispatch(model, exclude)
+            opened = await self._open(address, payload)
+            if isinstance(opened, PalestraError):
+                if opened.http_status in RETRYABLE:
+                    exclude.append(address)
+                    last = opened
+                    continue
+                raise opened
+            return opened
+        raise last or NoWorkerError(f"no worker could serve {model!r}")
+
+    async def _open(
+        self, address: str, payload: dict[str, Any]
+    ) -> AsyncIterator[ChunkMessage] | PalestraError:
+        request = self.client.build_request("POST", f"{address}/generate", json=payload)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            await self.report_dead(address)
+            return BackendError(f"worker {address} unreachable: {exc}")
+        if response.status_code != 200:
+            body = await response.aread()
+            await response.aclose()
+            return error_from_envelope(_safe_json(body), response.status_code)
+        lines = response.aiter_lines()
+        try:
+            first = await anext(lines)
+        except (httpx.TransportError, StopAsyncIteration) as exc:
+            await response.aclose()
+            await self.report_dead(address)
+            return BackendError(f"worker {address} failed before its first chunk: {exc}")
+        return self._chunks(address, response, first, lines)
+
+    async def _chunks(
+        self, address: str, response: httpx.Response, first: str, lines: AsyncIterator[str]
+    ) -> AsyncIterator[ChunkMessage]:
+        finished = False
+        try:
+            line: str | None = first
+            while line is not None:
+                if line.strip():
+                    data = json.loads(line)
+                    if "error" in data:
+                        raise error_from_envelope(data, 500)
+                    chunk = ChunkMessage.model_validate(data)
+                    finished = finished or chunk.finish_reason is not None
+                    yield chunk
+                line = await anext(lines, None)
+        except httpx.TransportError as exc:
+            await self.report_dead(address)
+            raise BackendError(
+                f"worker {address} failed mid-stream: {exc}", code="worker_failed"
+            ) from exc
+        finally:
+            await response.aclose()
+        if not finished:
+            await self.report_dead(address)
+            raise BackendError(
+                f"worker {address} ended the stream without finishing", code="worker_failed"
+            )
+
+
+def _safe_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {}
+
+
+def _json_or_raise(response: httpx.Response, body: bytes) -> Any:
+    data = _safe_json(body)
+    if response.status_code >= 400:
+        raise error_from_envelope(data, response.status_code)
+    return data

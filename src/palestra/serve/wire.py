@@ -1,0 +1,168 @@
+"""The internal protocol between API server, controller and workers: pydantic models,
+JSON over HTTP. Worker streams are newline-delimited JSON, one `ChunkMessage` (or an
+`{"error": ...}` envelope) per line, carrying deltas, never cumulative text."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from palestra.core.types import GenerationChunk, SamplingParams, TokenLogprob
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- worker
+class SamplingWire(Strict):
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int | None = None  # None: fill the room left in the context
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    stop_token_ids: list[int] = Field(default_factory=list)
+    ignore_eos: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    def to_params(self, max_tokens: int) -> SamplingParams:
+        data = self.model_dump()
+        data.update(
+            max_tokens=max_tokens, stop=tuple(self.stop), stop_token_ids=tuple(self.stop_token_ids)
+        )
+        return SamplingParams(**data)
+
+
+class GenerateRequest(Strict):
+    """Either `messages` (the worker applies the model's chat template) or `prompt`."""
+
+    model: str
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    prompt_token_ids: list[int] | None = None
+    sampling: SamplingWire = Field(default_factory=SamplingWire)
+    request_id: str = ""
+
+
+class LogprobWire(BaseModel):
+    token: str
+    token_id: int
+    logprob: float
+    top: list[tuple[str, float]] = Field(default_factory=list)
+
+
+class ChunkMessage(BaseModel):
+    text: str = ""
+    token_ids: list[int] = Field(default_factory=list)
+    logprobs: list[LogprobWire] = Field(default_factory=list)
+    finish_reason: Literal["stop", "length"] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt: str | None = None  # the rendered prompt, on the first chunk (for echo)
+
+    @classmethod
+    def from_chunk(cls, chunk: GenerationChunk, prompt: str | None = None) -> ChunkMessage:
+        return cls(
+            text=chunk.text,
+            token_ids=list(chunk.token_ids),
+            logprobs=[
+                LogprobWire(
+                    token=lp.token, token_id=lp.token_id, logprob=lp.logprob, top=list(lp.top)
+                )
+                for lp in chunk.logprobs
+            ],
+            finish_reason=chunk.finish_reason,
+            prompt_tokens=chunk.usage.prompt_tokens if chunk.usage else None,
+            completion_tokens=chunk.usage.completion_tokens if chunk.usage else None,
+            prompt=prompt,
+        )
+
+    def token_logprobs(self) -> list[TokenLogprob]:
+        return [
+            TokenLogprob(lp.token, lp.token_id, lp.logprob, tuple(lp.top)) for lp in self.logprobs
+        ]
+
+
+class EmbedRequest(Strict):
+    model: str
+    input: list[str]
+
+
+class EmbedResponse(BaseModel):
+    embeddings: list[list[float]]
+    prompt_tokens: int
+
+
+class TokenizeRequest(Strict):
+    model: str
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[int]
+    count: int
+    max_model_len: int
+
+
+class DetokenizeRequest(Strict):
+    model: str
+    tokens: list[int]
+
+
+class ModelStatus(BaseModel):
+    name: str
+    backend: str
+    context_length: int
+    template: str
+
+
+class WorkerStatus(BaseModel):
+    address: str
+    models: list[ModelStatus]
+    capacity: int
+    queue_length: int
+
+
+# ---------------------------------------------------------------- controller
+class RegisterRequest(Strict):
+    address: str
+    models: list[str]
+    capacity: int = 1
+    queue_length: int = 0
+
+
+class HeartbeatRequest(Strict):
+    address: str
+    queue_length: int = 0
+
+
+class HeartbeatResponse(BaseModel):
+    known: bool
+
+
+class DispatchRequest(Strict):
+    model: str
+    exclude: list[str] = Field(default_factory=list)
+
+
+class DispatchResponse(BaseModel):
+    address: str
+
+
+class WorkerRow(BaseModel):
+    address: str
+    models: list[str]
+    capacity: int
+    queue_length: int
+    last_heartbeat_age_s: float
+
+
+class ModelList(BaseModel):
+    models: list[str]

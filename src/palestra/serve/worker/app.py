@@ -1,0 +1,216 @@
+"""`build_worker_app`: the worker's HTTP API, the same for every backend.
+
+    POST /generate    GenerateRequest -> NDJSON stream of ChunkMessage (or an error line)
+    POST /embed       EmbedRequest -> EmbedResponse
+    POST /tokenize    TokenizeRequest -> TokenizeResponse;  POST /detokenize
+    GET  /status      WorkerStatus (models, capacity, queue length);  GET /health
+
+Validation (unknown model, context overflow, bad sampling values) answers before the
+stream starts, with the right status; an error mid-stream becomes a final error line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
+from palestra.core.types import GenerationRequest, messages_from_dicts
+from palestra.serve.http_errors import install_error_handlers
+from palestra.serve.wire import (
+    ChunkMessage,
+    DetokenizeRequest,
+    EmbedRequest,
+    EmbedResponse,
+    GenerateRequest,
+    ModelStatus,
+    RegisterRequest,
+    TokenizeRequest,
+    TokenizeResponse,
+    WorkerStatus,
+)
+from palestra.serve.worker.models import ModelTable, ServedModel
+from palestra.serve.worker.registration import keep_registered
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    address: str  # what the controller and API server call back
+    controller: str | None = None  # None: run standalone, no registration
+    heartbeat_interval: float = 10.0
+
+
+def _prompt_for(
+    model: ServedModel, messages: list[dict[str, Any]] | None, prompt: str | None
+) -> str:
+    if messages is not None:
+        if not messages:
+            raise InvalidRequestError("messages must not be empty", param="messages")
+        return model.backend.chat_prompt(messages_from_dicts(messages))
+    if prompt is None:
+        raise InvalidRequestError("give messages or prompt", param="prompt")
+    return prompt
+
+
+def _token_budget(model: ServedModel, prompt_tokens: int, requested: int | None) -> int:
+    context = model.backend.context_length
+    if requested is not None and requested < 1:
+        raise InvalidRequestError(
+            f"max_tokens must be >= 1, got {requested}", param="max_tokens", code="invalid_value"
+        )
+    if prompt_tokens >= context or (requested and prompt_tokens + requested > context):
+        asked = f" + {requested} requested new tokens" if requested else ""
+        raise InvalidRequestError(
+            f"this model's context is {context} tokens; the prompt has {prompt_tokens} "
+            f"tokens{asked}. Shorten the prompt or lower max_tokens",
+            param="max_tokens" if requested else "messages",
+            code="context_length_exceeded",
+        )
+    return requested or context - prompt_tokens
+
+
+def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
+    def registration() -> RegisterRequest:
+        return RegisterRequest(
+            address=settings.address,
+            models=sorted(table.models),
+            capacity=table.capacity,
+            queue_length=table.queue_length,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.controller:
+            task = asyncio.create_task(
+                keep_registered(
+                    settings.controller,
+                    registration,
+                    heartbeat_interval=settings.heartbeat_interval,
+                )
+            )
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for backend in {id(m.backend): m.backend for m in table.models.values()}.values():
+            await backend.close()
+
+    app = FastAPI(title="Palestra worker", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.models = table
+    install_error_handlers(app)
+
+    @app.post("/generate")
+    async def generate(body: GenerateRequest) -> StreamingResponse:
+        model = table.get(body.model)
+        prompt = _prompt_for(model, body.messages, body.prompt)
+        prompt_ids = body.prompt_token_ids
+        prompt_tokens = len(prompt_ids) if prompt_ids else model.backend.count_tokens(prompt)
+        budget = _token_budget(model, prompt_tokens, body.sampling.max_tokens)
+        request = GenerationRequest(
+            prompt=prompt,
+            sampling=body.sampling.to_params(budget),
+            prompt_token_ids=tuple(prompt_ids) if prompt_ids else None,
+            request_id=body.request_id,
+            adapter=model.adapter,
+        )
+        ticket = await model.admission.acquire()
+
+        async def lines() -> AsyncIterator[bytes]:
+            stream = model.backend.generate(request)
+            first = True
+            try:
+                async for chunk in stream:
+                    message = ChunkMessage.from_chunk(chunk, prompt if first else None)
+                    first = False
+                    yield (message.model_dump_json(exclude_defaults=True) + "\n").encode()
+            except PalestraError as exc:
+                yield (_json(error_envelope(exc)) + "\n").encode()
+            except Exception as exc:  # one request's crash never takes the worker down
+                error = PalestraError(f"generation failed: {type(exc).__name__}: {exc}")
+                yield (_json(error_envelope(error)) + "\n").encode()
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+                ticket.release()
+
+        return StreamingResponse(
+            lines(), media_type="application/x-ndjson", background=BackgroundTask(ticket.release)
+        )
+
+    @app.post("/embed")
+    async def embed(body: EmbedRequest) -> EmbedResponse:
+        model = table.get(body.model)
+        if not body.input or any(not text for text in body.input):
+            raise InvalidRequestError(
+                "input must be a non-empty list of non-empty strings", param="input"
+            )
+        ticket = await model.admission.acquire()
+        try:
+            vectors = await model.backend.embed(body.input)
+        finally:
+            ticket.release()
+        tokens = sum(model.backend.count_tokens(text) for text in body.input)
+        return EmbedResponse(embeddings=vectors, prompt_tokens=tokens)
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
+        model = table.get(body.model)
+        prompt = _prompt_for(model, body.messages, body.prompt)
+        tokenizer = getattr(model.backend, "tokenizer", None)
+        if tokenizer is None:
+            raise InvalidRequestError(f"backend {model.backend.name!r} does not tokenize")
+        ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return TokenizeResponse(
+            tokens=ids, count=len(ids), max_model_len=model.backend.context_length
+        )
+
+    @app.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> dict[str, str]:
+        model = table.get(body.model)
+        tokenizer = getattr(model.backend, "tokenizer", None)
+        if tokenizer is None:
+            raise InvalidRequestError(f"backend {model.backend.name!r} does not tokenize")
+        return {"prompt": str(tokenizer.decode(body.tokens))}
+
+    @app.get("/status")
+    async def status() -> WorkerStatus:
+        return WorkerStatus(
+            address=settings.address,
+            models=[
+                ModelStatus(
+                    name=m.name,
+                    backend=m.backend.name,
+                    context_length=m.backend.context_length,
+                    template=m.backend.template.name,
+                )
+                for m in table.models.values()
+            ],
+            capacity=table.capacity,
+            queue_length=table.queue_length,
+        )
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        details = [(await m.backend.health()) for m in table.models.values()]
+        return {
+            "status": "ok" if all(d.ok for d in details) else "degraded",
+            "models": [d.detail for d in details],
+        }
+
+    return app
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False)
