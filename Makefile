@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-run: setup  ## chat with the bundled Palestra Tiny
-	$(BIN)/palestra chat
+run: setup  ## serve the bundled Palestra Tiny: controller + worker + OpenAI-compatible API
+	$(BIN)/palestra serve
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -49,10 +49,18 @@ class Upstream:
     async def models(self) -> list[str]:
         return ModelList.model_validate(await self._controller("GET", "/models")).models
 
-    async def dispatch(self, model: str, exclude: list[str]) -> str:
-        body = await self._controller(
-            "POST", "/dispatch", json={"model": model, "exclude": exclude}
-        )
+    async def dispatch(
+        self, model: str, exclude: list[str], last: PalestraError | None = None
+    ) -> str:
+        """A worker for `model`; once every worker was tried, the last worker's error."""
+        try:
+            body = await self._controller(
+                "POST", "/dispatch", json={"model": model, "exclude": exclude}
+            )
+        except NoWorkerError:
+            if last is not None:
+                raise last from None
+            raise
         return DispatchResponse.model_validate(body).address
 
     async def report_dead(self, address: str) -> None:
@@ -68,7 +76,7 @@ class Upstream:
         exclude: list[str] = []
         last: PalestraError | None = None
         for _ in range(self.max_attempts):
-            address = await self.dispatch(model, exclude)
+            address = await self.dispatch(model, exclude, last)
             try:
                 response = await self.client.post(f"{address}{path}", json=payload)
             except httpx.TransportError as exc:
@@ -88,7 +96,7 @@ class Upstream:
         exclude: list[str] = []
         last: PalestraError | None = None
         for _ in range(self.max_attempts):
-            address = await self.dispatch(model, exclude)
+            address = await self.dispatch(model, exclude, last)
             opened = await self._open(address, payload)
             if isinstance(opened, PalestraError):
                 if opened.http_status in RETRYABLE:

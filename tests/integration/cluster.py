@@ -1,0 +1,122 @@
+"""Real Palestra processes on loopback ports for integration tests: a controller, workers
+and an API server started as `palestra ...` subprocesses, stopped (or killed) on demand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+CLI = [sys.executable, "-m", "palestra.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class Process:
+    name: str
+    url: str
+    popen: subprocess.Popen
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Cluster:
+    processes: list[Process] = field(default_factory=list)
+
+    def _start(self, name: str, args: list[str], port: int, ready: str) -> Process:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        popen = subprocess.Popen(
+            [*CLI, *args, "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        process = Process(name, f"http://127.0.0.1:{port}", popen)
+        self.processes.append(process)
+        wait_for(
+            lambda: (
+                popen.poll() is None and httpx.get(process.url + ready, timeout=2).status_code < 500
+            ),
+            90,
+            name,
+        )
+        return process
+
+    def controller(self, port: int | None = None, expiry: float = 30.0) -> Process:
+        return self._start(
+            "controller", ["controller", "--expiry", str(expiry)], port or free_port(), "/health"
+        )
+
+    def worker(
+        self, controller: str, *extra: str, heartbeat: float = 1.0, wait_ready: bool = True
+    ) -> Process:
+        port = free_port()
+        args = [
+            "worker",
+            "--controller-address",
+            controller,
+            "--device",
+            "cpu",
+            "--heartbeat-interval",
+            str(heartbeat),
+            *extra,
+        ]
+        if not wait_ready:
+            popen = subprocess.Popen(
+                [*CLI, *args, "--port", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            process = Process("worker", f"http://127.0.0.1:{port}", popen)
+            self.processes.append(process)
+            return process
+        return self._start("worker", args, port, "/status")
+
+    def api(self, controller: str, *extra: str) -> Process:
+        return self._start(
+            "api", ["api", "--controller-address", controller, *extra], free_port(), "/docs"
+        )
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def registered(controller: Process, count: int) -> Callable[[], bool]:
+    return lambda: len(httpx.get(controller.url + "/workers", timeout=2).json()) == count
