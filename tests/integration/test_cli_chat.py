@@ -125,11 +125,3 @@ def test_models_and_templates_commands() -> None:
     assert (
         "<|im_start|>user\nWhat is 2 plus 2?<|im_end|>\n<|im_start|>assistant\n" in rendered.stdout
     )
-
-
-def test_readme_starts_with_the_two_commands() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()
-    assert [line.split("#")[0].strip() for line in block] == ["make run", "make test"]
-    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
-    assert "make test" in ci
