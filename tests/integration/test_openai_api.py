@@ -258,3 +258,39 @@ def test_workers_table_and_test_message(stack: dict[str, Process]) -> None:
         timeout=120,
     )
     assert "Palestra" in message.stdout
+
+
+def _metric(text: str, name: str, default: float | None = None, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    if default is not None:
+        return default
+    raise AssertionError(f"{name} {labels} not in /metrics")
+
+
+def test_prometheus_metrics(stack: dict[str, Process], client: openai.OpenAI) -> None:
+    url = stack["api"].url
+    before = httpx.get(url + "/metrics").text
+    sent = _metric(
+        before, "palestra_api_requests_total", endpoint="/v1/chat/completions", status="200"
+    )
+    stream = client.chat.completions.create(
+        model=MODEL, messages=ask("Hi!"), stream=True, max_tokens=5, temperature=0
+    )
+    list(stream)
+    httpx.post(url + "/v1/chat/completions", json={"model": MODEL, "messages": []})
+    after = httpx.get(url + "/metrics").text
+    assert (
+        _metric(after, "palestra_api_requests_total", endpoint="/v1/chat/completions", status="200")
+        == sent + 1
+    )
+    assert _metric(after, "palestra_api_errors_total", type="invalid_request_error") >= 1
+    assert _metric(after, "palestra_api_time_to_first_token_seconds_count") >= 1
+    assert _metric(after, "palestra_api_generated_tokens_total") >= 5
+    assert _metric(after, "palestra_api_generation_tokens_per_second_count") >= 1
+    assert _metric(after, "palestra_api_queue_length") == 0
+    worker = httpx.get(stack["worker"].url + "/metrics").text
+    assert (
+        _metric(worker, "palestra_worker_requests_total", endpoint="/generate", status="200") >= 1
+    )

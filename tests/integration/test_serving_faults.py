@@ -142,7 +142,20 @@ def test_api_keys(cluster: Cluster) -> None:
     controller = cluster.controller()
     cluster.worker(controller.url)
     wait_for(registered(controller, 1), 30, "worker")
-    api = cluster.api(controller.url, "--api-keys", "k1,k2")
+    api = cluster.api(
+        controller.url, "--api-keys", "k1,k2", "--allowed-origins", "http://ui.example"
+    )
+    preflight = httpx.options(
+        api.url + "/v1/chat/completions",
+        headers={
+            "origin": "http://ui.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://ui.example"
+    assert httpx.get(api.url + "/metrics").status_code == 200  # scrapes need no key
     missing = httpx.get(api.url + "/v1/models")
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_api_key"
     wrong = httpx.get(api.url + "/v1/models", headers={"authorization": "Bearer nope"})

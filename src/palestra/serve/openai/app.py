@@ -13,10 +13,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from palestra.core.errors import AuthenticationError
 from palestra.serve.http_errors import error_response, install_error_handlers
+from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models
 from palestra.serve.openai.upstream import Upstream
 
-OPEN_PATHS = {"/health", "/docs", "/openapi.json"}
+OPEN_PATHS = {"/health", "/metrics", "/docs", "/openapi.json"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,17 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
                     )
                 )
             return await call_next(request)
+
+    metrics = ServingMetrics("palestra_api")
+
+    async def refresh_queue_length() -> None:
+        try:
+            rows = await app.state.upstream._controller("GET", "/workers")
+            metrics.queue_length.set(sum(int(row["queue_length"]) for row in rows))
+        except Exception:  # a scrape must not fail because the controller is away
+            metrics.queue_length.set(float("nan"))
+
+    install_metrics(app, metrics, refresh_queue_length)
 
     if settings.allowed_origins:
         app.add_middleware(

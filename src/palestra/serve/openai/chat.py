@@ -62,7 +62,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
     upstream = request.app.state.upstream
-    streams = ChoiceStreams(upstream, body.model, _payloads(body))
+    streams = ChoiceStreams(upstream, body.model, _payloads(body), request.app.state.metrics)
     try:
         await streams.first()
     except BaseException:

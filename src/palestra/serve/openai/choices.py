@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from palestra.core.errors import PalestraError, error_envelope
+from palestra.serve.metrics import ServingMetrics
 from palestra.serve.openai.upstream import Upstream
 from palestra.serve.wire import ChunkMessage
 
@@ -22,7 +23,16 @@ _DONE = object()
 
 
 class ChoiceStreams:
-    def __init__(self, upstream: Upstream, model: str, payloads: list[dict[str, Any]]):
+    def __init__(
+        self,
+        upstream: Upstream,
+        model: str,
+        payloads: list[dict[str, Any]],
+        metrics: ServingMetrics | None = None,
+    ):
+        self._metrics = metrics
+        self._started = time.monotonic()
+        self._first_token: dict[int, float] = {}
         self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._open = len(payloads)
         self._tasks = [
@@ -57,9 +67,24 @@ class ChoiceStreams:
                 self._open -= 1
                 continue
             if isinstance(item, BaseException):
+                if self._metrics is not None and isinstance(item, PalestraError):
+                    self._metrics.errors.labels(item.error_type).inc()
                 raise item
+            self._observe(index, item)
             return index, item
         return None
+
+    def _observe(self, index: int, chunk: ChunkMessage) -> None:
+        if self._metrics is None:
+            return
+        now_ = time.monotonic()
+        if index not in self._first_token and (chunk.text or chunk.token_ids):
+            self._first_token[index] = now_
+            self._metrics.time_to_first_token.observe(now_ - self._started)
+        if chunk.finish_reason:
+            self._metrics.generation_done(
+                self._started, self._first_token.get(index), chunk.completion_tokens or 0
+            )
 
     async def __aiter__(self) -> AsyncIterator[tuple[int, ChunkMessage]]:
         if self._peeked is not None:

@@ -66,7 +66,9 @@ async def completions(
     body: CompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
     payloads = _payloads(body)
-    streams = ChoiceStreams(request.app.state.upstream, body.model, payloads)
+    streams = ChoiceStreams(
+        request.app.state.upstream, body.model, payloads, request.app.state.metrics
+    )
     try:
         await streams.first()
     except BaseException:

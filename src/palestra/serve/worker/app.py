@@ -24,6 +24,7 @@ from starlette.background import BackgroundTask
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
 from palestra.core.types import GenerationRequest, messages_from_dicts
 from palestra.serve.http_errors import install_error_handlers
+from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.wire import (
     ChunkMessage,
     DetokenizeRequest,
@@ -108,6 +109,12 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
     app.state.settings = settings
     app.state.models = table
     install_error_handlers(app)
+    metrics = ServingMetrics("palestra_worker")
+
+    async def refresh_queue_length() -> None:
+        metrics.queue_length.set(table.queue_length)
+
+    install_metrics(app, metrics, refresh_queue_length)
 
     @app.post("/generate")
     async def generate(body: GenerateRequest) -> StreamingResponse:

@@ -1,0 +1,109 @@
+"""Prometheus metrics for Palestra's apps, each app with its own registry (no globals):
+request counts by endpoint and status, errors by type, time to first token, generation
+speed, tokens generated, requests in flight, and queue length."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+ERROR_TYPES_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "overloaded_error",
+    503: "service_unavailable_error",
+}
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+SPEED_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class ServingMetrics:
+    def __init__(self, prefix: str):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            f"{prefix}_requests",
+            "HTTP requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            f"{prefix}_errors",
+            "Failed requests and streams by error type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            f"{prefix}_requests_in_flight", "Requests being handled", registry=self.registry
+        )
+        self.queue_length = Gauge(
+            f"{prefix}_queue_length",
+            "Requests running or waiting on the workers",
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            f"{prefix}_time_to_first_token_seconds",
+            "From request to first generated token",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens_per_second = Histogram(
+            f"{prefix}_generation_tokens_per_second",
+            "Generated tokens per second per request after the first token",
+            buckets=SPEED_BUCKETS,
+            registry=self.registry,
+        )
+        self.generated_tokens = Counter(
+            f"{prefix}_generated_tokens", "Generated tokens", registry=self.registry
+        )
+
+    def generation_done(self, started: float, first_token: float | None, tokens: int) -> None:
+        self.generated_tokens.inc(tokens)
+        if first_token is not None and tokens > 1:
+            elapsed = time.monotonic() - first_token
+            if elapsed > 0:
+                self.tokens_per_second.observe((tokens - 1) / elapsed)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_metrics(
+    app: FastAPI, metrics: ServingMetrics, refresh: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Count every request and serve `GET /metrics` (after `refresh` updates gauges)."""
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        metrics.in_flight.inc()
+        try:
+            response = await call_next(request)
+        finally:
+            metrics.in_flight.dec()
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        if response.status_code >= 400:
+            metrics.errors.labels(
+                ERROR_TYPES_BY_STATUS.get(response.status_code, "internal_error")
+            ).inc()
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        if refresh is not None:
+            await refresh()
+        return metrics.render()
