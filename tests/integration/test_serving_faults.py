@@ -138,6 +138,26 @@ def test_client_disconnect_stops_generation(cluster: Cluster) -> None:
     wait_for(lambda: queue_length(worker.url) == 0, 10, "the worker to stop generating")
 
 
+def test_queued_request_whose_client_left_never_runs(cluster: Cluster) -> None:
+    controller = cluster.controller()
+    worker = cluster.worker(controller.url, "--limit-concurrency", "1", "--max-queue", "4")
+    wait_for(registered(controller, 1), 30, "worker")
+    api = cluster.api(controller.url)
+    with httpx.stream("POST", api.url + "/v1/chat/completions", json=LONG, timeout=30) as holder:
+        next(line for line in holder.iter_lines() if line.startswith("data: "))
+        with pytest.raises(httpx.ReadTimeout):  # queued behind the holder, then gives up
+            httpx.post(
+                api.url + "/v1/chat/completions",
+                json={**LONG, "stream": False},
+                timeout=httpx.Timeout(30, read=0.5),
+            )
+        wait_for(lambda: queue_length(worker.url) == 1, 5, "the abandoned request to leave")
+    wait_for(lambda: queue_length(worker.url) == 0, 10, "the worker to go idle")
+    metrics = httpx.get(worker.url + "/metrics").text
+    assert 'palestra_worker_requests_total{endpoint="/generate",status="499"} 1.0' in metrics
+    assert 'palestra_worker_requests_total{endpoint="/generate",status="200"} 1.0' in metrics
+
+
 def test_api_keys(cluster: Cluster) -> None:
     controller = cluster.controller()
     cluster.worker(controller.url)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -16,12 +16,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ERROR_TYPES_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
     404: "not_found_error",
     429: "overloaded_error",
+    499: "client_disconnected",
     503: "service_unavailable_error",
 }
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -78,29 +80,43 @@ class ServingMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class _CountRequests:
+    """Pure ASGI middleware (it leaves `receive` alone, so disconnects stay visible)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            self.metrics.in_flight.dec()
+            endpoint = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            if status >= 400:
+                kind = ERROR_TYPES_BY_STATUS.get(status, "internal_error")
+                self.metrics.errors.labels(kind).inc()
+
+
 def install_metrics(
     app: FastAPI, metrics: ServingMetrics, refresh: Callable[[], Awaitable[None]] | None = None
 ) -> None:
     """Count every request and serve `GET /metrics` (after `refresh` updates gauges)."""
     app.state.metrics = metrics
-
-    @app.middleware("http")
-    async def count(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        metrics.in_flight.inc()
-        try:
-            response = await call_next(request)
-        finally:
-            metrics.in_flight.dec()
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        if response.status_code >= 400:
-            metrics.errors.labels(
-                ERROR_TYPES_BY_STATUS.get(response.status_code, "internal_error")
-            ).inc()
-        return response
+    app.add_middleware(_CountRequests, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

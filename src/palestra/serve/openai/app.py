@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-from palestra.core.errors import AuthenticationError
-from palestra.serve.http_errors import error_response, install_error_handlers
+from palestra.serve.http_errors import install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models
+from palestra.serve.openai.auth import RequireApiKey
 from palestra.serve.openai.upstream import Upstream
-
-OPEN_PATHS = {"/health", "/metrics", "/docs", "/openapi.json"}
 
 
 @dataclass(frozen=True)
@@ -44,26 +41,6 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
     for router in (models.router, chat.router, completions.router, embeddings.router):
         app.include_router(router)
 
-    if settings.api_keys:
-
-        @app.middleware("http")
-        async def require_key(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            if request.method == "OPTIONS" or request.url.path in OPEN_PATHS:
-                return await call_next(request)
-            header = request.headers.get("authorization", "")
-            key = header[7:] if header.lower().startswith("bearer ") else ""
-            if not any(secrets.compare_digest(key, k) for k in settings.api_keys):
-                reason = "missing" if not key else "incorrect"
-                return error_response(
-                    AuthenticationError(
-                        f"{reason} API key; send 'Authorization: Bearer <key>'",
-                        code="invalid_api_key",
-                    )
-                )
-            return await call_next(request)
-
     metrics = ServingMetrics("palestra_api")
 
     async def refresh_queue_length() -> None:
@@ -73,8 +50,9 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
         except Exception:  # a scrape must not fail because the controller is away
             metrics.queue_length.set(float("nan"))
 
-    install_metrics(app, metrics, refresh_queue_length)
-
+    if settings.api_keys:
+        app.add_middleware(RequireApiKey, keys=settings.api_keys)
+    install_metrics(app, metrics, refresh_queue_length)  # outside the key check: 401s count
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

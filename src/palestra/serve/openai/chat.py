@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from palestra.serve.disconnect import unless_disconnected
 from palestra.serve.openai.choices import (
     SSE_DONE,
     ChoiceStreams,
@@ -64,7 +65,7 @@ async def chat_completions(
     upstream = request.app.state.upstream
     streams = ChoiceStreams(upstream, body.model, _payloads(body), request.app.state.metrics)
     try:
-        await streams.first()
+        await unless_disconnected(request, streams.first())
     except BaseException:
         await streams.aclose()
         raise

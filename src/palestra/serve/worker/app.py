@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
 from palestra.core.types import GenerationRequest, messages_from_dicts
+from palestra.serve.disconnect import unless_disconnected
 from palestra.serve.http_errors import install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.wire import (
@@ -117,7 +118,7 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
     install_metrics(app, metrics, refresh_queue_length)
 
     @app.post("/generate")
-    async def generate(body: GenerateRequest) -> StreamingResponse:
+    async def generate(body: GenerateRequest, http_request: Request) -> StreamingResponse:
         model = table.get(body.model)
         prompt = _prompt_for(model, body.messages, body.prompt)
         prompt_ids = body.prompt_token_ids
@@ -130,7 +131,9 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
             request_id=body.request_id,
             adapter=model.adapter,
         )
-        ticket = await model.admission.acquire()
+        ticket = await unless_disconnected(
+            http_request, model.admission.acquire(), abandon=lambda held: held.release()
+        )
 
         async def lines() -> AsyncIterator[bytes]:
             stream = model.backend.generate(request)

@@ -1,0 +1,63 @@
+"""The ceiling for serving: the same model's plain `model.generate`, greedy, at batch 1 and
+batch 16, generating exactly --max-tokens new tokens per sequence.
+
+    python benchmarks/raw_generate.py [--model-path PATH] [--batch-sizes 1,16] [--max-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-path", default=None, help="default: the bundled model")
+    parser.add_argument("--batch-sizes", default="1,16")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from palestra.models.inspect import resolve_model_path
+
+    hf_logging.set_verbosity_error()
+    path = resolve_model_path(args.model_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hello! Who are you?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    print(f"model: {path}  threads: {torch.get_num_threads()}  new tokens: {args.max_tokens}")
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        encoded = tokenizer(
+            [prompt] * batch, return_tensors="pt", add_special_tokens=False, padding=True
+        )
+        timings = []
+        for _ in range(args.repeats + 1):  # the first is a warm-up
+            started = time.perf_counter()
+            with torch.inference_mode():
+                model.generate(
+                    **encoded,
+                    max_new_tokens=args.max_tokens,
+                    min_new_tokens=args.max_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            timings.append(time.perf_counter() - started)
+        best = sorted(timings[1:])[len(timings[1:]) // 2]
+        print(
+            f"batch {batch:>3}: {batch * args.max_tokens / best:8.1f} tokens/s "
+            f"({best:.2f} s per batch)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Throughput and latency of any OpenAI-compatible server (Palestra's or another), by
+concurrency level: requests/s, generated tokens/s, p50/p95 latency and time to first token.
+
+    python benchmarks/serve_throughput.py --base-url http://127.0.0.1:8000/v1 \\
+        --model palestra-tiny --concurrency 1,4,16,64 --max-tokens 64
+
+Each level sends a fixed number of streamed chat requests (bounded in count and time);
+each request asks for exactly --max-tokens new tokens (ignore_eos where the server takes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+import httpx
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def one_request(client: httpx.AsyncClient, url: str, body: dict) -> tuple[float, float, int]:
+    started = time.perf_counter()
+    first = None
+    tokens = 0
+    async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            data = json.loads(line[6:])
+            if "error" in data:
+                raise RuntimeError(data["error"]["message"])
+            if data.get("usage"):
+                tokens = data["usage"]["completion_tokens"]
+            for choice in data.get("choices", []):
+                if first is None and choice.get("delta", {}).get("content"):
+                    first = time.perf_counter() - started
+    return time.perf_counter() - started, first or 0.0, tokens
+
+
+async def level(
+    base_url: str, model: str, concurrency: int, requests: int, max_tokens: int, api_key: str
+) -> dict[str, float]:
+    body = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "ignore_eos": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Hello! Who are you?"}],
+    }
+    headers = {"authorization": f"Bearer {api_key}"}
+    results: list[tuple[float, float, int]] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(requests):
+        queue.put_nowait(index)
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            results.append(await one_request(client, f"{base_url}/chat/completions", body))
+
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(timeout=600, headers=headers, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies = [r[0] for r in results]
+    ttfts = [r[1] for r in results]
+    return {
+        "concurrency": concurrency,
+        "requests": len(results),
+        "req_per_s": len(results) / elapsed,
+        "tokens_per_s": sum(r[2] for r in results) / elapsed,
+        "p50_latency": percentile(latencies, 0.5),
+        "p95_latency": percentile(latencies, 0.95),
+        "p50_ttft": percentile(ttfts, 0.5),
+        "p95_ttft": percentile(ttfts, 0.95),
+        "mean_tokens": statistics.mean(r[2] for r in results),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+    parser.add_argument("--model", default="palestra-tiny")
+    parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument(
+        "--requests-per-level", type=int, default=0, help="default: max(8, 2 x concurrency)"
+    )
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--api-key", default="unused")
+    args = parser.parse_args()
+    print(
+        f"{'conc':>4} {'reqs':>5} {'req/s':>7} {'tok/s':>8} {'p50 lat':>8} {'p95 lat':>8} "
+        f"{'p50 ttft':>9} {'p95 ttft':>9}"
+    )
+    for concurrency in (int(c) for c in args.concurrency.split(",")):
+        count = args.requests_per_level or max(8, 2 * concurrency)
+        row = asyncio.run(
+            level(args.base_url, args.model, concurrency, count, args.max_tokens, args.api_key)
+        )
+        print(
+            f"{concurrency:>4} {row['requests']:>5} {row['req_per_s']:>7.2f} "
+            f"{row['tokens_per_s']:>8.1f} {row['p50_latency']:>7.2f}s {row['p95_latency']:>7.2f}s "
+            f"{row['p50_ttft']:>8.3f}s {row['p95_ttft']:>8.3f}s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
