@@ -24,11 +24,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def one_request(client: httpx.AsyncClient, url: str, body: dict) -> tuple[float, float, int]:
+async def one_request(
+    client: httpx.AsyncClient, url: str, body: dict
+) -> tuple[float, float, int] | None:
+    """(latency, time to first token, tokens), or None when the server refused (429)."""
     started = time.perf_counter()
     first = None
     tokens = 0
     async with client.stream("POST", url, json=body) as response:
+        if response.status_code == 429:
+            await response.aread()
+            return None
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -58,6 +64,7 @@ async def level(
     }
     headers = {"authorization": f"Bearer {api_key}"}
     results: list[tuple[float, float, int]] = []
+    refused = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(requests):
         queue.put_nowait(index)
@@ -65,7 +72,12 @@ async def level(
     async def client_loop(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             queue.get_nowait()
-            results.append(await one_request(client, f"{base_url}/chat/completions", body))
+            result = await one_request(client, f"{base_url}/chat/completions", body)
+            if result is None:
+                nonlocal refused
+                refused += 1
+            else:
+                results.append(result)
 
     limits = httpx.Limits(max_connections=concurrency + 4)
     async with httpx.AsyncClient(timeout=600, headers=headers, limits=limits) as client:
@@ -77,6 +89,7 @@ async def level(
     return {
         "concurrency": concurrency,
         "requests": len(results),
+        "refused": refused,
         "req_per_s": len(results) / elapsed,
         "tokens_per_s": sum(r[2] for r in results) / elapsed,
         "p50_latency": percentile(latencies, 0.5),
@@ -100,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'conc':>4} {'reqs':>5} {'req/s':>7} {'tok/s':>8} {'p50 lat':>8} {'p95 lat':>8} "
-        f"{'p50 ttft':>9} {'p95 ttft':>9}"
+        f"{'p50 ttft':>9} {'p95 ttft':>9} {'refused (429)':>14}"
     )
     for concurrency in (int(c) for c in args.concurrency.split(",")):
         count = args.requests_per_level or max(8, 2 * concurrency)
@@ -110,7 +123,7 @@ def main() -> None:
         print(
             f"{concurrency:>4} {row['requests']:>5} {row['req_per_s']:>7.2f} "
             f"{row['tokens_per_s']:>8.1f} {row['p50_latency']:>7.2f}s {row['p95_latency']:>7.2f}s "
-            f"{row['p50_ttft']:>8.3f}s {row['p95_ttft']:>8.3f}s",
+            f"{row['p50_ttft']:>8.3f}s {row['p95_ttft']:>8.3f}s {row['refused']:>14}",
             flush=True,
         )
 
