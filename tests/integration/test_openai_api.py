@@ -303,3 +303,49 @@ def test_prometheus_metrics(stack: dict[str, Process], client: openai.OpenAI) ->
     assert (
         _metric(worker, "palestra_worker_requests_total", endpoint="/generate", status="200") >= 1
     )
+
+
+def test_response_format_json_schema(client: openai.OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "city": {"enum": ["Paris", "Rome", "Oslo"]},
+            "population_millions": {"type": "integer", "minimum": 0, "maximum": 40},
+        },
+        "required": ["city", "population_millions"],
+    }
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=ask("What is the capital of France?"),
+        max_tokens=60,
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
+    )
+    data = json.loads(reply.choices[0].message.content or "")
+    assert data["city"] in {"Paris", "Rome", "Oslo"}
+    assert isinstance(data["population_millions"], int)
+    free = client.chat.completions.create(
+        model=MODEL,
+        messages=ask("Hello!"),
+        max_tokens=20,
+        temperature=0,
+        response_format={"type": "json_object"},
+    )
+    assert (free.choices[0].message.content or "").startswith("{")
+
+
+@pytest.mark.parametrize(
+    "response_format",
+    [
+        {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}},
+        {"type": "json_schema"},
+        {"type": "yaml"},
+    ],
+)
+def test_bad_response_format_is_a_400(client: openai.OpenAI, response_format: dict) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=MODEL, messages=ask("x"), response_format=response_format
+        )  # type: ignore[arg-type]
+    body = info.value.body if isinstance(info.value.body, dict) else {}
+    assert "response_format" in f"{info.value} {body.get('param')}"

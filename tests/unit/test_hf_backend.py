@@ -273,3 +273,41 @@ def test_embedding_model_uses_its_family_pooling(random_llama_dir: Path, tmp_pat
     with torch.inference_mode():
         cls = bge.model(**encoded).last_hidden_state[0, 0]
     assert vectors[0] == pytest.approx(torch.nn.functional.normalize(cls, dim=0).tolist(), abs=1e-5)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"enum": ["Paris", "Rome", "Madrid"]},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 10},
+    },
+    "required": ["answer", "confidence"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_output_is_valid(backend: HFBackend) -> None:
+    import json
+
+    pytest.importorskip("llguidance")
+    for seed in range(3):
+        chunks = run(
+            backend,
+            "The capital of France",
+            temperature=1.0,
+            seed=seed,
+            max_tokens=60,
+            json_schema=json.dumps(SCHEMA),
+        )
+        data = json.loads(text_of(chunks))
+        assert data["answer"] in {"Paris", "Rome", "Madrid"}
+        assert 0 <= data["confidence"] <= 10 and set(data) == {"answer", "confidence"}
+        assert chunks[-1].finish_reason == "stop"
+
+
+def test_bad_schema_is_refused_before_generation(backend: HFBackend) -> None:
+    pytest.importorskip("llguidance")
+    with pytest.raises(InvalidRequestError, match="schema"):
+        backend.check(SamplingParams(json_schema='{"type": "nonsense"}'))
+    with pytest.raises(InvalidRequestError, match="schema"):
+        backend.check(SamplingParams(json_schema="{not json"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from palestra.core.errors import UnsupportedError
-from palestra.core.types import GenerationChunk, GenerationRequest, Message
+from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
 from palestra.templates.render import render_prompt
 from palestra.templates.spec import ChatTemplate
 
@@ -54,12 +54,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def count_tokens(self, text: str) -> int: ...
 
+    def check(self, sampling: SamplingParams) -> None:
+        """Refuse, before any work, what this backend cannot do (a bad schema, say)."""
+        if sampling.json_schema is not None:
+            raise UnsupportedError(f"backend {self.name!r} has no structured output")
+
     async def health(self) -> BackendHealth:
         return BackendHealth(ok=True, detail={"model": self.model_name, "backend": self.name})
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model's resources."""
 
-    def chat_prompt(self, messages: Sequence[Message]) -> str:
-        """The prompt text that makes the model write the next assistant reply."""
-        return render_prompt(self.template, messages)
+    def chat_prompt(self, messages: Sequence[Message | dict[str, Any]], **variables: Any) -> str:
+        """The prompt text that makes the model write the next assistant reply
+        (`variables` reach the template: `tools=[...]`, for instance)."""
+        return render_prompt(self.template, messages, **variables)

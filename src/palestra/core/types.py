@@ -65,6 +65,7 @@ class SamplingParams:
     ignore_eos: bool = False
     logprobs: bool = False
     top_logprobs: int = 0
+    json_schema: str | None = None  # structured output: the reply must match this schema
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [

@@ -30,6 +30,7 @@ class SamplingWire(Strict):
     ignore_eos: bool = False
     logprobs: bool = False
     top_logprobs: int = 0
+    json_schema: str | None = None
 
     def to_params(self, max_tokens: int) -> SamplingParams:
         data = self.model_dump()

@@ -16,11 +16,18 @@ from typing import Any
 import torch
 
 from palestra.backends.base import Backend, BackendHealth
+from palestra.backends.hf.constraints import GrammarFactory
 from palestra.backends.hf.loading import LoadedModel, LoadOptions, load_model
 from palestra.backends.hf.sampling import TokenSampler, token_logprobs
 from palestra.backends.hf.stopping import StopStringMatcher
 from palestra.core.errors import InvalidRequestError, PalestraError, UnsupportedError
-from palestra.core.types import GenerationChunk, GenerationRequest, TokenLogprob, Usage
+from palestra.core.types import (
+    GenerationChunk,
+    GenerationRequest,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
 
@@ -38,6 +45,7 @@ class HFBackend(Backend):
         self._model_name = model_name
         self._lock = asyncio.Lock()
         self._stop_ids = self._resolve_stop_ids()
+        self._grammar_factory: GrammarFactory | None = None
 
     @classmethod
     def load(
@@ -110,6 +118,18 @@ class HFBackend(Backend):
                 "adapters": self.adapters,
             },
         )
+
+    def check(self, sampling: SamplingParams) -> None:
+        if sampling.json_schema is not None:
+            self._grammars().grammar(sampling.json_schema)
+
+    def _grammars(self) -> GrammarFactory:
+        if self._grammar_factory is None:
+            vocab = int(getattr(self.model.config, "vocab_size", len(self.tokenizer)))
+            self._grammar_factory = GrammarFactory(
+                self.tokenizer, vocab, self.tokenizer.eos_token_id
+            )
+        return self._grammar_factory
 
     def _resolve_stop_ids(self) -> frozenset[int]:
         ids: set[int] = set()
@@ -197,6 +217,7 @@ class HFBackend(Backend):
         stop_strings = tuple(s for s in self._template.stop_strings if s not in special)
         matcher = StopStringMatcher(stop_strings + params.stop)
         sampler = TokenSampler(params)
+        constraint = self._grammars().constraint(params.json_schema) if params.json_schema else None
         step_logits = self._decode_steps(prompt_ids)
         generated: list[int] = []
         pending_ids: list[int] = []
@@ -209,7 +230,7 @@ class HFBackend(Backend):
                 if cancel.is_set():
                     return
                 logits = step_logits(generated[-1] if generated else None)
-                token = sampler.sample(logits)
+                token = sampler.sample(logits, constraint)
                 if params.logprobs:
                     chosen, top = token_logprobs(logits, token, params.top_logprobs)
                     pending_logprobs.append(
@@ -226,6 +247,8 @@ class HFBackend(Backend):
                     if params.logprobs:
                         pending_logprobs.pop()
                     break
+                if constraint is not None:
+                    constraint.accept(token)
                 generated.append(token)
                 pending_ids.append(token)
                 text = self.tokenizer.decode(
@@ -239,6 +262,9 @@ class HFBackend(Backend):
                     pending_ids, pending_logprobs = [], []
                 if stopped:
                     finish, string_stop = "stop", True
+                    break
+                if constraint is not None and constraint.finished:
+                    finish = "stop"  # the JSON value is complete
                     break
         tail = "" if string_stop else matcher.flush(text)
         completion = len(generated)

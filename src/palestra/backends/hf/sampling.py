@@ -54,8 +54,11 @@ class TokenSampler:
             )
         return logits
 
-    def sample(self, logits: torch.Tensor) -> int:
+    def sample(self, logits: torch.Tensor, constraint: Any = None) -> int:
+        """The next token; `constraint` (a `JsonConstraint`) masks what it forbids."""
         processed = self.process(logits)
+        if constraint is not None:
+            constraint.mask(processed)
         if self.params.greedy:
             token = int(torch.argmax(processed).item())
         else:

@@ -52,6 +52,7 @@ def _payloads(body: ChatCompletionRequest) -> list[dict[str, Any]]:
                 logprobs=body.logprobs,
                 top_logprobs=body.top_logprobs or 0,
                 index=i,
+                json_schema=body.json_schema(),
             ),
         ).model_dump()
         for i in range(body.n)

@@ -4,6 +4,7 @@ each endpoint module."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -50,7 +51,13 @@ class SamplingFields(Request):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
     def sampling(
-        self, *, max_tokens: int | None, logprobs: bool, top_logprobs: int, index: int
+        self,
+        *,
+        max_tokens: int | None,
+        logprobs: bool,
+        top_logprobs: int,
+        index: int,
+        json_schema: str | None = None,
     ) -> SamplingWire:
         seed = None if self.seed is None else self.seed + index
         return SamplingWire(
@@ -66,6 +73,7 @@ class SamplingFields(Request):
             ignore_eos=self.ignore_eos,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            json_schema=json_schema,
         )
 
     @property
@@ -113,14 +121,31 @@ class ChatCompletionRequest(SamplingFields):
             raise ValueError("top_logprobs needs logprobs: true")
         if self.logit_bias:
             raise ValueError("logit_bias is not supported")
-        kind = (self.response_format or {}).get("type", "text")
-        if kind != "text":
-            raise ValueError(f"response_format {kind!r} is not supported yet")
+        self.json_schema()  # refuses a malformed response_format
         if self.tools:
             raise ValueError("tools are not supported yet")
         for message in self.messages:
             message.text()  # refuses non-text parts with a clear message
         return self
+
+    def json_schema(self) -> str | None:
+        """The schema the reply must match, from `response_format` (None: free text)."""
+        kind = (self.response_format or {}).get("type", "text")
+        if kind == "text":
+            return None
+        if kind == "json_object":
+            return json.dumps({"type": "object"})
+        if kind == "json_schema":
+            spec = (self.response_format or {}).get("json_schema")
+            if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+                raise ValueError(
+                    "response_format json_schema needs {'json_schema': "
+                    "{'name': ..., 'schema': {...}}}"
+                )
+            return json.dumps(spec["schema"])
+        raise ValueError(
+            f"response_format type {kind!r} is not one of text, json_object, json_schema"
+        )
 
     @property
     def token_limit(self) -> int | None:

@@ -131,6 +131,7 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
             request_id=body.request_id,
             adapter=model.adapter,
         )
+        model.backend.check(request.sampling)
         ticket = await unless_disconnected(
             http_request, model.admission.acquire(), abandon=lambda held: held.release()
         )
