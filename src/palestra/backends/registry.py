@@ -23,8 +23,17 @@ def _create_hf(**options: Any) -> Backend:
     return HFBackend.load(**options)
 
 
+def _create_scripted(**options: Any) -> Backend:
+    from palestra.backends.scripted import ScriptedBackend
+
+    return ScriptedBackend.from_file(options.get("model_path"), options.get("model_name"))
+
+
 BUILTIN_BACKENDS: tuple[BackendFactory, ...] = (
     BackendFactory("hf", "Hugging Face transformers (CPU, CUDA, MPS)", _create_hf),
+    BackendFactory(
+        "scripted", "canned replies from a JSON file (tests and demos)", _create_scripted
+    ),
 )
 
 

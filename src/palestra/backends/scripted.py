@@ -32,6 +32,26 @@ class ScriptedBackend(Backend):
         self._delay = delay
         self.requests: list[GenerationRequest] = []
 
+    @classmethod
+    def from_file(cls, path: str | None, model_name: str | None = None) -> ScriptedBackend:
+        """A script file: {"model_name": ..., "template": "chatml", "replies": [...]}."""
+        import json
+        from pathlib import Path
+
+        from palestra.core.errors import ModelNotFoundError
+
+        if not path or not Path(path).is_file():
+            raise ModelNotFoundError(
+                f"the scripted backend needs --model-path pointing at a "
+                f"JSON script file; got {path!r}"
+            )
+        script = json.loads(Path(path).read_text("utf-8"))
+        return cls(
+            script.get("replies") or [""],
+            model_name=model_name or script.get("model_name", Path(path).stem),
+            template=script.get("template", "chatml"),
+        )
+
     @property
     def model_name(self) -> str:
         return self._model_name

@@ -48,6 +48,7 @@ class GenerateRequest(Strict):
     prompt: str | None = None
     prompt_token_ids: list[int] | None = None
     sampling: SamplingWire = Field(default_factory=SamplingWire)
+    tools: list[dict[str, Any]] | None = None  # rendered with the chat template
     request_id: str = ""
 
 

@@ -21,6 +21,7 @@ from palestra.serve.openai.choices import (
     sse_error,
 )
 from palestra.serve.openai.schemas import ChatCompletionRequest
+from palestra.serve.openai.tool_calls import parse_tool_calls
 from palestra.serve.wire import ChunkMessage, GenerateRequest
 
 router = APIRouter()
@@ -54,6 +55,7 @@ def _payloads(body: ChatCompletionRequest) -> list[dict[str, Any]]:
                 index=i,
                 json_schema=body.json_schema(),
             ),
+            tools=body.tools_in_play,
         ).model_dump()
         for i in range(body.n)
     ]
@@ -78,11 +80,12 @@ async def chat_completions(
     results = await collect(streams, body.n)
     choices = []
     for index, result in enumerate(results):
+        message, finish_reason = _message(body, result.text, result.finish_reason)
         choice: dict[str, Any] = {
             "index": index,
-            "message": {"role": "assistant", "content": result.text},
+            "message": message,
             "logprobs": None,
-            "finish_reason": result.finish_reason,
+            "finish_reason": finish_reason,
         }
         if body.logprobs:
             choice["logprobs"] = {
@@ -100,6 +103,25 @@ async def chat_completions(
             "usage": usage,
         }
     )
+
+
+def _tool_calls(body: ChatCompletionRequest, text: str) -> tuple[str | None, list[dict]]:
+    """Tool calls in a finished reply (none when the request offered no tools)."""
+    if not body.tools_in_play:
+        return text, []
+    content, calls = parse_tool_calls(text, body.tools_in_play)
+    if body.parallel_tool_calls is False:
+        calls = calls[:1]
+    return content, calls
+
+
+def _message(
+    body: ChatCompletionRequest, text: str, finish_reason: str | None
+) -> tuple[dict[str, Any], str | None]:
+    content, calls = _tool_calls(body, text)
+    if not calls:
+        return {"role": "assistant", "content": text}, finish_reason
+    return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -127,6 +149,9 @@ async def _stream(
 
     started: set[int] = set()
     prompt_tokens, completion_tokens = 0, 0
+    # With tools in play a reply may turn out to be a call: hold each choice's text
+    # until it finishes, then send it as content or as tool_calls.
+    held: dict[int, str] = {}
     try:
         async for index, chunk in streams:
             if index not in started:
@@ -141,7 +166,9 @@ async def _stream(
                         }
                     ]
                 )
-            if chunk.text or chunk.logprobs:
+            if body.tools_in_play:
+                held[index] = held.get(index, "") + chunk.text
+            elif chunk.text or chunk.logprobs:
                 yield frame(
                     [
                         {
@@ -155,13 +182,31 @@ async def _stream(
             if chunk.finish_reason:
                 prompt_tokens = chunk.prompt_tokens or 0
                 completion_tokens += chunk.completion_tokens or 0
+                finish_reason: str = chunk.finish_reason
+                if body.tools_in_play:
+                    content, calls = _tool_calls(body, held.pop(index, ""))
+                    delta: dict[str, Any] = {"content": content} if content else {}
+                    if calls:
+                        finish_reason = "tool_calls"
+                        delta["tool_calls"] = [{"index": k, **call} for k, call in enumerate(calls)]
+                    if delta:
+                        yield frame(
+                            [
+                                {
+                                    "index": index,
+                                    "delta": delta,
+                                    "logprobs": None,
+                                    "finish_reason": None,
+                                }
+                            ]
+                        )
                 yield frame(
                     [
                         {
                             "index": index,
                             "delta": {},
                             "logprobs": None,
-                            "finish_reason": chunk.finish_reason,
+                            "finish_reason": finish_reason,
                         }
                     ]
                 )

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from palestra.serve.openai.tool_calls import forced_call_schema, validate_tools
 from palestra.serve.wire import SamplingWire
 
 
@@ -121,15 +122,27 @@ class ChatCompletionRequest(SamplingFields):
             raise ValueError("top_logprobs needs logprobs: true")
         if self.logit_bias:
             raise ValueError("logit_bias is not supported")
+        validate_tools(self.tools, self.tool_choice)
+        if self.forces_tool_call and (self.response_format or {}).get("type", "text") != "text":
+            raise ValueError("response_format cannot be combined with a forced tool_choice")
         self.json_schema()  # refuses a malformed response_format
-        if self.tools:
-            raise ValueError("tools are not supported yet")
         for message in self.messages:
             message.text()  # refuses non-text parts with a clear message
         return self
 
+    @property
+    def tools_in_play(self) -> list[dict[str, Any]] | None:
+        """The tools the model may call (None when there are none or tool_choice is none)."""
+        return self.tools if self.tools and self.tool_choice != "none" else None
+
+    @property
+    def forces_tool_call(self) -> bool:
+        return bool(self.tools) and self.tool_choice not in (None, "none", "auto")
+
     def json_schema(self) -> str | None:
-        """The schema the reply must match, from `response_format` (None: free text)."""
+        """The schema the reply must match: a forced tool call, or `response_format`."""
+        if self.forces_tool_call and self.tools:
+            return forced_call_schema(self.tools, self.tool_choice)
         kind = (self.response_format or {}).get("type", "text")
         if kind == "text":
             return None
@@ -151,9 +164,21 @@ class ChatCompletionRequest(SamplingFields):
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
-    def message_dicts(self) -> list[dict[str, str]]:
+    def message_dicts(self) -> list[dict[str, Any]]:
+        """Messages for the chat template, keeping tool-call fields."""
         roles = {"developer": "system"}
-        return [{"role": roles.get(m.role, m.role), "content": m.text()} for m in self.messages]
+        out = []
+        for message in self.messages:
+            item: dict[str, Any] = {
+                "role": roles.get(message.role, message.role),
+                "content": message.text(),
+            }
+            for key in ("tool_calls", "tool_call_id", "name"):
+                value = getattr(message, key, None) or (message.model_extra or {}).get(key)
+                if value is not None:
+                    item[key] = value
+            out.append(item)
+        return out
 
 
 class CompletionRequest(SamplingFields):

@@ -40,6 +40,7 @@ from palestra.serve.wire import (
 )
 from palestra.serve.worker.models import ModelTable, ServedModel
 from palestra.serve.worker.registration import keep_registered
+from palestra.templates.tools import normalise_tool_messages, with_tools
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,19 @@ class WorkerSettings:
 
 
 def _prompt_for(
-    model: ServedModel, messages: list[dict[str, Any]] | None, prompt: str | None
+    model: ServedModel,
+    messages: list[dict[str, Any]] | None,
+    prompt: str | None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> str:
     if messages is not None:
         if not messages:
             raise InvalidRequestError("messages must not be empty", param="messages")
-        return model.backend.chat_prompt(messages_from_dicts(messages))
+        messages_from_dicts(messages)  # validates roles
+        rendered, variables = with_tools(
+            model.backend.template, normalise_tool_messages(messages), tools
+        )
+        return model.backend.chat_prompt(rendered, **variables)
     if prompt is None:
         raise InvalidRequestError("give messages or prompt", param="prompt")
     return prompt
@@ -120,7 +128,7 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
     @app.post("/generate")
     async def generate(body: GenerateRequest, http_request: Request) -> StreamingResponse:
         model = table.get(body.model)
-        prompt = _prompt_for(model, body.messages, body.prompt)
+        prompt = _prompt_for(model, body.messages, body.prompt, body.tools)
         prompt_ids = body.prompt_token_ids
         prompt_tokens = len(prompt_ids) if prompt_ids else model.backend.count_tokens(prompt)
         budget = _token_budget(model, prompt_tokens, body.sampling.max_tokens)
