@@ -79,6 +79,22 @@ def test_dead_worker_before_first_byte_is_retried_elsewhere(cluster: Cluster) ->
     assert [r["address"] for r in httpx.get(controller.url + "/workers").json()] == [alive.url]
 
 
+def test_only_worker_dead_is_a_503(cluster: Cluster) -> None:
+    controller = cluster.controller(expiry=60)
+    worker = cluster.worker(controller.url)
+    wait_for(registered(controller, 1), 30, "worker")
+    api = cluster.api(controller.url)
+    worker.kill()
+    response = httpx.post(
+        api.url + "/v1/chat/completions",
+        timeout=30,
+        json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+    )
+    assert response.status_code == 503
+    assert "no live worker" in response.json()["error"]["message"]
+    assert httpx.get(api.url + "/v1/models").json()["data"] == []
+
+
 def test_controller_restart_and_worker_before_controller(cluster: Cluster) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -17,6 +17,7 @@ import httpx
 
 from palestra.core.errors import (
     BackendError,
+    ModelNotFoundError,
     NoWorkerError,
     PalestraError,
     error_from_envelope,
@@ -60,6 +61,13 @@ class Upstream:
         except NoWorkerError:
             if last is not None:
                 raise last from None
+            raise
+        except ModelNotFoundError:
+            if last is not None:  # its last worker just failed and was dropped
+                raise NoWorkerError(
+                    f"no live worker serves {model!r} now; the last one failed: {last.message}",
+                    code="no_worker",
+                ) from None
             raise
         return DispatchResponse.model_validate(body).address
 
