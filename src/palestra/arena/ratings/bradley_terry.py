@@ -86,7 +86,7 @@ def bootstrap_logits(
     aggregated (pair, outcome) cells, which is resampling battles). Shape (rounds, M)."""
     rng = np.random.default_rng(seed)
     cells = np.concatenate([counts.wins_a, counts.wins_b, counts.ties])
-    n_battles = int(round(cells.sum()))
+    n_battles = round(float(cells.sum()))
     probabilities = cells / cells.sum()
     rows = len(counts.a)
     start = fit_logits(counts) if start is None else start

@@ -1,0 +1,91 @@
+"""Leaderboard charts with plotly: ratings with confidence intervals, the win-rate heat
+map and battle counts. HTML always (plotly.js written beside it: no network needed to view
+them); PNG too where kaleido and a Chromium are installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from palestra.arena.leaderboard import Leaderboard
+from palestra.core.errors import UnsupportedError
+
+
+def figures(board: Leaderboard) -> dict[str, Any]:
+    try:
+        import plotly.graph_objects as go
+    except ImportError as exc:
+        raise UnsupportedError("charts need plotly: pip install 'palestra[arena]'") from exc
+    rows = board.rows
+    ci = go.Figure(
+        go.Scatter(
+            x=[r.model for r in rows],
+            y=[r.rating for r in rows],
+            mode="markers",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [r.upper - r.rating for r in rows],
+                "arrayminus": [r.rating - r.lower for r in rows],
+            },
+        )
+    )
+    ci.update_layout(
+        title=f"Ratings with {board.meta.get('confidence', 0.95):.0%} intervals "
+        f"({board.meta.get('interval')})",
+        yaxis_title="rating",
+        xaxis_tickangle=-45,
+        height=600,
+    )
+    win = go.Figure(
+        go.Heatmap(
+            z=board.win_rate,
+            x=board.models,
+            y=board.models,
+            colorscale="RdBu",
+            zmin=0,
+            zmax=1,
+            hovertemplate="%{y} beats %{x}: %{z:.2f}<extra></extra>",
+        )
+    )
+    win.update_layout(
+        title="Win rate of row over column (ties count half)",
+        xaxis_tickangle=-45,
+        height=700,
+        yaxis_autorange="reversed",
+    )
+    count = go.Figure(
+        go.Heatmap(
+            z=board.battle_counts,
+            x=board.models,
+            y=board.models,
+            colorscale="Viridis",
+            hovertemplate="%{y} vs %{x}: %{z} battles<extra></extra>",
+        )
+    )
+    count.update_layout(
+        title="Battle counts", xaxis_tickangle=-45, height=700, yaxis_autorange="reversed"
+    )
+    return {"ratings_ci": ci, "win_rate": win, "battle_counts": count}
+
+
+def write_charts(board: Leaderboard, folder: Path) -> tuple[list[Path], str | None]:
+    """Write each chart as HTML (and PNG when possible): (files, why PNG was skipped)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    png_problem: str | None = None
+    for name, figure in figures(board).items():
+        html = folder / f"{name}.html"
+        figure.write_html(html, include_plotlyjs="directory")
+        written.append(html)
+        if png_problem is None:
+            try:
+                figure.write_image(
+                    folder / f"{name}.png",
+                    width=1200,
+                    height=700,
+                )
+                written.append(folder / f"{name}.png")
+            except Exception as exc:  # kaleido or a browser missing: HTML still stands
+                png_problem = f"PNG charts skipped ({type(exc).__name__}: {exc})".split("\n")[0]
+    return written, png_problem
