@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test lint typecheck unit tiny-model eval-tiny clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/dev/null 2>&1 || echo "note: Debian chromium not installed; PNG charts will be skipped"; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

@@ -3,7 +3,9 @@ battle and vote-log formats, and `palestra arena rate` end to end."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +217,8 @@ def test_arena_rate_command(tmp_path: Path) -> None:
         "language_German/leaderboard.json",
     ):
         assert (out / name).is_file(), name
+    if shutil.which("chromium") and importlib.util.find_spec("kaleido"):
+        for chart in ("ratings_ci", "win_rate", "battle_counts"):
+            assert (out / f"{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "PNG charts skipped" in result.stderr
