@@ -15,10 +15,11 @@ from palestra.serve.openai.choices import (
     ChoiceStreams,
     as_palestra_error,
     collect,
+    frame_writer,
     new_id,
     now,
-    sse,
     sse_error,
+    usage,
 )
 from palestra.serve.openai.schemas import ChatCompletionRequest
 from palestra.serve.openai.tool_calls import parse_tool_calls
@@ -92,7 +93,7 @@ async def chat_completions(
                 "content": [entry for c in result.chunks for entry in _logprobs(c)["content"]]
             }
         choices.append(choice)
-    usage = _usage(results[0].prompt_tokens, sum(r.completion_tokens for r in results))
+    totals = usage(results[0].prompt_tokens, sum(r.completion_tokens for r in results))
     return JSONResponse(
         {
             "id": completion_id,
@@ -100,7 +101,7 @@ async def chat_completions(
             "created": created,
             "model": body.model,
             "choices": choices,
-            "usage": usage,
+            "usage": totals,
         }
     )
 
@@ -124,28 +125,12 @@ def _message(
     return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
 async def _stream(
     body: ChatCompletionRequest, streams: ChoiceStreams, completion_id: str, created: int
 ) -> AsyncIterator[bytes]:
-    def frame(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
-        data: dict[str, Any] = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": body.model,
-            "choices": choices,
-        }
-        if body.include_usage:
-            data["usage"] = usage
-        return sse(data)
+    frame = frame_writer(
+        completion_id, created, body.model, "chat.completion.chunk", body.include_usage
+    )
 
     started: set[int] = set()
     prompt_tokens, completion_tokens = 0, 0
@@ -211,7 +196,7 @@ async def _stream(
                     ]
                 )
         if body.include_usage:
-            yield frame([], _usage(prompt_tokens, completion_tokens))
+            yield frame([], usage(prompt_tokens, completion_tokens))
     except Exception as exc:
         yield sse_error(as_palestra_error(exc))
     finally:

@@ -15,10 +15,11 @@ from palestra.serve.openai.choices import (
     ChoiceStreams,
     as_palestra_error,
     collect,
+    frame_writer,
     new_id,
     now,
-    sse,
     sse_error,
+    usage,
 )
 from palestra.serve.openai.schemas import CompletionRequest
 from palestra.serve.wire import ChunkMessage, GenerateRequest
@@ -103,11 +104,7 @@ async def completions(
             "created": created,
             "model": body.model,
             "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage(prompt_tokens, completion_tokens),
         }
     )
 
@@ -115,17 +112,7 @@ async def completions(
 async def _stream(
     body: CompletionRequest, streams: ChoiceStreams, completion_id: str, created: int
 ) -> AsyncIterator[bytes]:
-    def frame(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
-        data: dict[str, Any] = {
-            "id": completion_id,
-            "object": "text_completion",
-            "created": created,
-            "model": body.model,
-            "choices": choices,
-        }
-        if body.include_usage:
-            data["usage"] = usage
-        return sse(data)
+    frame = frame_writer(completion_id, created, body.model, "text_completion", body.include_usage)
 
     prompt_tokens, completion_tokens = 0, 0
     try:
@@ -148,14 +135,7 @@ async def _stream(
                     prompt_tokens += chunk.prompt_tokens or 0
                 completion_tokens += chunk.completion_tokens or 0
         if body.include_usage:
-            yield frame(
-                [],
-                {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            )
+            yield frame([], usage(prompt_tokens, completion_tokens))
     except Exception as exc:
         yield sse_error(as_palestra_error(exc))
     finally:
