@@ -169,10 +169,11 @@ def leaderboard_from_counts(
         for i, model in enumerate(counts.models)
     ]
     coefficients: dict[str, dict[str, float]] = {}
+    unstyled = 0
     if options.style_control:
         if battles is None:
             raise InvalidRequestError("style control needs battles with answers, not counts")
-        coefficients = _add_style(rows, battles, options)
+        coefficients, unstyled = _add_style(rows, battles, options)
     order = sorted(range(len(rows)), key=lambda i: -rows[i].rating)
     rate, battle_matrix = counts.matrices()
     return Leaderboard(
@@ -194,13 +195,15 @@ def leaderboard_from_counts(
             "base": options.scale.base,
             "anchor_model": options.scale.anchor_model,
             "anchor_value": options.scale.anchor_value,
+            "style_control_skipped_battles": unstyled,
         },
     )
 
 
 def _add_style(
     rows: list[Row], battles: list[Battle], options: RatingOptions
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], int]:
+    """Style-controlled ratings into `rows`; (coefficients, battles without answers)."""
     data, skipped = StyleData.from_battles(battles)
     if len(data.a) == 0:
         raise InvalidRequestError(
@@ -230,9 +233,7 @@ def _add_style(
         }
         for k, name in enumerate(FEATURES)
     }
-    if skipped:
-        result["_skipped_battles"] = {"value": float(skipped), "lower": 0.0, "upper": 0.0}
-    return result
+    return result, skipped
 
 
 def compute_leaderboard(battles: list[Battle], options: RatingOptions | None = None) -> Leaderboard:

@@ -47,7 +47,9 @@ def chat(
 
     if conv_template:
         get_template(conv_template)  # fail fast, before loading weights
-    _quiet_transformers()
+    from palestra.backends.hf.loading import quiet_transformers
+
+    quiet_transformers()
     sampling = SamplingParams(
         temperature=temperature,
         top_p=top_p,
@@ -72,11 +74,3 @@ def chat(
     )
     session = ChatSession(backend, sampling, system=system, keep_history=not no_history)
     run_chat(session, io, debug=debug)
-
-
-def _quiet_transformers() -> None:
-    """No progress bars or advisory warnings between the user and the chat."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()

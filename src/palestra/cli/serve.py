@@ -27,13 +27,6 @@ def _logging(level: str) -> None:
     )
 
 
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def build_model_table(
     model_paths: list[str],
     model_names: str | None,
@@ -129,7 +122,9 @@ def worker(
     from palestra.serve.worker.app import WorkerSettings, build_worker_app
 
     _logging(log_level)
-    _quiet_transformers()
+    from palestra.backends.hf.loading import quiet_transformers
+
+    quiet_transformers()
     table = build_model_table(
         model_path,
         model_names,
@@ -202,7 +197,9 @@ def serve(
     from palestra.serve.worker.app import WorkerSettings, build_worker_app
 
     _logging(log_level)
-    _quiet_transformers()
+    from palestra.backends.hf.loading import quiet_transformers
+
+    quiet_transformers()
     table = build_model_table(
         model_path, model_names, "hf", conv_template, [], 4, 32, {"device": device}
     )

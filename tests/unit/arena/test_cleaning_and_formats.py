@@ -207,6 +207,8 @@ def test_arena_rate_command(tmp_path: Path) -> None:
     best = f"m{int(np.argmax(truth)):03d}"
     assert board["rows"][0]["model"] == best and board["rows"][0]["rank"] == 1
     assert len(board["win_rate"]) == 5 and board["battle_counts"][0][0] == 0
+    assert set(board["style_coefficients"]) == {"length", "headers", "lists", "bold"}
+    assert board["meta"]["style_control_skipped_battles"] == 0
     for name in (
         "leaderboard.md",
         "leaderboard.csv",

@@ -15,6 +15,20 @@ from palestra.arena.battles import Battle
 OUTCOME = {"model_a": 0, "model_b": 1, "tie": 2, "tie (bothbad)": 2}
 
 
+def battle_arrays(
+    battles: list[Battle],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted model names, index of model a, index of model b, outcome) per battle;
+    outcome 0: a wins, 1: b wins, 2: tie."""
+    models = sorted({b.model_a for b in battles} | {b.model_b for b in battles})
+    index = {name: i for i, name in enumerate(models)}
+    count = len(battles)
+    a = np.fromiter((index[b.model_a] for b in battles), dtype=np.int64, count=count)
+    b_ = np.fromiter((index[b.model_b] for b in battles), dtype=np.int64, count=count)
+    outcome = np.fromiter((OUTCOME[b.winner] for b in battles), dtype=np.int64, count=count)
+    return models, a, b_, outcome
+
+
 @dataclass(frozen=True)
 class PairCounts:
     models: list[str]
@@ -82,14 +96,7 @@ class PairCounts:
 
     @classmethod
     def from_battles(cls, battles: list[Battle]) -> PairCounts:
-        models = sorted({b.model_a for b in battles} | {b.model_b for b in battles})
-        index = {name: i for i, name in enumerate(models)}
-        a = np.fromiter((index[b.model_a] for b in battles), dtype=np.int64, count=len(battles))
-        b_ = np.fromiter((index[b.model_b] for b in battles), dtype=np.int64, count=len(battles))
-        outcome = np.fromiter(
-            (OUTCOME[b.winner] for b in battles), dtype=np.int64, count=len(battles)
-        )
-        return cls.from_arrays(models, a, b_, outcome)
+        return cls.from_arrays(*battle_arrays(battles))
 
     @classmethod
     def from_arena_pair_counts(cls, path: str | Path) -> PairCounts:

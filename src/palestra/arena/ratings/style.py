@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from palestra.arena.battles import Battle
-from palestra.arena.ratings.counts import OUTCOME
+from palestra.arena.ratings.counts import battle_arrays
 
 FEATURES = ("length", "headers", "lists", "bold")
 HEADER = re.compile(r"^#{1,6}\s", re.M)
@@ -92,11 +92,7 @@ class StyleData:
     def from_battles(cls, battles: list[Battle]) -> tuple[StyleData, int]:
         """(data, number of battles left out for lack of answers to measure)."""
         styled = [(b, style) for b in battles if (style := battle_style(b)) is not None]
-        models = sorted({b.model_a for b, _ in styled} | {b.model_b for b, _ in styled})
-        index = {name: i for i, name in enumerate(models)}
-        a = np.array([index[b.model_a] for b, _ in styled], dtype=np.int64)
-        b_ = np.array([index[b.model_b] for b, _ in styled], dtype=np.int64)
-        outcome = np.array([OUTCOME[b.winner] for b, _ in styled], dtype=np.int64)
+        models, a, b_, outcome = battle_arrays([b for b, _ in styled])
         style_a = np.array([s[0] for _, s in styled]).reshape(-1, len(FEATURES))
         style_b = np.array([s[1] for _, s in styled]).reshape(-1, len(FEATURES))
         return cls.from_arrays(models, a, b_, outcome, style_a, style_b), len(battles) - len(styled)

@@ -251,9 +251,7 @@ class HFBackend(Backend):
                     constraint.accept(token)
                 generated.append(token)
                 pending_ids.append(token)
-                text = self.tokenizer.decode(
-                    self._visible(generated, stop_ids), skip_special_tokens=True
-                )
+                text = self.tokenizer.decode(generated, skip_special_tokens=True)
                 if text.endswith("\ufffd"):  # an unfinished multi-byte character
                     continue
                 delta, stopped = matcher.update(text)
@@ -277,10 +275,6 @@ class HFBackend(Backend):
                 usage=Usage(len(prompt_ids), completion),
             )
         )
-
-    @staticmethod
-    def _visible(generated: list[int], stop_ids: set[int]) -> list[int]:
-        return [t for t in generated if t not in stop_ids]
 
     def _token_text(self, token: int) -> str:
         return str(self.tokenizer.decode([token]))

@@ -37,6 +37,14 @@ class LoadedModel:
     adapters: list[str]
 
 
+def quiet_transformers() -> None:
+    """No progress bars or advisory warnings between a command's user and its output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def pick_device(requested: str) -> torch.device:
     if requested == "auto":
         if torch.cuda.is_available():

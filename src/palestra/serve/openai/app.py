@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +25,6 @@ class ApiSettings:
     allow_credentials: bool = False
     allowed_methods: tuple[str, ...] = ("*",)
     allowed_headers: tuple[str, ...] = ("*",)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_api_app(settings: ApiSettings) -> FastAPI:
@@ -45,7 +44,7 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
 
     async def refresh_queue_length() -> None:
         try:
-            rows = await app.state.upstream._controller("GET", "/workers")
+            rows = await app.state.upstream.workers()
             metrics.queue_length.set(sum(int(row["queue_length"]) for row in rows))
         except Exception:  # a scrape must not fail because the controller is away
             metrics.queue_length.set(float("nan"))

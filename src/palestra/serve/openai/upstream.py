@@ -47,6 +47,11 @@ class Upstream:
             ) from exc
         return _json_or_raise(response, await response.aread())
 
+    async def workers(self) -> list[dict[str, Any]]:
+        """The controller's worker table."""
+        rows: list[dict[str, Any]] = await self._controller("GET", "/workers")
+        return rows
+
     async def models(self) -> list[str]:
         return ModelList.model_validate(await self._controller("GET", "/models")).models
 
