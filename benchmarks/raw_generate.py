@@ -10,6 +10,48 @@ import argparse
 import time
 
 
+def measure(
+    model_path: str | None, batch_sizes: list[int], max_tokens: int, repeats: int
+) -> dict[int, float]:
+    """Greedy `model.generate` tokens/s per batch size (median of `repeats` after a warm-up)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from palestra.models.inspect import resolve_model_path
+
+    hf_logging.set_verbosity_error()
+    path = resolve_model_path(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hello! Who are you?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    speeds: dict[int, float] = {}
+    for batch in batch_sizes:
+        encoded = tokenizer(
+            [prompt] * batch, return_tensors="pt", add_special_tokens=False, padding=True
+        )
+        timings = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            started = time.perf_counter()
+            with torch.inference_mode():
+                model.generate(
+                    **encoded,
+                    max_new_tokens=max_tokens,
+                    min_new_tokens=max_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            timings.append(time.perf_counter() - started)
+        best = sorted(timings[1:])[len(timings[1:]) // 2]
+        speeds[batch] = batch * max_tokens / best
+    return speeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-path", default=None, help="default: the bundled model")
@@ -19,44 +61,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    from palestra.models.inspect import resolve_model_path
-
-    hf_logging.set_verbosity_error()
-    path = resolve_model_path(args.model_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Hello! Who are you?"}],
-        tokenize=False,
-        add_generation_prompt=True,
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    print(
+        f"model: {args.model_path or 'bundled'}  threads: {torch.get_num_threads()}  "
+        f"new tokens: {args.max_tokens}"
     )
-    print(f"model: {path}  threads: {torch.get_num_threads()}  new tokens: {args.max_tokens}")
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
-        encoded = tokenizer(
-            [prompt] * batch, return_tensors="pt", add_special_tokens=False, padding=True
-        )
-        timings = []
-        for _ in range(args.repeats + 1):  # the first is a warm-up
-            started = time.perf_counter()
-            with torch.inference_mode():
-                model.generate(
-                    **encoded,
-                    max_new_tokens=args.max_tokens,
-                    min_new_tokens=args.max_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            timings.append(time.perf_counter() - started)
-        best = sorted(timings[1:])[len(timings[1:]) // 2]
-        print(
-            f"batch {batch:>3}: {batch * args.max_tokens / best:8.1f} tokens/s "
-            f"({best:.2f} s per batch)",
-            flush=True,
-        )
+    for batch in sizes:
+        speed = measure(args.model_path, [batch], args.max_tokens, args.repeats)[batch]
+        print(f"batch {batch:>3}: {speed:8.1f} tokens/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -203,16 +203,31 @@ def test_peft_adapters_share_one_base(random_llama_dir: Path, tmp_path: Path) ->
         import torch
 
         ids = torch.tensor([[5, 6, 7, 8]])
-        with (
-            torch.inference_mode(),
-            shared._adapter_context(GenerationRequest("", adapter=adapter)),
-        ):
+        shared._select_adapter(adapter)
+        with torch.inference_mode():
             return shared.model(input_ids=ids).logits[0, -1]
 
     base, a, b = logits(None), logits("a"), logits("b")
     assert not a.allclose(base) and not b.allclose(base) and not a.allclose(b)
-    chunks = run(shared, "The sky", temperature=0, max_tokens=3, ignore_eos=True)
-    assert chunks[-1].usage is not None
+
+    def request(adapter: str | None) -> GenerationRequest:
+        params = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
+        return GenerationRequest("The sky", params, adapter=adapter)
+
+    async def tokens(req: GenerationRequest) -> list[int]:
+        return [t for chunk in [c async for c in shared.generate(req)] for t in chunk.token_ids]
+
+    async def solo_then_together() -> tuple[list[list[int]], list[list[int]]]:
+        names = [None, "a", "b", "a", None]
+        solo = [await tokens(request(name)) for name in names]
+        together = await asyncio.gather(*(tokens(request(name)) for name in names))
+        return solo, list(together)
+
+    # Requests for different adapters run concurrently (each adapter's group in turn)
+    # and each gets exactly what it gets alone.
+    solo, together = asyncio.run(solo_then_together())
+    assert together == solo
+    assert solo[0] != solo[1] or solo[0] != solo[2]
     with pytest.raises(InvalidRequestError, match="not loaded"):
         asyncio.run(shared.generate(GenerationRequest("x", adapter="zzz")).__anext__())
 

@@ -108,8 +108,16 @@ def worker(
     controller_address: str = typer.Option(DEFAULT_CONTROLLER, "--controller-address"),
     no_register: bool = typer.Option(False, "--no-register"),
     heartbeat_interval: float = typer.Option(10.0, "--heartbeat-interval"),
-    limit_concurrency: int = typer.Option(4, "--limit-concurrency"),
-    max_queue: int = typer.Option(32, "--max-queue"),
+    max_batch_size: int = typer.Option(
+        16, "--max-batch-size", help="Sequences decoded together (continuous batching)."
+    ),
+    max_cached_tokens: int = typer.Option(
+        0, "--max-cached-tokens", help="Key/value slots in a batch; 0: batch size x context."
+    ),
+    limit_concurrency: int = typer.Option(
+        0, "--limit-concurrency", help="Requests running at once; 0: --max-batch-size."
+    ),
+    max_queue: int = typer.Option(32, "--max-queue", help="Requests waiting; past it, 429."),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
     load_8bit: bool = typer.Option(False, "--load-8bit"),
@@ -131,7 +139,7 @@ def worker(
         backend,
         conv_template,
         adapter,
-        limit_concurrency,
+        limit_concurrency or max_batch_size,
         max_queue,
         {
             "device": device,
@@ -139,6 +147,11 @@ def worker(
             "load_8bit": load_8bit,
             "num_gpus": num_gpus,
             "max_gpu_memory": max_gpu_memory,
+            **(
+                {"max_batch_size": max_batch_size, "max_cached_tokens": max_cached_tokens}
+                if backend == "hf"
+                else {}
+            ),
         },
     )
     address = worker_address or f"http://{host}:{port}"
@@ -188,6 +201,10 @@ def serve(
     worker_port: int = typer.Option(21002, "--worker-port"),
     api_keys: str = typer.Option(None, "--api-keys"),
     device: str = typer.Option("auto"),
+    max_batch_size: int = typer.Option(
+        16, "--max-batch-size", help="Sequences decoded together (continuous batching)."
+    ),
+    max_queue: int = typer.Option(32, "--max-queue", help="Requests waiting; past it, 429."),
     log_level: str = typer.Option("warning"),
 ) -> None:
     """Controller + worker + OpenAI-compatible API on this machine, in one command."""
@@ -201,7 +218,14 @@ def serve(
 
     quiet_transformers()
     table = build_model_table(
-        model_path, model_names, "hf", conv_template, [], 4, 32, {"device": device}
+        model_path,
+        model_names,
+        "hf",
+        conv_template,
+        [],
+        max_batch_size,
+        max_queue,
+        {"device": device, "max_batch_size": max_batch_size},
     )
     controller_url = f"http://{host}:{controller_port}"
     worker_url = f"http://{host}:{worker_port}"

@@ -134,3 +134,17 @@ class GenerationChunk:
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+
+
+def join_chunks(chunks: list[GenerationChunk]) -> GenerationChunk:
+    """Several consecutive chunks as one (for a consumer that fell behind the producer)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    last = chunks[-1]
+    return GenerationChunk(
+        "".join(c.text for c in chunks),
+        tuple(t for c in chunks for t in c.token_ids),
+        tuple(lp for c in chunks for lp in c.logprobs),
+        finish_reason=last.finish_reason,
+        usage=last.usage,
+    )

@@ -1,51 +1,70 @@
 """`HFBackend`: the transformers implementation of the `Backend` seam.
 
-Generation runs a KV-cached decode loop in a worker thread and streams chunks back to the
-event loop; closing the stream cancels the loop. One request decodes at a time here
-(continuous batching is the throughput issue's work).
+Causal language models generate through a `BatchEngine` (continuous batching: concurrent
+requests share forward passes, joining and leaving between decode steps); encoder-decoder
+models decode one request at a time in a thread. Either way each request is a `Sequence`
+(sampling, stops, detokenisation) streamed back to the event loop as delta chunks, and
+closing the stream cancels it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import nullcontext
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from collections.abc import Sequence as Seq
 
 import torch
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.hf.constraints import GrammarFactory
+from palestra.backends.hf.engine import BatchEngine, BatchLimits
+from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel, LoadOptions, load_model
-from palestra.backends.hf.sampling import TokenSampler, token_logprobs
-from palestra.backends.hf.stopping import StopStringMatcher
+from palestra.backends.hf.sequence import Sequence
 from palestra.core.errors import InvalidRequestError, PalestraError, UnsupportedError
-from palestra.core.types import (
-    GenerationChunk,
-    GenerationRequest,
-    SamplingParams,
-    TokenLogprob,
-    Usage,
-)
+from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams, join_chunks
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
-
-_DONE = object()
 
 
 class HFBackend(Backend):
     name = "hf"
 
-    def __init__(self, loaded: LoadedModel, template: ChatTemplate, model_name: str):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        template: ChatTemplate,
+        model_name: str,
+        limits: BatchLimits | None = None,
+    ):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self._template = template
         self._model_name = model_name
-        self._lock = asyncio.Lock()
+        self._model_lock = threading.Lock()  # one forward pass at a time on the weights
+        self._active_adapter: str | None = None
+        if loaded.adapters:
+            self._active_adapter = self.model.active_adapter
+            self._select_adapter(None)
         self._stop_ids = self._resolve_stop_ids()
         self._grammar_factory: GrammarFactory | None = None
+        self._engine: BatchEngine | None = None
+        limits = limits or BatchLimits()
+        if loaded.info.kind == "chat":  # causal LMs; seq2seq decodes serially
+            if not supports_batching(self.model):  # e.g. sliding-window caches
+                limits = BatchLimits(1, limits.max_cached_tokens)
+            self._engine = BatchEngine(
+                self.model,
+                self.loaded.device
+                if not hasattr(self.model, "hf_device_map")
+                else self.model.device,
+                limits,
+                context_length=self.context_length,
+                select_adapter=self._select_adapter,
+                model_lock=self._model_lock,
+            )
 
     @classmethod
     def load(
@@ -60,6 +79,8 @@ class HFBackend(Backend):
         max_gpu_memory: str | None = None,
         load_8bit: bool = False,
         adapters: dict[str, str] | None = None,
+        max_batch_size: int = 16,
+        max_cached_tokens: int = 0,
     ) -> HFBackend:
         from palestra.models.inspect import resolve_model_path
 
@@ -79,7 +100,7 @@ class HFBackend(Backend):
             if family and family.id == "palestra-tiny"
             else path.rstrip("/").rsplit("/", 1)[-1]
         )
-        return cls(loaded, template, name)
+        return cls(loaded, template, name, BatchLimits(max_batch_size, max_cached_tokens))
 
     # ------------------------------------------------------------------ facts
     @property
@@ -116,8 +137,14 @@ class HFBackend(Backend):
                 "device": str(self.loaded.device),
                 "dtype": str(self.model.dtype).replace("torch.", ""),
                 "adapters": self.adapters,
+                "max_batch_size": self._engine.limits.max_batch_size if self._engine else 1,
+                "running": self._engine.running if self._engine else 0,
             },
         )
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await asyncio.to_thread(self._engine.close)
 
     def check(self, sampling: SamplingParams) -> None:
         if sampling.json_schema is not None:
@@ -151,42 +178,73 @@ class HFBackend(Backend):
             raise InvalidRequestError(
                 f"adapter {request.adapter!r} is not loaded; loaded: {loaded}", param="model"
             )
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def emit(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def run() -> None:
-            try:
-                self._generate_sync(request, emit, cancel)
-            except Exception as exc:  # handed to the consumer, never lost in the thread
-                emit(exc)
-            finally:
-                emit(_DONE)
-
-        async with self._lock:
-            thread = threading.Thread(target=run, name="palestra-hf-generate", daemon=True)
-            thread.start()
-            try:
-                while (item := await queue.get()) is not _DONE:
+        sequence = self._new_sequence(request)
+        queue: asyncio.Queue[GenerationChunk | BaseException] = asyncio.Queue()
+        if self._engine is not None:
+            self._engine.submit(sequence, queue.put_nowait)
+            thread = None
+        else:
+            thread = self._start_serial(sequence, queue)
+        try:
+            while True:
+                # A consumer slower than the decode loop gets what piled up as one chunk:
+                # fewer, larger frames downstream, the same text and tokens.
+                chunks: list[GenerationChunk] = []
+                failure: BaseException | None = None
+                item = await queue.get()
+                while True:
                     if isinstance(item, BaseException):
-                        if isinstance(item, PalestraError):
-                            raise item
-                        raise UnsupportedError(f"generation failed: {item}") from item
-                    yield item
-            finally:
-                cancel.set()
-                await asyncio.to_thread(thread.join)
+                        failure = item
+                        break
+                    chunks.append(item)
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if chunks:
+                    chunk = join_chunks(chunks)
+                    yield chunk
+                    if chunk.finish_reason is not None:
+                        return
+                if failure is not None:
+                    if isinstance(failure, PalestraError):
+                        raise failure
+                    raise UnsupportedError(f"generation failed: {failure}") from failure
+        finally:
+            if self._engine is not None:
+                self._engine.cancel(sequence)
+            else:
+                sequence.cancelled = True
+                if thread is not None:
+                    await asyncio.to_thread(thread.join)
 
-    def _adapter_context(self, request: GenerationRequest) -> Any:
-        if not self.adapters:
-            return nullcontext()
-        if request.adapter:
-            self.model.set_adapter(request.adapter)
-            return nullcontext()
-        return self.model.disable_adapter()
+    def _new_sequence(self, request: GenerationRequest) -> Sequence:
+        params = request.sampling
+        prompt_ids, max_new = self._prompt_ids(request, params.max_tokens)
+        special = set(self.tokenizer.all_special_tokens)
+        return Sequence(
+            prompt_ids,
+            max_new,
+            params,
+            tokenizer=self.tokenizer,
+            stop_ids=self._stop_ids,
+            stop_strings=tuple(s for s in self._template.stop_strings if s not in special),
+            constraint=(
+                self._grammars().constraint(params.json_schema) if params.json_schema else None
+            ),
+            adapter=request.adapter,
+        )
+
+    def _select_adapter(self, name: str | None) -> None:
+        """Point the shared PEFT model at one adapter, or at the bare base (None)."""
+        if not self.adapters or name == self._active_adapter:
+            return
+        if name is None:
+            self.model.base_model.disable_adapter_layers()
+        else:
+            if self._active_adapter is None:
+                self.model.base_model.enable_adapter_layers()
+            self.model.set_adapter(name)
+        self._active_adapter = name
 
     def _prompt_ids(self, request: GenerationRequest, max_new: int) -> tuple[list[int], int]:
         if request.prompt_token_ids is not None:
@@ -205,118 +263,60 @@ class HFBackend(Backend):
         ids = ids[-(context - room) :]
         return ids, room
 
-    def _generate_sync(
-        self, request: GenerationRequest, emit: Callable[[Any], None], cancel: threading.Event
-    ) -> None:
-        params = request.sampling
-        prompt_ids, max_new = self._prompt_ids(request, params.max_tokens)
-        stop_ids = set(params.stop_token_ids)
-        if not params.ignore_eos:
-            stop_ids |= self._stop_ids
-        special = set(self.tokenizer.all_special_tokens)
-        stop_strings = tuple(s for s in self._template.stop_strings if s not in special)
-        matcher = StopStringMatcher(stop_strings + params.stop)
-        sampler = TokenSampler(params)
-        constraint = self._grammars().constraint(params.json_schema) if params.json_schema else None
-        step_logits = self._decode_steps(prompt_ids)
-        generated: list[int] = []
-        pending_ids: list[int] = []
-        pending_logprobs: list[TokenLogprob] = []
-        finish = "length"
-        text = ""
-        string_stop = False
-        with torch.inference_mode(), self._adapter_context(request):
-            for _ in range(max_new):
-                if cancel.is_set():
-                    return
-                logits = step_logits(generated[-1] if generated else None)
-                token = sampler.sample(logits, constraint)
-                if params.logprobs:
-                    chosen, top = token_logprobs(logits, token, params.top_logprobs)
-                    pending_logprobs.append(
-                        TokenLogprob(
-                            self._token_text(token),
-                            token,
-                            chosen,
-                            tuple((self._token_text(i), lp) for i, lp in top),
-                        )
+    # ------------------------------------------------------------------ seq2seq (serial)
+    def _start_serial(
+        self, sequence: Sequence, queue: asyncio.Queue[GenerationChunk | BaseException]
+    ) -> threading.Thread:
+        """Encoder-decoder models decode one request at a time in their own thread."""
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                with self._model_lock, torch.inference_mode():
+                    self._select_adapter(sequence.adapter)
+                    self._decode_seq2seq(
+                        sequence, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c)
                     )
-                if token in stop_ids:  # not part of the text, so not of the logprobs
-                    finish = "stop"
-                    generated.append(token)
-                    if params.logprobs:
-                        pending_logprobs.pop()
-                    break
-                if constraint is not None:
-                    constraint.accept(token)
-                generated.append(token)
-                pending_ids.append(token)
-                text = self.tokenizer.decode(generated, skip_special_tokens=True)
-                if text.endswith("\ufffd"):  # an unfinished multi-byte character
-                    continue
-                delta, stopped = matcher.update(text)
-                if delta or stopped or pending_logprobs:
-                    emit(GenerationChunk(delta, tuple(pending_ids), tuple(pending_logprobs)))
-                    pending_ids, pending_logprobs = [], []
-                if stopped:
-                    finish, string_stop = "stop", True
-                    break
-                if constraint is not None and constraint.finished:
-                    finish = "stop"  # the JSON value is complete
-                    break
-        tail = "" if string_stop else matcher.flush(text)
-        completion = len(generated)
-        emit(
-            GenerationChunk(
-                tail,
-                tuple(pending_ids),
-                tuple(pending_logprobs),
-                finish_reason=finish,  # type: ignore[arg-type]
-                usage=Usage(len(prompt_ids), completion),
-            )
-        )
+            except Exception as exc:  # handed to the consumer, never lost in the thread
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
 
-    def _token_text(self, token: int) -> str:
-        return str(self.tokenizer.decode([token]))
+        thread = threading.Thread(target=run, name="palestra-seq2seq", daemon=True)
+        thread.start()
+        return thread
 
-    def _decode_steps(self, prompt_ids: list[int]) -> Callable[[int | None], torch.Tensor]:
-        """A function that feeds the previous token (None: the prompt) and returns logits."""
+    def _decode_seq2seq(
+        self, sequence: Sequence, emit: Callable[[GenerationChunk], object]
+    ) -> None:
         model = self.model
-        device = self.loaded.device if not hasattr(model, "hf_device_map") else model.device
-        state: dict[str, Any] = {"past": None}
-        prompt = torch.tensor([prompt_ids], device=device)
-        if self.loaded.info.kind == "seq2seq":
-            encoder_outputs = model.get_encoder()(input_ids=prompt)
-            start = model.config.decoder_start_token_id
-
-            def seq2seq_step(previous: int | None) -> torch.Tensor:
-                token = start if previous is None else previous
-                out = model(
-                    encoder_outputs=encoder_outputs,
-                    attention_mask=torch.ones_like(prompt),
-                    decoder_input_ids=torch.tensor([[token]], device=device),
-                    past_key_values=state["past"],
-                    use_cache=True,
-                )
-                state["past"] = out.past_key_values
-                return out.logits[0, -1]
-
-            return seq2seq_step
-
-        def causal_step(previous: int | None) -> torch.Tensor:
-            inputs = prompt if previous is None else torch.tensor([[previous]], device=device)
-            out = model(input_ids=inputs, past_key_values=state["past"], use_cache=True)
-            state["past"] = out.past_key_values
-            return out.logits[0, -1]
-
-        return causal_step
+        device = self.loaded.device
+        prompt = torch.tensor([sequence.prompt_ids], device=device)
+        encoder_outputs = model.get_encoder()(input_ids=prompt)
+        token = model.config.decoder_start_token_id
+        past = None
+        while sequence.finished is None and not sequence.cancelled:
+            out = model(
+                encoder_outputs=encoder_outputs,
+                attention_mask=torch.ones_like(prompt),
+                decoder_input_ids=torch.tensor([[token]], device=device),
+                past_key_values=past,
+                use_cache=True,
+            )
+            past = out.past_key_values
+            logits = out.logits[0, -1]
+            token = sequence.sample(logits)
+            chunk = sequence.advance(token, logits)
+            if chunk is not None:
+                emit(chunk)
 
     # ------------------------------------------------------------------ embeddings
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Seq[str]) -> list[list[float]]:
         if not texts:
             raise InvalidRequestError("no input to embed", param="input")
-        async with self._lock:
-            return await asyncio.to_thread(self._embed_sync, list(texts))
+        return await asyncio.to_thread(self._embed_locked, list(texts))
+
+    def _embed_locked(self, texts: list[str]) -> list[list[float]]:
+        with self._model_lock:
+            return self._embed_sync(texts)
 
     def _embed_sync(self, texts: list[str]) -> list[list[float]]:
         family = self.loaded.info.family

@@ -1,0 +1,281 @@
+"""Continuous batching for causal language models: one thread runs a batch of sequences
+that requests join and leave between decode steps.
+
+Each loop turn the engine (1) drops sequences whose consumer went away, (2) admits waiting
+sequences while the batch has room (a cap on sequences and on cached key/value slots),
+prefilling newcomers together and stacking their caches onto the running batch, (3) runs
+one decode step for every running sequence, and (4) hands each sequence's chunk to its
+consumer, removing finished ones at once. Requests with the same prompt admitted together
+(`n > 1`, or identical concurrent prompts) share one prefill.
+
+Sequences for different PEFT adapters cannot share a forward pass: the engine serves one
+adapter (or the bare base) at a time and switches when the batch drains, in arrival order.
+
+Chunks reach the asyncio side through one `call_soon_threadsafe` per step for the whole
+batch, so the event loop wakes once per step, not once per sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from palestra.backends.hf.kv_batch import KVBatch
+from palestra.backends.hf.sequence import Sequence
+from palestra.core.types import GenerationChunk
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int = 16  # sequences decoded together
+    max_cached_tokens: int = 0  # key/value slots, padding included; 0: size x context
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1 or self.max_cached_tokens < 0:
+            raise ValueError("max_batch_size must be >= 1 and max_cached_tokens >= 0")
+
+
+@dataclass
+class _Entry:
+    sequence: Sequence
+    loop: asyncio.AbstractEventLoop
+    deliver: Callable[[GenerationChunk | BaseException], None]
+    outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
+
+
+class BatchEngine:
+    def __init__(
+        self,
+        model: Any,
+        device: Any,
+        limits: BatchLimits,
+        *,
+        context_length: int,
+        select_adapter: Callable[[str | None], None],
+        model_lock: threading.Lock,
+    ):
+        self.model = model
+        self.device = device
+        self.limits = limits
+        self.max_cached_tokens = limits.max_cached_tokens or (
+            limits.max_batch_size * context_length
+        )
+        self._select_adapter = select_adapter
+        self._model_lock = model_lock
+        self._waiting: deque[_Entry] = deque()
+        self._running: list[_Entry] = []
+        self._batch: KVBatch | None = None
+        self._adapter: str | None = None
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        # Figures for tests, health and benchmarks.
+        self.steps = 0  # decode steps run
+        self.prefilled_prompts = 0  # prompts run through a prefill (shared ones once)
+        self.peak_batch = 0  # most sequences decoded together
+
+    # ------------------------------------------------------------------ consumer side
+    def submit(
+        self, sequence: Sequence, deliver: Callable[[GenerationChunk | BaseException], None]
+    ) -> None:
+        """Queue a sequence; `deliver` is called on the caller's event loop per chunk."""
+        entry = _Entry(sequence, asyncio.get_running_loop(), deliver)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._waiting.append(entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="palestra-batch-engine", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def cancel(self, sequence: Sequence) -> None:
+        sequence.cancelled = True
+        with self._wake:
+            self._wake.notify()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    # ------------------------------------------------------------------ engine thread
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed and not self._waiting and not self._running:
+                    self._wake.wait()
+                if self._closed:
+                    failure = RuntimeError("the model is shutting down")
+                    for entry in [*self._running, *self._waiting]:
+                        entry.outbox.append(failure)
+                    self._flush([*self._running, *self._waiting])
+                    return
+                newcomers = self._admit()
+            try:
+                with torch.inference_mode(), self._model_lock:
+                    self._drop_cancelled()
+                    if newcomers:
+                        self._prefill(newcomers)
+                    if self._batch is not None and self._running:
+                        self._decode()
+            except Exception as exc:  # a failed forward pass fails its batch, not the engine
+                for entry in _unique([*self._running, *newcomers]):
+                    entry.outbox.append(exc)
+                    entry.sequence.finished = "stop"
+                self._flush([*self._running, *newcomers])
+                self._running, self._batch = [], None
+                continue
+            self._flush([*self._running, *newcomers])
+            self._retire()
+
+    def _admit(self) -> list[_Entry]:
+        """Move waiting sequences that fit into the batch (called under the lock)."""
+        admitted: list[_Entry] = []
+        size = len(self._running)
+        width = max((_reserved(e.sequence) for e in self._running), default=0)
+        while self._waiting:
+            entry = self._waiting[0]
+            if entry.sequence.cancelled:
+                self._waiting.popleft()
+                continue
+            if (size or admitted) and entry.sequence.adapter != self._adapter:
+                break  # another adapter's turn comes when this batch drains
+            need = _reserved(entry.sequence)
+            slots = (size + len(admitted) + 1) * max(width, need)
+            if (size or admitted) and (
+                size + len(admitted) >= self.limits.max_batch_size or slots > self.max_cached_tokens
+            ):
+                break
+            self._waiting.popleft()
+            width = max(width, need)
+            if not size and not admitted:
+                self._adapter = entry.sequence.adapter
+            admitted.append(entry)
+        return admitted
+
+    def _drop_cancelled(self) -> None:
+        keep = [i for i, e in enumerate(self._running) if not e.sequence.cancelled]
+        if len(keep) < len(self._running):
+            self._running = [self._running[i] for i in keep]
+            if self._batch is not None:
+                if keep:
+                    self._batch.keep(keep)
+                else:
+                    self._batch = None
+
+    def _prefill(self, newcomers: list[_Entry]) -> None:
+        self._select_adapter(self._adapter)
+        unique: dict[tuple[int, ...], int] = {}
+        groups: list[list[_Entry]] = []
+        for entry in newcomers:
+            key = tuple(entry.sequence.prompt_ids)
+            if key not in unique:
+                unique[key] = len(groups)
+                groups.append([])
+            groups[unique[key]].append(entry)
+        batch, logits = KVBatch.prefill(self.model, [list(key) for key in unique], self.device)
+        if any(len(group) > 1 for group in groups):
+            batch.repeat_rows([len(group) for group in groups])
+            counts = torch.tensor([len(group) for group in groups], device=logits.device)
+            logits = torch.repeat_interleave(logits, counts, dim=0)
+        self.prefilled_prompts += len(groups)
+        ordered = [entry for group in groups for entry in group]
+        self._sample_into(ordered, logits)
+        alive = [
+            i
+            for i, e in enumerate(ordered)
+            if e.sequence.finished is None and not e.sequence.cancelled
+        ]
+        if not alive:
+            return
+        batch.keep(alive)
+        ordered = [ordered[i] for i in alive]
+        if self._batch is None or not self._running:
+            self._batch, self._running = batch, ordered
+        else:
+            self._batch.extend(batch)
+            self._running.extend(ordered)
+
+    def _decode(self) -> None:
+        assert self._batch is not None
+        self._select_adapter(self._adapter)
+        tokens = [e.sequence.generated[-1] for e in self._running]
+        logits = self._batch.decode(self.model, tokens)
+        self.steps += 1
+        self.peak_batch = max(self.peak_batch, len(tokens))
+        self._sample_into(self._running, logits)
+
+    def _sample_into(self, entries: list[_Entry], logits: torch.Tensor) -> None:
+        greedy = [e.sequence.simple_greedy for e in entries]
+        argmax = logits.argmax(dim=-1).tolist() if any(greedy) else []
+        for row, entry in enumerate(entries):
+            sequence = entry.sequence
+            if sequence.cancelled or sequence.finished is not None:
+                continue
+            try:
+                row_logits = logits[row]
+                token = argmax[row] if greedy[row] else sequence.sample(row_logits)
+                chunk = sequence.advance(token, row_logits)
+            except Exception as exc:  # one sequence's failure (a grammar error) is its own
+                sequence.finished = "stop"
+                entry.outbox.append(exc)
+                continue
+            if chunk is not None:
+                entry.outbox.append(chunk)
+
+    def _retire(self) -> None:
+        """Remove finished sequences from the running batch."""
+        keep = [i for i, e in enumerate(self._running) if e.sequence.finished is None]
+        if len(keep) == len(self._running):
+            return
+        self._running = [self._running[i] for i in keep]
+        if not keep:
+            self._batch = None
+        elif self._batch is not None:
+            self._batch.keep(keep)
+
+    def _flush(self, entries: list[_Entry]) -> None:
+        """Deliver every pending chunk with one wake-up per event loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
+        for entry in _unique(entries):
+            if entry.outbox:
+                by_loop.setdefault(entry.loop, []).append(entry)
+        for loop, ready in by_loop.items():
+            batch = [(e.deliver, e.outbox) for e in ready]
+            for entry in ready:
+                entry.outbox = []
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
+                loop.call_soon_threadsafe(_deliver_all, batch)
+
+
+def _deliver_all(
+    batch: list[tuple[Callable[[GenerationChunk | BaseException], None], list[Any]]],
+) -> None:
+    for deliver, items in batch:
+        for item in items:
+            deliver(item)
+
+
+def _reserved(sequence: Sequence) -> int:
+    """The most key/value slots a sequence can come to hold."""
+    return len(sequence.prompt_ids) + sequence.max_new
+
+
+def _unique(entries: list[_Entry]) -> list[_Entry]:
+    return list({id(e): e for e in entries}.values())

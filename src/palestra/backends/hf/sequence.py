@@ -1,0 +1,125 @@
+"""One request's decoding state, independent of how its forward passes are batched: the
+sampler, stop conditions, structured-output constraint, detokeniser and the chunks it
+streams. The batch engine and the serial seq2seq loop both drive a `Sequence` one token
+at a time through `advance`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from palestra.backends.hf.detokenize import IncrementalDetokenizer
+from palestra.backends.hf.sampling import TokenSampler, token_logprobs
+from palestra.backends.hf.stopping import StopStringMatcher
+from palestra.core.types import (
+    FinishReason,
+    GenerationChunk,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
+
+
+class Sequence:
+    """Feed it the logits for its next token; it samples, checks stops and says what to
+    stream. `finished` is set once the last chunk (with usage) has been returned."""
+
+    def __init__(
+        self,
+        prompt_ids: list[int],
+        max_new: int,
+        params: SamplingParams,
+        *,
+        tokenizer: Any,
+        stop_ids: frozenset[int],
+        stop_strings: tuple[str, ...],
+        constraint: Any = None,
+        adapter: str | None = None,
+    ):
+        self.prompt_ids = prompt_ids
+        self.max_new = max_new
+        self.params = params
+        self.adapter = adapter
+        self.stop_ids = stop_ids if not params.ignore_eos else frozenset()
+        self.stop_ids = self.stop_ids | frozenset(params.stop_token_ids)
+        self.constraint = constraint
+        self.sampler = TokenSampler(params)
+        self.matcher = StopStringMatcher(stop_strings + params.stop)
+        self.detokenizer = IncrementalDetokenizer(tokenizer)
+        self.tokenizer = tokenizer
+        self.generated: list[int] = []
+        self.finished: FinishReason | None = None
+        self.cancelled = False  # set by the consumer from any thread; the engine drops it
+        self._pending_ids: list[int] = []
+        self._pending_logprobs: list[TokenLogprob] = []
+
+    @property
+    def simple_greedy(self) -> bool:
+        """Its next token is the plain argmax: the engine may pick it for the whole batch."""
+        p = self.params
+        return (
+            p.greedy
+            and self.constraint is None
+            and not p.logprobs
+            and p.repetition_penalty == 1.0
+            and not p.presence_penalty
+            and not p.frequency_penalty
+        )
+
+    @property
+    def length(self) -> int:
+        """Tokens in its KV cache once the last sampled token has been fed back."""
+        return len(self.prompt_ids) + len(self.generated)
+
+    def sample(self, logits: torch.Tensor) -> int:
+        return self.sampler.sample(logits, self.constraint)
+
+    def advance(self, token: int, logits: torch.Tensor | None = None) -> GenerationChunk | None:
+        """Take the sampled token; return the chunk to stream now, if any. `logits` (this
+        step's row) is needed only when the request asked for logprobs."""
+        if self.params.logprobs and logits is not None and token not in self.stop_ids:
+            chosen, top = token_logprobs(logits, token, self.params.top_logprobs)
+            decode = self.tokenizer.decode
+            self._pending_logprobs.append(
+                TokenLogprob(
+                    decode([token]), token, chosen, tuple((decode([i]), lp) for i, lp in top)
+                )
+            )
+        self.generated.append(token)
+        if token in self.stop_ids:  # the stop token is not part of the text
+            return self._finish("stop")
+        if self.constraint is not None:
+            self.constraint.accept(token)
+        self._pending_ids.append(token)
+        delta = ""
+        if self.detokenizer.add(token):
+            delta, stopped = self.matcher.update(self.detokenizer.text)
+            if stopped:
+                return self._finish("stop", delta, flush=False)
+        if self.constraint is not None and self.constraint.finished:
+            return self._finish("stop", delta)  # the JSON value is complete
+        if len(self.generated) >= self.max_new:
+            return self._finish("length", delta)
+        if delta or self._pending_logprobs:
+            return self._chunk(delta)
+        return None
+
+    def _chunk(self, text: str) -> GenerationChunk:
+        chunk = GenerationChunk(text, tuple(self._pending_ids), tuple(self._pending_logprobs))
+        self._pending_ids, self._pending_logprobs = [], []
+        return chunk
+
+    def _finish(self, reason: FinishReason, text: str = "", flush: bool = True) -> GenerationChunk:
+        if flush:
+            text += self.matcher.flush(self.detokenizer.text)
+        self.finished = reason
+        chunk = GenerationChunk(
+            text,
+            tuple(self._pending_ids),
+            tuple(self._pending_logprobs),
+            finish_reason=reason,
+            usage=Usage(len(self.prompt_ids), len(self.generated)),
+        )
+        self._pending_ids, self._pending_logprobs = [], []
+        return chunk

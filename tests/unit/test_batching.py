@@ -1,0 +1,173 @@
+"""Continuous batching in the transformers backend, on the bundled model: requests that
+run together return exactly what they return alone (greedy and seeded sampling, stop
+strings, stop tokens, different lengths, late arrivals), forward passes are really shared,
+the caps hold, and a cancelled request leaves the batch without disturbing the others."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from palestra.backends.hf.backend import HFBackend
+from palestra.core.types import GenerationRequest, SamplingParams
+
+
+@pytest.fixture(scope="module")
+def tiny() -> HFBackend:
+    return HFBackend.load(None, device="cpu", max_batch_size=8)
+
+
+QUESTIONS = [
+    "Hello! Who are you?",
+    "What is the capital of Norland?",
+    "What color is a ripe banana?",
+    "How many legs does a spider have? Please answer with a number.",
+    "What is 3 plus 4?",
+    "Tell me about the city of Velmora and the river that runs through it.",
+    "What sound does a cow make?",
+    "Hi",
+]
+
+
+def requests(backend: HFBackend) -> list[GenerationRequest]:
+    """Varied requests: greedy and seeded sampling, a stop string, eos and fixed lengths."""
+    variants: list[dict[str, Any]] = [
+        {"temperature": 0, "max_tokens": 24},
+        {"temperature": 0, "max_tokens": 16, "ignore_eos": True},
+        {"temperature": 0.8, "seed": 7, "max_tokens": 20},
+        {"temperature": 0, "max_tokens": 30, "stop": ("the",)},
+        {"temperature": 0, "max_tokens": 5},
+        {"temperature": 1.0, "top_p": 0.9, "seed": 1, "max_tokens": 28, "ignore_eos": True},
+        {"temperature": 0, "max_tokens": 24, "repetition_penalty": 1.3},
+        {"temperature": 0, "max_tokens": 12, "logprobs": True, "top_logprobs": 2},
+    ]
+    return [
+        GenerationRequest(
+            backend.chat_prompt([{"role": "user", "content": q}]), SamplingParams(**v)
+        )
+        for q, v in zip(QUESTIONS, variants, strict=True)
+    ]
+
+
+async def collect(backend: HFBackend, request: GenerationRequest, delay: float = 0.0) -> Any:
+    await asyncio.sleep(delay)
+    chunks = [chunk async for chunk in backend.generate(request)]
+    ids = [t for c in chunks for t in c.token_ids]
+    logprobs = [(lp.token_id, round(lp.logprob, 4)) for c in chunks for lp in c.logprobs]
+    return "".join(c.text for c in chunks), ids, chunks[-1].finish_reason, logprobs
+
+
+def test_batched_requests_match_solo_runs_token_for_token(tiny: HFBackend) -> None:
+    batch = requests(tiny)
+    engine = tiny._engine
+    assert engine is not None
+
+    async def solo() -> list[Any]:
+        return [await collect(tiny, r) for r in batch]
+
+    async def together() -> list[Any]:
+        # Half arrive at once, the rest while the batch is already decoding.
+        delays = [0.0, 0.0, 0.0, 0.0, 0.01, 0.02, 0.05, 0.08]
+        return list(
+            await asyncio.gather(*(collect(tiny, r, d) for r, d in zip(batch, delays, strict=True)))
+        )
+
+    alone = asyncio.run(solo())
+    steps_before = engine.steps
+    joint = asyncio.run(together())
+    steps = engine.steps - steps_before
+
+    assert joint == alone
+    assert {a[2] for a in alone} == {"stop", "length"}  # both ways of ending were exercised
+    generated = sum(len(a[1]) for a in alone)
+    assert steps < generated / 2, "decode steps were not shared"
+    assert engine.peak_batch >= 4
+
+
+def test_batch_size_cap_holds_and_everyone_finishes() -> None:
+    capped = HFBackend.load(None, device="cpu", max_batch_size=2)
+    engine = capped._engine
+    assert engine is not None
+    prompt = capped.chat_prompt([{"role": "user", "content": "What color is the sky?"}])
+    request = GenerationRequest(
+        prompt, SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+    )
+
+    async def five() -> list[Any]:
+        return list(await asyncio.gather(*(collect(capped, request) for _ in range(5))))
+
+    results = asyncio.run(five())
+    assert all(len(r[1]) == 8 for r in results)
+    assert len({tuple(r[1]) for r in results}) == 1
+    assert engine.peak_batch == 2
+
+
+def test_cached_token_cap_admits_one_long_request_at_a_time() -> None:
+    capped = HFBackend.load(None, device="cpu", max_batch_size=8, max_cached_tokens=60)
+    engine = capped._engine
+    assert engine is not None
+    prompt = capped.chat_prompt([{"role": "user", "content": "Hi"}])
+    request = GenerationRequest(
+        prompt, SamplingParams(temperature=0, max_tokens=30, ignore_eos=True)
+    )
+
+    async def three() -> list[Any]:
+        return list(await asyncio.gather(*(collect(capped, request) for _ in range(3))))
+
+    assert all(len(r[1]) == 30 for r in asyncio.run(three()))
+    assert engine.peak_batch == 1  # two would need more than 60 slots
+
+
+def test_identical_prompts_admitted_together_share_one_prefill(tiny: HFBackend) -> None:
+    engine = tiny._engine
+    assert engine is not None
+    prompt = tiny.chat_prompt([{"role": "user", "content": "What is the capital of Norland?"}])
+    params = SamplingParams(temperature=0.9, seed=None, max_tokens=6, ignore_eos=True)
+
+    async def four() -> list[Any]:
+        # Submitted in one event-loop turn, they reach the engine before it wakes.
+        return list(
+            await asyncio.gather(
+                *(collect(tiny, GenerationRequest(prompt, params)) for _ in range(4))
+            )
+        )
+
+    before = engine.prefilled_prompts
+    results = asyncio.run(four())
+    assert all(len(r[1]) == 6 for r in results)
+    assert engine.prefilled_prompts - before < 4
+
+
+def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBackend) -> None:
+    engine = tiny._engine
+    assert engine is not None
+    batch = requests(tiny)[:3]
+
+    async def scenario() -> tuple[list[Any], int]:
+        alone = [await collect(tiny, r) for r in batch]
+        long_one = GenerationRequest(
+            batch[0].prompt, SamplingParams(temperature=0, max_tokens=200, ignore_eos=True)
+        )
+
+        async def abandon() -> int:
+            stream = tiny.generate(long_one)
+            received = 0
+            async for chunk in stream:
+                received += len(chunk.token_ids)
+                if received >= 3:
+                    break
+            await stream.aclose()  # type: ignore[attr-defined]
+            return received
+
+        results = await asyncio.gather(abandon(), *(collect(tiny, r) for r in batch))
+        assert results[1:] == alone
+        for _ in range(100):  # the engine drops it at its next step
+            if engine.running == 0:
+                break
+            await asyncio.sleep(0.01)
+        return alone, engine.running
+
+    _, running = asyncio.run(scenario())
+    assert running == 0
