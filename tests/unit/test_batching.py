@@ -171,3 +171,37 @@ def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBack
 
     _, running = asyncio.run(scenario())
     assert running == 0
+
+
+def test_multi_turn_chat_reuses_the_cached_history_and_answers_the_same() -> None:
+    cached = HFBackend.load(None, device="cpu")
+    plain = HFBackend.load(None, device="cpu", prefix_cache_tokens=0)
+    assert cached._engine is not None and plain._engine is not None
+    cache = cached._engine.prefix_cache
+    params = SamplingParams(temperature=0, max_tokens=40)
+
+    async def conversation(backend: HFBackend) -> list[str]:
+        history: list[dict[str, str]] = []
+        replies = []
+        for question in ["Hello! Who are you?", "What is the capital of Norland?", "Thanks!"]:
+            history.append({"role": "user", "content": question})
+            reply = (
+                await collect(backend, GenerationRequest(backend.chat_prompt(history), params))
+            )[0]
+            history.append({"role": "assistant", "content": reply})
+            replies.append(reply)
+        return replies
+
+    with_cache = asyncio.run(conversation(cached))
+    assert with_cache == asyncio.run(conversation(plain))
+    assert cache.hits >= 2  # turns 2 and 3 started from the previous turn's key/values
+    second_prompt_tokens = cached.count_tokens(
+        cached.chat_prompt(
+            [
+                {"role": "user", "content": "Hello! Who are you?"},
+                {"role": "assistant", "content": with_cache[0]},
+            ]
+        )
+    )
+    assert cache.reused_tokens >= second_prompt_tokens - 2
+    assert plain._engine.prefix_cache.hits == 0

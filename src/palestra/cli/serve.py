@@ -114,6 +114,11 @@ def worker(
     max_cached_tokens: int = typer.Option(
         0, "--max-cached-tokens", help="Key/value slots in a batch; 0: batch size x context."
     ),
+    prefix_cache_tokens: int = typer.Option(
+        -1,
+        "--prefix-cache-tokens",
+        help="Prompt key/values kept for reuse; -1: as --max-cached-tokens, 0: off.",
+    ),
     limit_concurrency: int = typer.Option(
         0, "--limit-concurrency", help="Requests running at once; 0: --max-batch-size."
     ),
@@ -148,7 +153,11 @@ def worker(
             "num_gpus": num_gpus,
             "max_gpu_memory": max_gpu_memory,
             **(
-                {"max_batch_size": max_batch_size, "max_cached_tokens": max_cached_tokens}
+                {
+                    "max_batch_size": max_batch_size,
+                    "max_cached_tokens": max_cached_tokens,
+                    "prefix_cache_tokens": prefix_cache_tokens,
+                }
                 if backend == "hf"
                 else {}
             ),

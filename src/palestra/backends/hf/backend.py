@@ -54,7 +54,7 @@ class HFBackend(Backend):
         limits = limits or BatchLimits()
         if loaded.info.kind == "chat":  # causal LMs; seq2seq decodes serially
             if not supports_batching(self.model):  # e.g. sliding-window caches
-                limits = BatchLimits(1, limits.max_cached_tokens)
+                limits = BatchLimits(1, limits.max_cached_tokens, prefix_cache_tokens=0)
             self._engine = BatchEngine(
                 self.model,
                 self.loaded.device
@@ -81,6 +81,7 @@ class HFBackend(Backend):
         adapters: dict[str, str] | None = None,
         max_batch_size: int = 16,
         max_cached_tokens: int = 0,
+        prefix_cache_tokens: int = -1,
     ) -> HFBackend:
         from palestra.models.inspect import resolve_model_path
 
@@ -100,7 +101,12 @@ class HFBackend(Backend):
             if family and family.id == "palestra-tiny"
             else path.rstrip("/").rsplit("/", 1)[-1]
         )
-        return cls(loaded, template, name, BatchLimits(max_batch_size, max_cached_tokens))
+        return cls(
+            loaded,
+            template,
+            name,
+            BatchLimits(max_batch_size, max_cached_tokens, prefix_cache_tokens),
+        )
 
     # ------------------------------------------------------------------ facts
     @property
@@ -139,6 +145,15 @@ class HFBackend(Backend):
                 "adapters": self.adapters,
                 "max_batch_size": self._engine.limits.max_batch_size if self._engine else 1,
                 "running": self._engine.running if self._engine else 0,
+                "prefix_cache": (
+                    {
+                        "tokens": self._engine.prefix_cache.tokens,
+                        "hits": self._engine.prefix_cache.hits,
+                        "reused_tokens": self._engine.prefix_cache.reused_tokens,
+                    }
+                    if self._engine
+                    else None
+                ),
             },
         )
 

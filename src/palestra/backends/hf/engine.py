@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 
-from palestra.backends.hf.kv_batch import KVBatch
+from palestra.backends.hf.kv_batch import KVBatch, LayerKV
+from palestra.backends.hf.prefix_cache import PrefixCache
 from palestra.backends.hf.sequence import Sequence
 from palestra.core.types import GenerationChunk
 
@@ -36,6 +37,7 @@ from palestra.core.types import GenerationChunk
 class BatchLimits:
     max_batch_size: int = 16  # sequences decoded together
     max_cached_tokens: int = 0  # key/value slots, padding included; 0: size x context
+    prefix_cache_tokens: int = -1  # reusable prompt key/values kept; -1: max_cached_tokens
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_cached_tokens < 0:
@@ -66,6 +68,9 @@ class BatchEngine:
         self.limits = limits
         self.max_cached_tokens = limits.max_cached_tokens or (
             limits.max_batch_size * context_length
+        )
+        self.prefix_cache = PrefixCache(
+            self.max_cached_tokens if limits.prefix_cache_tokens < 0 else limits.prefix_cache_tokens
         )
         self._select_adapter = select_adapter
         self._model_lock = model_lock
@@ -164,8 +169,9 @@ class BatchEngine:
                 break
             self._waiting.popleft()
             width = max(width, need)
-            if not size and not admitted:
+            if not size and not admitted and entry.sequence.adapter != self._adapter:
                 self._adapter = entry.sequence.adapter
+                self.prefix_cache = PrefixCache(self.prefix_cache.max_tokens)  # other weights
             admitted.append(entry)
         return admitted
 
@@ -181,19 +187,35 @@ class BatchEngine:
 
     def _prefill(self, newcomers: list[_Entry]) -> None:
         self._select_adapter(self._adapter)
-        unique: dict[tuple[int, ...], int] = {}
-        groups: list[list[_Entry]] = []
-        for entry in newcomers:
-            key = tuple(entry.sequence.prompt_ids)
-            if key not in unique:
-                unique[key] = len(groups)
-                groups.append([])
-            groups[unique[key]].append(entry)
-        batch, logits = KVBatch.prefill(self.model, [list(key) for key in unique], self.device)
+        by_prompt: dict[tuple[int, ...], list[_Entry]] = {}
+        for entry in newcomers:  # identical prompts share one prefill
+            by_prompt.setdefault(tuple(entry.sequence.prompt_ids), []).append(entry)
+        fresh: list[list[int]] = []
+        resumed: list[tuple[list[int], int, LayerKV]] = []
+        for key in by_prompt:
+            found = self.prefix_cache.lookup(list(key))
+            if found is None:
+                fresh.append(list(key))
+            else:
+                resumed.append((list(key), *found))
+        parts = [KVBatch.prefill(self.model, fresh, self.device)] if fresh else []
+        for ids, start, past in resumed:  # one pass each: their pasts differ in length
+            parts.append(KVBatch.prefill_after(self.model, ids, start, past, self.device))
+        batch, logits = parts[0]
+        for more, more_logits in parts[1:]:
+            batch.extend(more)
+            logits = torch.cat([logits, more_logits], dim=0)
+        prompts = fresh + [ids for ids, _, _ in resumed]
+        for row, ids in enumerate(prompts):
+            if self.prefix_cache.wants(len(ids)):
+                self.prefix_cache.store(ids, batch.row_layers(row, len(ids)))
+        groups = [by_prompt[tuple(ids)] for ids in prompts]
         if any(len(group) > 1 for group in groups):
-            batch.repeat_rows([len(group) for group in groups])
-            counts = torch.tensor([len(group) for group in groups], device=logits.device)
-            logits = torch.repeat_interleave(logits, counts, dim=0)
+            counts = [len(group) for group in groups]
+            batch.repeat_rows(counts)
+            logits = torch.repeat_interleave(
+                logits, torch.tensor(counts, device=logits.device), dim=0
+            )
         self.prefilled_prompts += len(groups)
         ordered = [entry for group in groups for entry in group]
         self._sample_into(ordered, logits)
@@ -240,10 +262,18 @@ class BatchEngine:
                 entry.outbox.append(chunk)
 
     def _retire(self) -> None:
-        """Remove finished sequences from the running batch."""
+        """Remove finished sequences from the running batch, leaving their key/values
+        (prompt and reply: the start of the next turn's prompt) in the prefix cache."""
         keep = [i for i, e in enumerate(self._running) if e.sequence.finished is None]
         if len(keep) == len(self._running):
             return
+        if self._batch is not None:
+            for row, entry in enumerate(self._running):
+                sequence = entry.sequence
+                cached = sequence.length - 1  # the last sampled token was never fed back
+                if row not in keep and self.prefix_cache.wants(cached):
+                    ids = sequence.prompt_ids + sequence.generated[:-1]
+                    self.prefix_cache.store(ids, self._batch.row_layers(row, cached))
         self._running = [self._running[i] for i in keep]
         if not keep:
             self._batch = None

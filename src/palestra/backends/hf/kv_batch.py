@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
+
 
 class KVBatch:
     def __init__(self, cache: Any, attention_mask: torch.Tensor, lengths: list[int]):
@@ -61,6 +63,33 @@ class KVBatch:
         if not bool(mask.all()):
             batch._zero_padding()
         return batch, out.logits[:, -1, :]
+
+    @classmethod
+    def prefill_after(
+        cls, model: Any, ids: list[int], start: int, past: LayerKV, device: Any
+    ) -> tuple[KVBatch, torch.Tensor]:
+        """Run ids[start:] on top of `past`, the key/values of ids[:start] (one row)."""
+        cache = DynamicCache(ddp_cache_data=past)
+        mask = torch.ones((1, len(ids)), dtype=torch.long, device=device)
+        out = model(
+            input_ids=torch.tensor([ids[start:]], device=device),
+            attention_mask=mask,
+            position_ids=torch.arange(start, len(ids), device=device).unsqueeze(0),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return cls(out.past_key_values, mask, [len(ids)]), out.logits[:, -1, :]
+
+    def row_layers(self, row: int, length: int) -> LayerKV:
+        """A copy of the first `length` real tokens' key/values of one row."""
+        start = self.width - self.lengths[row]
+        return [
+            (
+                layer.keys[row : row + 1, :, start : start + length].clone(),
+                layer.values[row : row + 1, :, start : start + length].clone(),
+            )
+            for layer in self.cache.layers
+        ]
 
     def decode(self, model: Any, tokens: list[int]) -> torch.Tensor:
         """Feed one new token per row; return the next logits, [B, V]."""
