@@ -23,6 +23,12 @@ def _create_hf(**options: Any) -> Backend:
     return HFBackend.load(**options)
 
 
+def _create_llamacpp(**options: Any) -> Backend:
+    from palestra.backends.llamacpp.backend import LlamaCppBackend
+
+    return LlamaCppBackend.load(**options)
+
+
 def _create_scripted(**options: Any) -> Backend:
     from palestra.backends.scripted import ScriptedBackend
 
@@ -31,6 +37,9 @@ def _create_scripted(**options: Any) -> Backend:
 
 BUILTIN_BACKENDS: tuple[BackendFactory, ...] = (
     BackendFactory("hf", "Hugging Face transformers (CPU, CUDA, MPS)", _create_hf),
+    BackendFactory(
+        "llamacpp", "GGUF models through llama.cpp (llama-cpp-python)", _create_llamacpp
+    ),
     BackendFactory(
         "scripted", "canned replies from a JSON file (tests and demos)", _create_scripted
     ),

@@ -119,6 +119,9 @@ def worker(
         "--prefix-cache-tokens",
         help="Prompt key/values kept for reuse; -1: as --max-cached-tokens, 0: off.",
     ),
+    parallel: int = typer.Option(
+        2, "--parallel", help="llama.cpp backend: contexts decoding side by side."
+    ),
     limit_concurrency: int = typer.Option(
         0, "--limit-concurrency", help="Requests running at once; 0: --max-batch-size."
     ),
@@ -159,6 +162,8 @@ def worker(
                     "prefix_cache_tokens": prefix_cache_tokens,
                 }
                 if backend == "hf"
+                else {"parallel": parallel}
+                if backend == "llamacpp"
                 else {}
             ),
         },

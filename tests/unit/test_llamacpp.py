@@ -1,0 +1,164 @@
+"""The llama.cpp backend and the GGUF converter, on the bundled model converted for real:
+the GGUF tokenises and answers exactly like the transformers model, quantised files load,
+and the backend streams, stops, samples reproducibly, embeds and serves requests in
+parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from palestra.core.errors import InvalidRequestError, UnsupportedError
+from palestra.core.types import GenerationRequest, SamplingParams
+from palestra.models.inspect import bundled_model_path
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("gguf")
+
+from palestra.backends.hf.backend import HFBackend
+from palestra.backends.llamacpp.backend import LlamaCppBackend
+from palestra.backends.llamacpp.convert import convert_to_gguf
+
+
+@pytest.fixture(scope="module")
+def gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf"
+    result = convert_to_gguf(bundled_model_path(), out, "f32")
+    assert result.tensors == 38 and out.stat().st_size > 10_000_000
+    return out
+
+
+@pytest.fixture(scope="module")
+def gguf(gguf_file: Path) -> LlamaCppBackend:
+    return LlamaCppBackend.load(str(gguf_file), parallel=2)
+
+
+@pytest.fixture(scope="module")
+def hf() -> HFBackend:
+    return HFBackend.load(None, device="cpu")
+
+
+def ask(backend: Any, question: str, **sampling: Any) -> tuple[str, Any, list[Any]]:
+    async def collect() -> list[Any]:
+        prompt = backend.chat_prompt([{"role": "user", "content": question}])
+        request = GenerationRequest(prompt, SamplingParams(**sampling))
+        return [chunk async for chunk in backend.generate(request)]
+
+    chunks = asyncio.run(collect())
+    return "".join(c.text for c in chunks), chunks[-1], chunks
+
+
+QUESTIONS = [
+    "Hello! Who are you?",
+    "What is 3 plus 4?",
+    "What color is a ripe banana?",
+    "What sound does a cow make?",
+]
+
+
+def test_gguf_tokenises_like_the_transformers_tokenizer(
+    gguf: LlamaCppBackend, hf: HFBackend
+) -> None:
+    texts = [
+        "Hello! Who are you?",
+        "  spaces,\n\nnewlines\tand tabs; numbers 12345 and naïve café",
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    ]
+    for text in texts:
+        assert (
+            gguf.tokenizer.encode(text) == hf.tokenizer(text, add_special_tokens=False)["input_ids"]
+        )
+    assert gguf.template.name == "tokenizer"  # the chat template travelled inside the file
+    assert gguf.model_name == "tiny-chat" and gguf.context_length == 512
+
+
+def test_greedy_answers_match_the_transformers_model(gguf: LlamaCppBackend, hf: HFBackend) -> None:
+    for question in QUESTIONS:
+        text, last, _ = ask(gguf, question, temperature=0, max_tokens=48)
+        reference, reference_last, _ = ask(hf, question, temperature=0, max_tokens=48)
+        assert text == reference
+        assert last.finish_reason == reference_last.finish_reason == "stop"
+        assert last.usage == reference_last.usage
+
+
+def test_streams_deltas_stops_and_lengths(gguf: LlamaCppBackend) -> None:
+    full, last, chunks = ask(gguf, QUESTIONS[0], temperature=0, max_tokens=10, ignore_eos=True)
+    assert last.finish_reason == "length" and last.usage.completion_tokens == 10
+    assert sum(len(c.token_ids) for c in chunks) == 10 and len(chunks) > 3
+    stop = "Palestra"
+    assert stop in full
+    stopped, last, _ = ask(gguf, QUESTIONS[0], temperature=0, max_tokens=10, stop=(stop,))
+    assert stopped == full[: full.index(stop)] and last.finish_reason == "stop"
+
+
+def test_seeded_sampling_repeats(gguf: LlamaCppBackend) -> None:
+    runs = [
+        ask(gguf, "Tell me a word.", temperature=1.0, seed=5, max_tokens=12)[0] for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_parallel_requests_each_get_their_solo_answer(gguf: LlamaCppBackend) -> None:
+    solo = [ask(gguf, q, temperature=0, max_tokens=32)[0] for q in QUESTIONS]
+
+    async def together() -> list[str]:
+        async def one(question: str) -> str:
+            prompt = gguf.chat_prompt([{"role": "user", "content": question}])
+            request = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=32))
+            return "".join([c.text async for c in gguf.generate(request)])
+
+        return list(await asyncio.gather(*(one(q) for q in QUESTIONS * 2)))
+
+    assert asyncio.run(together()) == solo * 2
+
+
+def test_json_schema_output_and_refused_logprobs(gguf: LlamaCppBackend) -> None:
+    schema = json.dumps(
+        {
+            "type": "object",
+            "properties": {"answer": {"enum": ["yes", "no"]}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+    )
+    text, _, _ = ask(gguf, "Is the sky blue?", temperature=0, max_tokens=40, json_schema=schema)
+    assert json.loads(text)["answer"] in ("yes", "no")
+    with pytest.raises(UnsupportedError, match="logprobs"):
+        gguf.check(SamplingParams(logprobs=True))
+
+
+def test_embeddings_are_unit_vectors(gguf: LlamaCppBackend) -> None:
+    vectors = asyncio.run(gguf.embed(["a cow says moo", "snow is white"]))
+    assert len(vectors) == 2 and len(vectors[0]) == 256
+    assert sum(x * x for x in vectors[0]) == pytest.approx(1.0, abs=1e-4)
+    assert vectors[0] != vectors[1]
+    assert asyncio.run(gguf.embed(["a cow says moo"]))[0] == pytest.approx(vectors[0], abs=1e-5)
+
+
+def test_quantised_file_loads_and_answers(tmp_path: Path) -> None:
+    result = convert_to_gguf(bundled_model_path(), tmp_path / "tiny-q8.gguf", "q8_0")
+    assert result.size_bytes < 6_000_000  # vs 14.8 MB in f32
+    quantised = LlamaCppBackend.load(str(result.path), parallel=1)
+    text, last, _ = ask(quantised, "What is 3 plus 4?", temperature=0, max_tokens=24)
+    assert "7" in text and last.finish_reason == "stop"
+
+
+def test_conversion_and_loading_errors_are_clear(tmp_path: Path, random_llama_dir: Path) -> None:
+    with pytest.raises(InvalidRequestError, match=r"no config\.json"):
+        convert_to_gguf(tmp_path)
+    with pytest.raises(InvalidRequestError, match="unknown --outtype"):
+        convert_to_gguf(random_llama_dir, tmp_path / "x.gguf", "q3_weird")
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    with pytest.raises(UnsupportedError, match="convert_hf_to_gguf"):
+        convert_to_gguf(bert)
+    with pytest.raises(InvalidRequestError, match="does not exist"):
+        LlamaCppBackend.load(str(tmp_path / "missing.gguf"))
+    (tmp_path / "broken.gguf").write_bytes(b"not a gguf file")
+    with pytest.raises(InvalidRequestError, match="cannot load"):
+        LlamaCppBackend.load(str(tmp_path / "broken.gguf"))
