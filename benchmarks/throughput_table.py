@@ -29,14 +29,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model_path: str | None) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(
+    model_path: str | None, backend: str = "hf", extra: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
     port, controller, worker = free_port(), free_port(), free_port()
     command = [
         sys.executable, "-m", "palestra.cli.main", "serve", "--port", str(port),
         "--controller-port", str(controller), "--worker-port", str(worker), "--device", "cpu",
+        "--backend", backend,
     ]  # fmt: skip
     if model_path:
         command += ["--model-path", model_path]
+    command += extra or []
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180

@@ -74,6 +74,25 @@ def build_model_table(
     return table
 
 
+def _backend_options(
+    backend: str,
+    max_batch_size: int,
+    parallel: int,
+    max_cached_tokens: int = 0,
+    prefix_cache_tokens: int = -1,
+) -> dict[str, Any]:
+    """The concurrency options each built-in backend takes (plugins get none)."""
+    if backend == "hf":
+        return {
+            "max_batch_size": max_batch_size,
+            "max_cached_tokens": max_cached_tokens,
+            "prefix_cache_tokens": prefix_cache_tokens,
+        }
+    if backend == "llamacpp":
+        return {"parallel": parallel}
+    return {}
+
+
 def controller(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(21001),
@@ -155,16 +174,8 @@ def worker(
             "load_8bit": load_8bit,
             "num_gpus": num_gpus,
             "max_gpu_memory": max_gpu_memory,
-            **(
-                {
-                    "max_batch_size": max_batch_size,
-                    "max_cached_tokens": max_cached_tokens,
-                    "prefix_cache_tokens": prefix_cache_tokens,
-                }
-                if backend == "hf"
-                else {"parallel": parallel}
-                if backend == "llamacpp"
-                else {}
+            **_backend_options(
+                backend, max_batch_size, parallel, max_cached_tokens, prefix_cache_tokens
             ),
         },
     )
@@ -215,8 +226,12 @@ def serve(
     worker_port: int = typer.Option(21002, "--worker-port"),
     api_keys: str = typer.Option(None, "--api-keys"),
     device: str = typer.Option("auto"),
+    backend: str = typer.Option("hf", "--backend", help="hf, llamacpp, or a plugin's."),
     max_batch_size: int = typer.Option(
         16, "--max-batch-size", help="Sequences decoded together (continuous batching)."
+    ),
+    parallel: int = typer.Option(
+        2, "--parallel", help="llama.cpp backend: contexts decoding side by side."
     ),
     max_queue: int = typer.Option(32, "--max-queue", help="Requests waiting; past it, 429."),
     log_level: str = typer.Option("warning"),
@@ -234,12 +249,12 @@ def serve(
     table = build_model_table(
         model_path,
         model_names,
-        "hf",
+        backend,
         conv_template,
         [],
         max_batch_size,
         max_queue,
-        {"device": device, "max_batch_size": max_batch_size},
+        {"device": device, **_backend_options(backend, max_batch_size, parallel)},
     )
     controller_url = f"http://{host}:{controller_port}"
     worker_url = f"http://{host}:{worker_port}"
