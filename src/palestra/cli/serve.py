@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import sys
 from enum import StrEnum
 from typing import Any
@@ -236,52 +238,79 @@ def serve(
     max_queue: int = typer.Option(32, "--max-queue", help="Requests waiting; past it, 429."),
     log_level: str = typer.Option("warning"),
 ) -> None:
-    """Controller + worker + OpenAI-compatible API on this machine, in one command."""
+    """Controller + worker + OpenAI-compatible API on this machine, in one command.
+
+    The model worker runs in a child process (as vLLM keeps its engine apart from its API
+    server): decoding and HTTP streaming then do not share one interpreter lock."""
+    import asyncio
+
+    import httpx
+
     from palestra.serve.controller.app import ControllerSettings, build_controller_app
     from palestra.serve.openai.app import ApiSettings, build_api_app
     from palestra.serve.runner import Endpoint, run_servers
-    from palestra.serve.worker.app import WorkerSettings, build_worker_app
 
     _logging(log_level)
-    from palestra.backends.hf.loading import quiet_transformers
-
-    quiet_transformers()
-    table = build_model_table(
-        model_path,
-        model_names,
-        backend,
-        conv_template,
-        [],
-        max_batch_size,
-        max_queue,
-        {"device": device, **_backend_options(backend, max_batch_size, parallel)},
-    )
     controller_url = f"http://{host}:{controller_port}"
     worker_url = f"http://{host}:{worker_port}"
     api_url = f"http://{host}:{port}/v1"
-    worker_app = build_worker_app(
-        WorkerSettings(worker_url, controller=controller_url, heartbeat_interval=5.0), table
-    )
-    api_app = build_api_app(ApiSettings(controller=controller_url, api_keys=_split(api_keys)))
+    worker_command = [
+        sys.executable, "-m", "palestra.cli.main", "worker",
+        "--host", host, "--port", str(worker_port), "--controller-address", controller_url,
+        "--heartbeat-interval", "5", "--backend", backend, "--device", device,
+        "--max-batch-size", str(max_batch_size), "--parallel", str(parallel),
+        "--max-queue", str(max_queue), "--log-level", log_level,
+    ]  # fmt: skip
+    for path in model_path:
+        worker_command += ["--model-path", path]
+    if model_names:
+        worker_command += ["--model-names", model_names]
+    if conv_template:
+        worker_command += ["--conv-template", conv_template]
 
-    def started() -> None:
-        models = ", ".join(table.models)
-        print(
-            f"palestra serve: {models}\n  OpenAI API  {api_url}\n  controller  {controller_url}"
-            f"\n  worker      {worker_url}\nCtrl-C stops everything.",
-            flush=True,
+    async def run_worker() -> int:
+        """Start the worker, announce once it has registered, and outlive it never."""
+        process = await asyncio.create_subprocess_exec(
+            *worker_command, stdout=asyncio.subprocess.DEVNULL
         )
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                while process.returncode is None:
+                    try:
+                        served = (await client.get(f"{controller_url}/models")).json()
+                    except (httpx.HTTPError, ValueError):
+                        served = {}
+                    if served.get("models"):
+                        print(
+                            f"palestra serve: {', '.join(served['models'])}\n"
+                            f"  OpenAI API  {api_url}\n  controller  {controller_url}\n"
+                            f"  worker      {worker_url}\nCtrl-C stops everything.",
+                            flush=True,
+                        )
+                        break
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(process.wait(), 0.25)
+            return await process.wait() or 1  # the worker never ends on its own
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
 
-    run_servers(
+    api_app = build_api_app(ApiSettings(controller=controller_url, api_keys=_split(api_keys)))
+    status = run_servers(
         [
             Endpoint(
                 "controller", build_controller_app(ControllerSettings()), host, controller_port
             ),
-            Endpoint("worker", worker_app, host, worker_port),
             Endpoint("api", api_app, host, port),
         ],
-        on_started=started,
+        supervise=run_worker,
     )
+    if status:
+        raise typer.Exit(status)
 
 
 def workers(

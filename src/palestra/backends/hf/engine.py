@@ -18,6 +18,7 @@ batch, so the event loop wakes once per step, not once per sequence.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import threading
 from collections import deque
@@ -101,6 +102,7 @@ class BatchEngine:
                     target=self._run, name="palestra-batch-engine", daemon=True
                 )
                 self._thread.start()
+                atexit.register(self.close)  # a decode thread must not outlive the runtime
             self._wake.notify()
 
     def cancel(self, sequence: Sequence) -> None:
@@ -109,11 +111,13 @@ class BatchEngine:
             self._wake.notify()
 
     def close(self) -> None:
+        """Stop the engine thread; sequences still running or waiting get an error."""
         with self._wake:
             self._closed = True
             self._wake.notify()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        atexit.unregister(self.close)
 
     @property
     def running(self) -> int:
