@@ -45,3 +45,22 @@ def test_load_8bit(random_llama_dir: Path) -> None:
     pytest.importorskip("bitsandbytes")
     backend = HFBackend.load(str(random_llama_dir), device="cuda", load_8bit=True)
     assert _generate(backend) is not None
+
+
+def test_cuda_batch_matches_solo_runs() -> None:
+    """Continuous batching on CUDA: concurrent greedy requests get their solo tokens."""
+    backend = HFBackend.load(None, device="cuda", dtype="float32", max_batch_size=8)
+    questions = ["Hello! Who are you?", "What is 3 plus 4?", "What color is snow?", "Hi"] * 2
+
+    async def one(question: str) -> list[int]:
+        prompt = backend.chat_prompt([{"role": "user", "content": question}])
+        request = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=24))
+        return [t async for c in backend.generate(request) for t in c.token_ids]
+
+    async def scenario() -> tuple[list[list[int]], list[list[int]]]:
+        solo = [await one(q) for q in questions]
+        return solo, list(await asyncio.gather(*(one(q) for q in questions)))
+
+    solo, together = asyncio.run(scenario())
+    assert together == solo
+    assert backend._engine is not None and backend._engine.peak_batch > 1
