@@ -13,6 +13,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
+from pathlib import Path
 
 import torch
 
@@ -43,6 +44,9 @@ class HFBackend(Backend):
         self.tokenizer = loaded.tokenizer
         self._template = template
         self._model_name = model_name
+        # Loading an adapter folder itself means "serve that adapter": requests that name
+        # no adapter get it (other adapters and the bare base stay selectable by name).
+        self._default_adapter = Path(loaded.info.path).name if loaded.info.adapter_base else None
         self._model_lock = threading.Lock()  # one forward pass at a time on the weights
         self._active_adapter: str | None = None
         if loaded.adapters:
@@ -246,7 +250,7 @@ class HFBackend(Backend):
             constraint=(
                 self._grammars().constraint(params.json_schema) if params.json_schema else None
             ),
-            adapter=request.adapter,
+            adapter=request.adapter or self._default_adapter,
         )
 
     def _select_adapter(self, name: str | None) -> None:
