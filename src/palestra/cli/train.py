@@ -82,3 +82,27 @@ def merge_lora(
     from palestra.train.merge import merge_lora as merge
 
     print(f"merged model written to {merge(adapter, out, base)}")
+
+
+@app.command("make-delta")
+def make_delta(
+    base: str = typer.Option(..., "--base"),
+    target: str = typer.Option(..., "--target"),
+    out: str = typer.Option(..., "--out"),
+) -> None:
+    """Write target - base (release a fine-tune as a delta on its base)."""
+    from palestra.train.deltas import make_delta as make
+
+    print(f"delta written to {make(base, target, out)}")
+
+
+@app.command("apply-delta")
+def apply_delta(
+    base: str = typer.Option(..., "--base"),
+    delta: str = typer.Option(..., "--delta"),
+    out: str = typer.Option(..., "--out"),
+) -> None:
+    """Rebuild a model as base + delta (as Vicuna's weights were released)."""
+    from palestra.train.deltas import apply_delta as apply
+
+    print(f"model written to {apply(base, delta, out)}")
