@@ -1,7 +1,7 @@
 """Build Palestra Tiny from nothing: train a byte-level BPE tokenizer on generated text,
 pretrain a small Llama on generated English, fine-tune it on generated conversations with
-assistant-only loss masks from Palestra's template renderer, save a plain Hugging Face model
-folder, and evaluate it on held-out questions.
+`palestra train sft` (assistant-only loss masks from Palestra's template renderer), save a
+plain Hugging Face model folder, and evaluate it on held-out questions.
 
     python -m palestra.tinymodel.build --out src/palestra/bundled/tiny-chat
 
@@ -15,6 +15,8 @@ import argparse
 import json
 import math
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+SFT_BATCH = 32
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
@@ -135,29 +138,6 @@ def pretraining_batches(tokenizer: Any, seed: int, batch: int, length: int) -> I
         yield rows, rows.clone()
 
 
-def sft_batches(tokenizer: Any, seed: int, batch: int, max_length: int) -> Iterator[Any]:
-    """Padded batches of conversations; labels are -100 outside assistant replies."""
-    import torch
-
-    from palestra.templates.render import render_conversation
-    from palestra.templates.spec import ChatTemplate
-    from palestra.tinymodel.corpus import training_conversations
-
-    template = ChatTemplate(name="palestra-tiny", jinja=CHAT_TEMPLATE, stop_tokens=("<|im_end|>",))
-    conversations = training_conversations(seed)
-    pad = tokenizer.pad_token_id
-    while True:
-        rows = []
-        for _ in range(batch):
-            rendered = render_conversation(template, next(conversations), tokenizer)
-            ids, mask = rendered.input_ids[:max_length], rendered.loss_mask[:max_length]
-            rows.append((ids, [t if m else -100 for t, m in zip(ids, mask, strict=True)]))
-        width = max(len(ids) for ids, _ in rows)
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-        yield input_ids, labels
-
-
 def build(
     out: Path,
     *,
@@ -174,6 +154,7 @@ def build(
 
     from palestra.tinymodel.corpus import pretraining_document, training_conversations
     from palestra.tinymodel.evaluate import evaluate_model
+    from palestra.train.sft import SFTConfig, run_sft
 
     torch.manual_seed(seed)
     started = time.time()
@@ -193,12 +174,42 @@ def build(
         3e-3,
         "pretrain",
     )
-    _train(
-        model, sft_batches(tokenizer, seed + 3, batch=32, max_length=256), sft_steps, 1.5e-3, "sft"
+    # The supervised stage is `palestra train sft` itself, on the pretrained checkpoint.
+    work = Path(tempfile.mkdtemp(prefix="palestra-tiny-"))
+    model.save_pretrained(work / "pretrained", safe_serialization=True)
+    tokenizer.save_pretrained(work / "pretrained")
+    data = work / "sft.jsonl"
+    stream = training_conversations(seed + 3)
+    with data.open("w") as handle:
+        for _ in range(sft_steps * SFT_BATCH):
+            handle.write(json.dumps({"messages": next(stream)}) + "\n")
+    run_sft(
+        SFTConfig(
+            data=str(data),
+            out=str(out),
+            model_path=str(work / "pretrained"),
+            max_length=256,
+            epochs=1,
+            learning_rate=1.5e-3,
+            batch_size=SFT_BATCH,
+            warmup_ratio=0.05,
+            weight_decay=0.05,
+            adam_beta2=0.95,
+            min_lr_ratio=0.1,
+            logging_steps=50,
+            save_steps=10**9,
+            seed=seed,
+            device="cpu",
+        )
     )
+    shutil.rmtree(work, ignore_errors=True)
+    for checkpoint in out.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    (out / "palestra_training.json").unlink(missing_ok=True)  # holds temporary paths
 
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out)
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
         pad_token_id=tokenizer.pad_token_id,

@@ -35,6 +35,8 @@ class SFTConfig:
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
+    adam_beta2: float = 0.999
+    min_lr_ratio: float = 0.0  # cosine decay floor, as a share of the peak rate
     lora: bool = False
     qlora: bool = False
     lora_r: int = 8
@@ -119,7 +121,9 @@ def run_sft(config: SFTConfig) -> SFTResult:
         gradient_accumulation_steps=config.grad_accum,
         warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a share of all steps
         weight_decay=config.weight_decay,
-        lr_scheduler_type="cosine",
+        adam_beta2=config.adam_beta2,
+        lr_scheduler_type="cosine_with_min_lr" if config.min_lr_ratio else "cosine",
+        lr_scheduler_kwargs={"min_lr_rate": config.min_lr_ratio} if config.min_lr_ratio else {},
         logging_steps=config.logging_steps,
         save_steps=config.save_steps,
         save_total_limit=2,
