@@ -29,6 +29,12 @@ def _create_llamacpp(**options: Any) -> Backend:
     return LlamaCppBackend.load(**options)
 
 
+def _create_vllm(**options: Any) -> Backend:
+    from palestra.backends.vllm import VLLMBackend
+
+    return VLLMBackend.load(**options)
+
+
 def _create_scripted(**options: Any) -> Backend:
     from palestra.backends.scripted import ScriptedBackend
 
@@ -40,6 +46,7 @@ BUILTIN_BACKENDS: tuple[BackendFactory, ...] = (
     BackendFactory(
         "llamacpp", "GGUF models through llama.cpp (llama-cpp-python)", _create_llamacpp
     ),
+    BackendFactory("vllm", "vLLM's AsyncLLM engine on GPUs (pip install vllm)", _create_vllm),
     BackendFactory(
         "scripted", "canned replies from a JSON file (tests and demos)", _create_scripted
     ),
