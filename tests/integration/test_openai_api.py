@@ -80,6 +80,27 @@ def test_streaming_with_usage_and_n(client: openai.OpenAI) -> None:
     assert usage is not None and usage.completion_tokens == 2 * 5
 
 
+def test_n_choices_share_the_prompt_computation(
+    stack: dict[str, Process], client: openai.OpenAI
+) -> None:
+    def fresh_prefills() -> int:
+        health = httpx.get(stack["worker"].url + "/health").json()["models"][0]
+        return int(health["fresh_prefills"])
+
+    before = fresh_prefills()
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=ask("Zebras aside, what is the capital of Norland and which river runs there?"),
+        temperature=1.0,
+        n=4,
+        max_tokens=8,
+    )
+    assert len(reply.choices) == 4
+    # The prompt was computed at most once: the other choices joined that prefill or
+    # started from its cached key/values.
+    assert fresh_prefills() - before <= 1
+
+
 def test_async_client_streams(stack: dict[str, Process]) -> None:
     async def run() -> str:
         client = openai.AsyncOpenAI(base_url=stack["api"].url + "/v1", api_key="x")

@@ -149,6 +149,7 @@ class HFBackend(Backend):
                 "adapters": self.adapters,
                 "max_batch_size": self._engine.limits.max_batch_size if self._engine else 1,
                 "running": self._engine.running if self._engine else 0,
+                "fresh_prefills": self._engine.fresh_prefills if self._engine else 0,
                 "prefix_cache": (
                     {
                         "tokens": self._engine.prefix_cache.tokens,

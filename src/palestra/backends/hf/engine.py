@@ -85,6 +85,7 @@ class BatchEngine:
         # Figures for tests, health and benchmarks.
         self.steps = 0  # decode steps run
         self.prefilled_prompts = 0  # prompts run through a prefill (shared ones once)
+        self.fresh_prefills = 0  # of those, computed from scratch (no cached prefix)
         self.peak_batch = 0  # most sequences decoded together
 
     # ------------------------------------------------------------------ consumer side
@@ -203,6 +204,7 @@ class BatchEngine:
             else:
                 resumed.append((list(key), *found))
         parts = [KVBatch.prefill(self.model, fresh, self.device)] if fresh else []
+        self.fresh_prefills += len(fresh)
         for ids, start, past in resumed:  # one pass each: their pasts differ in length
             parts.append(KVBatch.prefill_after(self.model, ids, start, past, self.device))
         batch, logits = parts[0]
