@@ -10,6 +10,7 @@ stop tokens.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,6 +72,13 @@ def run_sft(config: SFTConfig) -> SFTResult:
     from palestra.train.packing import PackedCollator, PaddedCollator, pack
 
     quiet_transformers()
+    if config.report_to not in ("none", "tensorboard", "wandb"):
+        raise InvalidRequestError("--report-to must be none, tensorboard or wandb")
+    logger_package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(config.report_to)
+    if logger_package and importlib.util.find_spec(logger_package) is None:
+        raise UnsupportedError(
+            f"--report-to {config.report_to} needs: pip install {logger_package}"
+        )
     path = resolve_model_path(config.model_path)
     info = inspect_model(path)
     if info.kind != "chat":
