@@ -148,6 +148,7 @@ def build(
     heads: int,
     pretrain_steps: int,
     sft_steps: int,
+    sft_shuffle_seed: int | None = None,
 ) -> dict[str, Any]:
     import torch
     from transformers import GenerationConfig
@@ -198,7 +199,7 @@ def build(
             min_lr_ratio=0.1,
             logging_steps=50,
             save_steps=10**9,
-            seed=seed,
+            seed=seed if sft_shuffle_seed is None else sft_shuffle_seed,
             device="cpu",
         )
     )
@@ -230,6 +231,7 @@ def build(
         seed=seed,
         pretrain_steps=pretrain_steps,
         sft_steps=sft_steps,
+        sft_shuffle_seed=sft_shuffle_seed,
     )
     (out / "eval_results.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "failures"}, indent=2))
@@ -246,6 +248,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--pretrain-steps", type=int, default=500)
     parser.add_argument("--sft-steps", type=int, default=1500)
+    parser.add_argument(
+        "--sft-shuffle-seed", type=int, default=None, help="Order of SFT examples; default --seed."
+    )
     args = parser.parse_args()
     import torch
 
@@ -259,6 +264,7 @@ def main() -> None:
         heads=args.heads,
         pretrain_steps=args.pretrain_steps,
         sft_steps=args.sft_steps,
+        sft_shuffle_seed=args.sft_shuffle_seed,
     )
 
 
