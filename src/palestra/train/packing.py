@@ -1,7 +1,7 @@
 """Batching examples for the trainer: padded batches, or packed rows where several short
 examples share one row. Packed rows carry `position_ids` that restart at 0 for each
-example and no attention mask; transformers then builds a block-diagonal causal mask
-(`find_packed_sequence_indices`), so no example attends to another."""
+example and no attention mask; transformers then builds a block-diagonal causal mask per
+row (`find_packed_sequence_indices`), so no example attends to another."""
 
 from __future__ import annotations
 
@@ -65,13 +65,27 @@ class PaddedCollator:
 
 
 class PackedCollator:
-    """Packed rows -> one flattened row per batch (examples separated by position ids)."""
+    """Packed rows -> [batch, longest row] tensors; each row's examples are told apart by
+    their position ids. Right padding forms one more masked-out "example" per row (labels
+    -100), so it never attends to or is attended by real tokens. Rows stay separate:
+    flattening a batch into one long row would make attention cost grow with the square of
+    the whole batch's length."""
+
+    def __init__(self, pad_token_id: int = 0):
+        self.pad = pad_token_id
 
     def __call__(self, batch: list[PackedRow]) -> dict[str, Any]:
         import torch
 
+        width = max(len(row.input_ids) for row in batch)
+
+        def padded(values: list[int], fill: int) -> list[int]:
+            return values + [fill] * (width - len(values))
+
         return {
-            "input_ids": torch.tensor([[t for row in batch for t in row.input_ids]]),
-            "labels": torch.tensor([[t for row in batch for t in row.labels]]),
-            "position_ids": torch.tensor([[p for row in batch for p in row.position_ids]]),
+            "input_ids": torch.tensor([padded(r.input_ids, self.pad) for r in batch]),
+            "labels": torch.tensor([padded(r.labels, IGNORE) for r in batch]),
+            "position_ids": torch.tensor(
+                [r.position_ids + list(range(width - len(r.input_ids))) for r in batch]
+            ),
         }

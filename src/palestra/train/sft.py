@@ -116,7 +116,7 @@ def run_sft(config: SFTConfig) -> SFTResult:
     if config.packing:
         train_data = pack(train_examples, config.max_length)
         val_data = pack(val_examples, config.max_length) if val_examples else []
-        collator = PackedCollator()
+        collator = PackedCollator(tokenizer.pad_token_id)
         print(f"packed {len(train_examples)} examples into {len(train_data)} rows", flush=True)
 
     args = TrainingArguments(

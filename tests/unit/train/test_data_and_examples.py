@@ -162,3 +162,11 @@ def test_packing_keeps_examples_apart(bundled_tokenizer: Any) -> None:
         ).loss
     assert packed.item() == pytest.approx(padded.item(), rel=1e-4)
     assert abs(leaky.item() - padded.item()) > 1e-3
+
+    # Several rows of different lengths in one batch (right-padded): the same loss again.
+    longest = max(len(e.input_ids) for e in examples)
+    two_rows = pack(examples, longest + 8)
+    assert len(two_rows) > 1 and len({len(r.input_ids) for r in two_rows}) > 1
+    with torch.no_grad():
+        batched = model(**PackedCollator(bundled_tokenizer.pad_token_id)(two_rows), use_cache=False)
+    assert batched.loss.item() == pytest.approx(padded.item(), rel=1e-4)
