@@ -76,6 +76,14 @@ def build_model_table(
     return table
 
 
+def _die_with_parent() -> None:
+    """In the worker child (Linux): exit when `palestra serve` dies, even by SIGKILL."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _backend_options(
     backend: str,
     max_batch_size: int,
@@ -271,7 +279,7 @@ def serve(
     async def run_worker() -> int:
         """Start the worker, announce once it has registered, and outlive it never."""
         process = await asyncio.create_subprocess_exec(
-            *worker_command, stdout=asyncio.subprocess.DEVNULL
+            *worker_command, stdout=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
         try:
             async with httpx.AsyncClient(timeout=2) as client:
