@@ -62,7 +62,7 @@ class VLLMBackend(Backend):
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from palestra.models.inspect import inspect_model, resolve_model_path
+        from palestra.models.inspect import inspect_model, resolve_model_path, served_name
 
         path = resolve_model_path(model_path)
         info = inspect_model(path)
@@ -80,8 +80,7 @@ class VLLMBackend(Backend):
         )
         engine = AsyncLLM.from_engine_args(args)
         context = int(engine.model_config.max_model_len)
-        name = model_name or (family.id if family and family.id == "palestra-tiny" else
-                              path.rstrip("/").rsplit("/", 1)[-1])  # fmt: skip
+        name = model_name or served_name(path, family)
         return cls(engine, tokenizer, template, name, context)
 
     @property

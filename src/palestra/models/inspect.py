@@ -69,6 +69,13 @@ def resolve_model_path(path_or_name: str | None) -> str:
     return str(path_or_name)
 
 
+def served_name(path: str, family: ModelSpec | None) -> str:
+    """The name a model folder is served under: the bundled model's id, else the folder's."""
+    if family is not None and family.id == BUNDLED_MODEL:
+        return family.id
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def inspect_model(path_or_name: str, *, must_exist: bool = True) -> ModelInfo:
     """Classify a model folder (or a bare name when `must_exist` is False)."""
     path = resolve_model_path(path_or_name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,30 @@ def split_validation(
     held = set(order[:count])
     train = [c for i, c in enumerate(conversations) if i not in held]
     return train, [conversations[i] for i in sorted(held)]
+
+
+def split_at_turns(
+    conversation: Conversation, fits: Callable[[Conversation], bool]
+) -> list[Conversation]:
+    """Whole exchanges (a user turn and what follows it) grouped greedily into pieces that
+    `fits` accepts; each piece keeps the system prompt. A single exchange that does not fit
+    stays a piece of its own (the caller truncates or reports it)."""
+    if fits(conversation):
+        return [conversation]
+    system = [m for m in conversation[:1] if m["role"] == "system"]
+    exchanges: list[Conversation] = []
+    for message in conversation[len(system) :]:
+        if message["role"] == "user" or not exchanges:
+            exchanges.append([])
+        exchanges[-1].append(message)
+    pieces: list[Conversation] = []
+    current: Conversation = []
+    for exchange in exchanges:
+        if current and not fits(system + current + exchange):
+            pieces.append(system + current)
+            current = list(exchange)
+        else:
+            current = current + exchange
+    if current:
+        pieces.append(system + current)
+    return pieces

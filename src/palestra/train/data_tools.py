@@ -15,6 +15,7 @@ other fields (`id`, `model`, ...) kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from palestra.core.errors import UnsupportedError
-from palestra.train.data import to_messages
+from palestra.train.data import split_at_turns, to_messages
 
 Record = dict[str, Any]
 _ROLE_TO_SHAREGPT = {"system": "system", "user": "human", "assistant": "gpt"}
@@ -98,31 +99,24 @@ def split_long(
     records: list[Record], count_tokens: Callable[[str], int], max_tokens: int
 ) -> tuple[list[Record], Counter[str]]:
     """Split conversations over `max_tokens` (content tokens) at assistant turns."""
+
+    count = functools.lru_cache(maxsize=4096)(count_tokens)  # each turn tokenised once
+
+    def fits(part: list[dict[str, str]]) -> bool:
+        return sum(count(m["content"]) + 4 for m in part) <= max_tokens  # + role markup
+
     counts: Counter[str] = Counter()
     out: list[Record] = []
     for index, record in enumerate(records):
         messages = to_messages(record, index)
-        sizes = [count_tokens(m["content"]) + 4 for m in messages]  # + role markup
-        if sum(sizes) <= max_tokens:
+        pieces = split_at_turns(messages, fits)
+        if len(pieces) == 1:
             out.append(as_sharegpt(record, messages))
             counts["unchanged"] += 1
             continue
-        system = messages[:1] if messages and messages[0]["role"] == "system" else []
-        budget = max_tokens - sum(sizes[: len(system)])
-        pieces: list[list[dict[str, str]]] = []
-        current: list[dict[str, str]] = []
-        used = 0
-        for message, size in zip(messages[len(system) :], sizes[len(system) :], strict=True):
-            if current and used + size > budget and message["role"] == "user":
-                pieces.append(current)
-                current, used = [], 0
-            current.append(message)
-            used += size
-        if current:
-            pieces.append(current)
         base_id = str(record.get("id", index))
         for number, piece in enumerate(pieces):
-            out.append({**as_sharegpt(record, system + piece), "id": f"{base_id}_{number}"})
+            out.append({**as_sharegpt(record, piece), "id": f"{base_id}_{number}"})
         counts["split"] += 1
         counts["pieces"] += len(pieces)
     return out, counts

@@ -10,21 +10,18 @@ from typing import Any
 from palestra.core.errors import InvalidRequestError
 
 
-def _load(path: str | Path) -> tuple[Any, Any]:
+def _load(path: str | Path) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    return (
-        AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
-        AutoTokenizer.from_pretrained(path),
-    )
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 
 def _combine(base_path: str, other_path: str, out: str | Path, sign: float) -> Path:
     import torch
+    from transformers import AutoTokenizer
 
-    base, _ = _load(base_path)
-    other, tokenizer = _load(other_path)
+    base, other = _load(base_path), _load(other_path)
     base_state = base.state_dict()
     done: set[int] = set()
     with torch.no_grad():
@@ -46,7 +43,7 @@ def _combine(base_path: str, other_path: str, out: str | Path, sign: float) -> P
             tensor[region] += sign * source
     out = Path(out)
     other.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    AutoTokenizer.from_pretrained(other_path).save_pretrained(out)  # the target's / delta's
     return out
 
 

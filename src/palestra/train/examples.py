@@ -15,7 +15,7 @@ from typing import Any
 
 from palestra.templates.render import render_conversation
 from palestra.templates.spec import ChatTemplate
-from palestra.train.data import Conversation
+from palestra.train.data import Conversation, split_at_turns
 
 IGNORE = -100
 
@@ -56,7 +56,9 @@ def build_examples(
     report = ExampleReport(conversations=len(conversations))
     examples: list[Example] = []
     for conversation in conversations:
-        pieces = _pieces_that_fit(conversation, template, tokenizer, max_length)
+        pieces = split_at_turns(
+            conversation, lambda part: _length(part, template, tokenizer) <= max_length
+        )
         if len(pieces) > 1:
             report.split_conversations += 1
         for piece in pieces:
@@ -85,29 +87,3 @@ def _render(
 
 def _length(messages: Conversation, template: ChatTemplate, tokenizer: Any) -> int:
     return len(render_conversation(template, messages, tokenizer).input_ids)
-
-
-def _pieces_that_fit(
-    conversation: Conversation, template: ChatTemplate, tokenizer: Any, max_length: int
-) -> list[Conversation]:
-    """Whole exchanges (a user turn and what follows it) grouped greedily under max_length."""
-    if _length(conversation, template, tokenizer) <= max_length:
-        return [conversation]
-    system = [m for m in conversation[:1] if m["role"] == "system"]
-    exchanges: list[Conversation] = []
-    for message in conversation[len(system) :]:
-        if message["role"] == "user" or not exchanges:
-            exchanges.append([])
-        exchanges[-1].append(message)
-    pieces: list[Conversation] = []
-    current: Conversation = []
-    for exchange in exchanges:
-        candidate = system + current + exchange
-        if current and _length(candidate, template, tokenizer) > max_length:
-            pieces.append(system + current)
-            current = list(exchange)
-        else:
-            current = current + exchange
-    if current:
-        pieces.append(system + current)
-    return pieces

@@ -71,7 +71,7 @@ class PackedCollator:
     flattening a batch into one long row would make attention cost grow with the square of
     the whole batch's length."""
 
-    def __init__(self, pad_token_id: int = 0):
+    def __init__(self, pad_token_id: int):
         self.pad = pad_token_id
 
     def __call__(self, batch: list[PackedRow]) -> dict[str, Any]:

@@ -155,7 +155,8 @@ def test_packing_keeps_examples_apart(bundled_tokenizer: Any) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(bundled_model_path()).eval()
     with torch.no_grad():
-        packed = model(**PackedCollator()(rows), use_cache=False).loss
+        collate = PackedCollator(bundled_tokenizer.pad_token_id)
+        packed = model(**collate(rows), use_cache=False).loss
         padded = model(**PaddedCollator(bundled_tokenizer.pad_token_id)(examples)).loss
         leaky = model(  # the same row without position ids: examples see each other
             input_ids=torch.tensor([rows[0].input_ids]), labels=torch.tensor([rows[0].labels])

@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 
 from palestra.backends.base import Backend, BackendHealth
+from palestra.backends.chunk_stream import ChunkStream, start_thread
 from palestra.backends.hf.constraints import GrammarFactory
 from palestra.backends.hf.engine import BatchEngine, BatchLimits
 from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel, LoadOptions, load_model
 from palestra.backends.hf.sequence import Sequence
-from palestra.core.errors import InvalidRequestError, PalestraError, UnsupportedError
-from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams, join_chunks
+from palestra.core.errors import InvalidRequestError
+from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
 
@@ -87,7 +88,7 @@ class HFBackend(Backend):
         max_cached_tokens: int = 0,
         prefix_cache_tokens: int = -1,
     ) -> HFBackend:
-        from palestra.models.inspect import resolve_model_path
+        from palestra.models.inspect import resolve_model_path, served_name
 
         path = resolve_model_path(model_path)
         loaded = load_model(
@@ -100,11 +101,7 @@ class HFBackend(Backend):
             template = resolve_template(
                 conv_template, loaded.tokenizer, family.template if family else None
             )
-        name = model_name or (
-            family.id
-            if family and family.id == "palestra-tiny"
-            else path.rstrip("/").rsplit("/", 1)[-1]
-        )
+        name = model_name or served_name(path, family)
         return cls(
             loaded,
             template,
@@ -199,43 +196,23 @@ class HFBackend(Backend):
                 f"adapter {request.adapter!r} is not loaded; loaded: {loaded}", param="model"
             )
         sequence = self._new_sequence(request)
-        queue: asyncio.Queue[GenerationChunk | BaseException] = asyncio.Queue()
+        stream = ChunkStream()
+        thread = None
         if self._engine is not None:
-            self._engine.submit(sequence, queue.put_nowait)
-            thread = None
-        else:
-            thread = self._start_serial(sequence, queue)
+            self._engine.submit(sequence, stream.put)
+        else:  # encoder-decoder models decode one request at a time in their own thread
+            thread = start_thread(
+                "palestra-seq2seq", lambda emit: self._decode_seq2seq(sequence, emit), stream
+            )
         try:
-            while True:
-                # A consumer slower than the decode loop gets what piled up as one chunk:
-                # fewer, larger frames downstream, the same text and tokens.
-                chunks: list[GenerationChunk] = []
-                failure: BaseException | None = None
-                item = await queue.get()
-                while True:
-                    if isinstance(item, BaseException):
-                        failure = item
-                        break
-                    chunks.append(item)
-                    if queue.empty():
-                        break
-                    item = queue.get_nowait()
-                if chunks:
-                    chunk = join_chunks(chunks)
-                    yield chunk
-                    if chunk.finish_reason is not None:
-                        return
-                if failure is not None:
-                    if isinstance(failure, PalestraError):
-                        raise failure
-                    raise UnsupportedError(f"generation failed: {failure}") from failure
+            async for chunk in stream.chunks():
+                yield chunk
         finally:
+            sequence.cancelled = True
             if self._engine is not None:
                 self._engine.cancel(sequence)
-            else:
-                sequence.cancelled = True
-                if thread is not None:
-                    await asyncio.to_thread(thread.join)
+            elif thread is not None:
+                await asyncio.to_thread(thread.join)
 
     def _new_sequence(self, request: GenerationRequest) -> Sequence:
         params = request.sampling
@@ -284,29 +261,14 @@ class HFBackend(Backend):
         return ids, room
 
     # ------------------------------------------------------------------ seq2seq (serial)
-    def _start_serial(
-        self, sequence: Sequence, queue: asyncio.Queue[GenerationChunk | BaseException]
-    ) -> threading.Thread:
-        """Encoder-decoder models decode one request at a time in their own thread."""
-        loop = asyncio.get_running_loop()
-
-        def run() -> None:
-            try:
-                with self._model_lock, torch.inference_mode():
-                    self._select_adapter(sequence.adapter)
-                    self._decode_seq2seq(
-                        sequence, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c)
-                    )
-            except Exception as exc:  # handed to the consumer, never lost in the thread
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-
-        thread = threading.Thread(target=run, name="palestra-seq2seq", daemon=True)
-        thread.start()
-        return thread
-
     def _decode_seq2seq(
         self, sequence: Sequence, emit: Callable[[GenerationChunk], object]
     ) -> None:
+        with self._model_lock, torch.inference_mode():
+            self._select_adapter(sequence.adapter)
+            self._seq2seq_loop(sequence, emit)
+
+    def _seq2seq_loop(self, sequence: Sequence, emit: Callable[[GenerationChunk], object]) -> None:
         model = self.model
         device = self.loaded.device
         prompt = torch.tensor([sequence.prompt_ids], device=device)

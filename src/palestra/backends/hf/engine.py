@@ -84,8 +84,7 @@ class BatchEngine:
         self._thread: threading.Thread | None = None
         # Figures for tests, health and benchmarks.
         self.steps = 0  # decode steps run
-        self.prefilled_prompts = 0  # prompts run through a prefill (shared ones once)
-        self.fresh_prefills = 0  # of those, computed from scratch (no cached prefix)
+        self.fresh_prefills = 0  # prompts computed from scratch (resumed ones: cache hits)
         self.peak_batch = 0  # most sequences decoded together
 
     # ------------------------------------------------------------------ consumer side
@@ -222,7 +221,6 @@ class BatchEngine:
             logits = torch.repeat_interleave(
                 logits, torch.tensor(counts, device=logits.device), dim=0
             )
-        self.prefilled_prompts += len(groups)
         ordered = [entry for group in groups for entry in group]
         self._sample_into(ordered, logits)
         alive = [

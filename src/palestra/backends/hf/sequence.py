@@ -41,8 +41,10 @@ class Sequence:
         self.max_new = max_new
         self.params = params
         self.adapter = adapter
-        self.stop_ids = stop_ids if not params.ignore_eos else frozenset()
-        self.stop_ids = self.stop_ids | frozenset(params.stop_token_ids)
+        # ignore_eos drops the model's and template's stop ids, never the request's own.
+        self.stop_ids = (frozenset() if params.ignore_eos else stop_ids) | frozenset(
+            params.stop_token_ids
+        )
         self.constraint = constraint
         self.sampler = TokenSampler(params)
         self.matcher = StopStringMatcher(stop_strings + params.stop)

@@ -25,7 +25,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
-from palestra.core.errors import InvalidRequestError, PalestraError, UnsupportedError
+from palestra.backends.chunk_stream import ChunkStream, start_thread
+from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
@@ -83,6 +84,7 @@ class LlamaCppBackend(Backend):
         self._threads = threads
         self._embedder: Any = None
         self._embed_lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
         self._stop_ids = self._resolve_stop_ids()
 
     @classmethod
@@ -177,14 +179,22 @@ class LlamaCppBackend(Backend):
             self._grammar(sampling.json_schema)
 
     def _grammar(self, schema: str) -> Any:
+        """The schema's grammar, built once per schema (the worker checks it before the
+        request runs, and the decode loop uses it again)."""
+        if schema in self._grammars:
+            return self._grammars[schema]
         from llama_cpp import LlamaGrammar
 
         try:
-            return LlamaGrammar.from_json_schema(schema, verbose=False)
+            grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
         except Exception as exc:
             raise InvalidRequestError(
                 f"unsupported JSON schema: {exc}", param="response_format"
             ) from exc
+        if len(self._grammars) >= 128:  # bounded: forget the oldest schema
+            self._grammars.pop(next(iter(self._grammars)))
+        self._grammars[schema] = grammar
+        return grammar
 
     def _resolve_stop_ids(self) -> frozenset[int]:
         ids = {self.tokenizer.eos_token_id} - {None}
@@ -225,29 +235,13 @@ class LlamaCppBackend(Backend):
         )
         free = self._pool()
         llm = await free.get()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
-
-        def emit(item: GenerationChunk | BaseException | None) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def run() -> None:
-            try:
-                self._decode(llm, sequence, emit)
-            except Exception as exc:  # handed to the consumer, never lost in the thread
-                emit(exc)
-            finally:
-                emit(None)
-
-        thread = threading.Thread(target=run, name="palestra-llamacpp", daemon=True)
-        thread.start()
+        stream = ChunkStream()
+        thread = start_thread(
+            "palestra-llamacpp", lambda emit: self._decode(llm, sequence, emit), stream
+        )
         try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    if isinstance(item, PalestraError):
-                        raise item
-                    raise UnsupportedError(f"generation failed: {item}") from item
-                yield item
+            async for chunk in stream.chunks():
+                yield chunk
         finally:
             sequence.cancelled = True
             await asyncio.to_thread(thread.join)
@@ -260,9 +254,7 @@ class LlamaCppBackend(Backend):
                 self._free.put_nowait(llm)
         return self._free
 
-    def _decode(
-        self, llm: Any, sequence: Any, emit: Callable[[GenerationChunk | None], None]
-    ) -> None:
+    def _decode(self, llm: Any, sequence: Any, emit: Callable[[GenerationChunk], None]) -> None:
         params: SamplingParams = sequence.params
         if params.seed is not None:
             llm.set_seed(params.seed)
