@@ -8,7 +8,7 @@ import sys
 import typer
 
 from palestra import __version__
-from palestra.cli import arena, chat, convert, data, models, serve, templates, train
+from palestra.cli import arena, chat, convert, data, judge, models, serve, templates, train
 from palestra.core.errors import PalestraError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(templates.app, name="templates")
 app.add_typer(convert.app, name="convert")
 app.add_typer(train.app, name="train")
 app.add_typer(data.app, name="data")
+app.add_typer(judge.app, name="judge")
 
 
 @app.callback()

@@ -99,6 +99,9 @@ class GenerationRequest:
     prompt_token_ids: tuple[int, ...] | None = None
     request_id: str = ""
     adapter: str | None = None  # PEFT adapter name, for backends that host several
+    # The conversation the prompt was rendered from, for backends that talk to chat APIs
+    # (remote providers); local backends read only `prompt`.
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)

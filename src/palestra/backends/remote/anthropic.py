@@ -1,0 +1,84 @@
+"""`AnthropicBackend`: Claude models through the official `anthropic` SDK's Messages API
+(system messages go in `system`; consecutive turns of one role are merged, as the API
+requires alternating roles)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from palestra.backends.remote.base import RemoteBackend, provider_error
+from palestra.backends.remote.endpoints import RemoteEndpoint
+from palestra.core.errors import UnsupportedError
+from palestra.core.types import GenerationChunk, Message, SamplingParams, Usage
+
+
+def anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, str]]]:
+    """(system text, alternating user/assistant turns) in the Messages API's shape."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += "\n\n" + message.content
+        else:
+            turns.append({"role": role, "content": message.content})
+    return system, turns
+
+
+class AnthropicBackend(RemoteBackend):
+    name = "anthropic"
+
+    def __init__(self, endpoint: RemoteEndpoint, *, max_retries: int = 2, timeout: float = 600):
+        super().__init__(endpoint)
+        try:
+            from anthropic import AsyncAnthropic
+        except ImportError as exc:
+            raise UnsupportedError(
+                "anthropic endpoints need the anthropic SDK: pip install 'palestra[remote]'"
+            ) from exc
+        options: dict[str, Any] = {"max_retries": max_retries, "timeout": timeout}
+        if endpoint.api_base:
+            options["base_url"] = endpoint.api_base
+        self.client = AsyncAnthropic(api_key=endpoint.key(), **options)
+
+    async def stream(
+        self, messages: list[Message], sampling: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]:
+        import anthropic
+
+        system, turns = anthropic_messages(messages)
+        arguments: dict[str, Any] = {
+            "model": self.endpoint.provider_model,
+            "max_tokens": self.max_tokens(sampling),
+            "messages": turns,
+        }
+        if system:
+            arguments["system"] = system
+        if sampling.stop:
+            arguments["stop_sequences"] = list(sampling.stop)
+        # Sampling knobs the typed signature no longer lists; sent only when not default.
+        extra: dict[str, float] = {}
+        if sampling.temperature != 1.0:
+            extra["temperature"] = min(sampling.temperature, 1.0)
+        if sampling.top_p != 1.0:
+            extra["top_p"] = sampling.top_p
+        if extra:
+            arguments["extra_body"] = extra
+        try:
+            async with self.client.messages.stream(**arguments) as events:
+                async for text in events.text_stream:
+                    if text:
+                        yield GenerationChunk(text=text)
+                final = await events.get_final_message()
+        except anthropic.APIStatusError as exc:
+            raise provider_error(self.endpoint, exc.status_code, str(exc.message)) from None
+        except anthropic.APIConnectionError as exc:
+            raise provider_error(self.endpoint, None, str(exc)) from None
+        yield GenerationChunk(
+            text="",
+            finish_reason="length" if final.stop_reason == "max_tokens" else "stop",
+            usage=Usage(final.usage.input_tokens, final.usage.output_tokens),
+        )

@@ -1,0 +1,116 @@
+"""`RemoteBackend`: the part every API-provider backend shares.
+
+A remote backend serves a model that runs elsewhere. It takes the conversation
+(`GenerationRequest.messages`) rather than a rendered prompt, because providers apply
+their own templates; a request with only a prompt is sent as one user message. Token counts
+before a request are estimates (about four characters per token); the usage a provider
+reports at the end of a reply is exact. Errors from the provider become Palestra's typed
+errors with the provider's status, and never carry the key.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+
+from palestra.backends.base import Backend, BackendHealth
+from palestra.backends.remote.endpoints import RemoteEndpoint
+from palestra.core.errors import (
+    AuthenticationError,
+    BackendError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    OverloadedError,
+    PalestraError,
+    UnsupportedError,
+)
+from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
+from palestra.templates.library import get_template
+from palestra.templates.spec import ChatTemplate
+
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def provider_error(endpoint: RemoteEndpoint, status: int | None, detail: str) -> PalestraError:
+    """A typed error for a provider's failure, saying who failed and what to do."""
+    where = f"{endpoint.api_type} endpoint {endpoint.name!r} ({endpoint.base_url})"
+    if status is None:
+        return BackendError(f"cannot reach {where}: {detail}", code="provider_unreachable")
+    message = f"{where} answered {status}: {detail}"
+    error: PalestraError
+    if status in (401, 403):
+        env = endpoint.api_key_env or "the endpoint's api_key_env"
+        error = AuthenticationError(f"{message}. Check the API key (set via {env})")
+    elif status == 404:
+        error = ModelNotFoundError(f"{message}. Check model_name {endpoint.provider_model!r}")
+    elif status == 429:
+        error = OverloadedError(f"{message}. The provider is rate limiting; retry later")
+    elif 400 <= status < 500:
+        error = InvalidRequestError(message)
+    else:
+        error = BackendError(message)
+    error.http_status = status if 400 <= status < 600 else 502
+    return error
+
+
+class RemoteBackend(Backend):
+    """A model behind a provider's chat API."""
+
+    name = "remote"
+
+    def __init__(self, endpoint: RemoteEndpoint):
+        self.endpoint = endpoint
+
+    @property
+    def model_name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def template(self) -> ChatTemplate:
+        # Only used to show a readable transcript; the provider applies its own template.
+        return get_template("chatml")
+
+    @property
+    def context_length(self) -> int:
+        return self.endpoint.context_length
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def check(self, sampling: SamplingParams) -> None:
+        if sampling.logprobs:
+            raise UnsupportedError(
+                f"{self.endpoint.api_type} endpoint {self.endpoint.name!r}: Palestra does not "
+                "relay logprobs from API providers",
+                param="logprobs",
+            )
+        if sampling.json_schema is not None:
+            raise UnsupportedError(
+                f"{self.endpoint.api_type} endpoint {self.endpoint.name!r} has no "
+                "structured output through Palestra",
+                param="response_format",
+            )
+
+    def max_tokens(self, sampling: SamplingParams) -> int:
+        return min(sampling.max_tokens, self.endpoint.max_output_tokens)
+
+    @staticmethod
+    def conversation(request: GenerationRequest) -> list[Message]:
+        return list(request.messages) or [Message("user", request.prompt)]
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        self.check(request.sampling)
+        return self.stream(self.conversation(request), request.sampling)
+
+    @abc.abstractmethod
+    def stream(
+        self, messages: list[Message], sampling: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]:
+        """The provider's reply as deltas; the last chunk has finish_reason and usage."""
+
+    async def health(self) -> BackendHealth:
+        return BackendHealth(ok=True, detail={**self.endpoint.describe(), "backend": self.name})

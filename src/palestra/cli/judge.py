@@ -1,0 +1,327 @@
+"""`palestra judge`: MT-bench style evaluation. `answer` generates answers to a question
+set, `grade` has a judge model grade them (single, pairwise against a baseline, pairwise
+among all), `show` prints scores, win rates and a Bradley-Terry table, `agreement` compares
+judges, `download` fetches MT-bench, `browse` opens a web page to read it all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from palestra.core.errors import InvalidRequestError
+
+app = typer.Typer(help="LLM-as-judge: MT-bench answers, judgments, scores.", no_args_is_help=True)
+
+BENCH_HELP = "Bench folder with question.jsonl (and reference_answer/, model_answer/)."
+OUT_HELP = "Where model_answer/ and model_judgment/ are written (default: the bench folder)."
+DEFAULT_BENCH = Path("data/mt_bench")
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields the callback that advances it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _models(value: str | None) -> list[str]:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else []
+
+
+def _source(
+    name: str,
+    model_path: str | None,
+    api_base: str | None,
+    api_type: str | None,
+    api_key_env: str | None,
+    provider_model: str | None,
+) -> Any:
+    from palestra.judge.client import ModelSource
+
+    return ModelSource(name, model_path, api_base, api_type, api_key_env, provider_model)
+
+
+def _questions(bench: Path, first_n: int | None, begin: int | None, end: int | None) -> Any:
+    from palestra.judge.bench import load_questions
+
+    questions = load_questions(bench / "question.jsonl", begin=begin, end=end)
+    return questions[:first_n] if first_n else questions
+
+
+@app.command("answer")
+def answer_command(
+    model: str = typer.Option(..., "--model", help="Model id: names the answer file."),
+    model_path: str = typer.Option(None, "--model-path", help="Load a model folder here."),
+    api_base: str = typer.Option(None, "--api-base", help="OpenAI-compatible base URL."),
+    api_type: str = typer.Option(None, "--api-type", help="openai, anthropic, gemini, mistral."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Env variable with the key."),
+    provider_model: str = typer.Option(None, "--provider-model", help="Provider's model id."),
+    bench: Path = typer.Option(DEFAULT_BENCH, "--bench", help=BENCH_HELP),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    first_n: int = typer.Option(None, "--first-n", help="Only the first N questions."),
+    question_begin: int = typer.Option(None, "--question-begin"),
+    question_end: int = typer.Option(None, "--question-end"),
+    max_tokens: int = typer.Option(1024, "--max-tokens"),
+    concurrency: int = typer.Option(8, "--concurrency"),
+    force_temperature: float = typer.Option(
+        None, "--force-temperature", help="One temperature for every category."
+    ),
+    system: str = typer.Option(None, "--system", help="A system message for every question."),
+) -> None:
+    """Generate two-turn answers to a question set (resumes: answered questions are kept)."""
+    from palestra.judge.answers import AnswerSettings, generate_answers
+    from palestra.judge.client import ChatModel
+
+    questions = _questions(bench, first_n, question_begin, question_end)
+    path = (out or bench) / "model_answer" / f"{model.replace('/', '_')}.jsonl"
+    source = _source(model, model_path, api_base, api_type, api_key_env, provider_model)
+    chat_model = ChatModel.open(source)
+    settings = AnswerSettings(max_tokens, concurrency, force_temperature, system)
+
+    async def run() -> Any:
+        try:
+            with _progress(f"answering ({model})", len(questions)) as advance:
+                return await generate_answers(chat_model, questions, path, settings, advance)
+        finally:
+            await chat_model.close()
+
+    report = asyncio.run(run())
+    typer.echo(report.summary(path))
+
+
+@app.command("grade")
+def grade_command(
+    mode: str = typer.Option("single", "--mode", help="single, pairwise-baseline, pairwise-all."),
+    models: str = typer.Option(
+        None, "--models", help="Comma-separated (default: every model answered in --out)."
+    ),
+    baseline: str = typer.Option("gpt-3.5-turbo", "--baseline", help="For pairwise-baseline."),
+    judge_model: str = typer.Option("gpt-4", "--judge-model", help="The judge's model id."),
+    judge_api_base: str = typer.Option(None, "--judge-api-base", help="OpenAI-compatible URL."),
+    judge_api_type: str = typer.Option(
+        None, "--judge-api-type", help="openai, anthropic, gemini, mistral."
+    ),
+    judge_api_key_env: str = typer.Option(None, "--judge-api-key-env"),
+    judge_model_path: str = typer.Option(None, "--judge-model-path", help="A local judge."),
+    judge_prompts: Path = typer.Option(
+        None, "--judge-prompts", help="Judge prompt file (default: BENCH/../judge_prompts.jsonl)."
+    ),
+    reference_judge: str = typer.Option(
+        "gpt-4", "--reference", help="Reference answers: BENCH/reference_answer/NAME.jsonl."
+    ),
+    bench: Path = typer.Option(DEFAULT_BENCH, "--bench", help=BENCH_HELP),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    first_n: int = typer.Option(None, "--first-n", help="Only the first N questions."),
+    concurrency: int = typer.Option(8, "--concurrency"),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Asks per unparsable verdict."),
+    max_tokens: int = typer.Option(2048, "--max-tokens"),
+    price_input: float = typer.Option(0.0, "--price-input", help="USD per 1M prompt tokens."),
+    price_output: float = typer.Option(0.0, "--price-output", help="USD per 1M output tokens."),
+) -> None:
+    """Judge answers; verdicts are cached and matches already judged are skipped."""
+    from palestra.judge.bench import load_answers, load_references
+    from palestra.judge.cache import JudgmentCache
+    from palestra.judge.client import ChatModel
+    from palestra.judge.grading import (
+        GRADE_MODES,
+        Grader,
+        GradeReport,
+        GradeSettings,
+        judgment_path,
+        plan_matches,
+        run_grading,
+    )
+    from palestra.judge.prompts import load_judge_prompts
+
+    if mode not in GRADE_MODES:
+        raise InvalidRequestError(f"--mode must be one of {', '.join(GRADE_MODES)}; got {mode!r}")
+    target = out or bench
+    questions = _questions(bench, first_n, None, None)
+    prompts = load_judge_prompts(judge_prompts or bench.parent / "judge_prompts.jsonl")
+    answers = load_answers(bench, target)
+    chosen = _models(models) or sorted(load_answers(target))
+    if not chosen:
+        raise InvalidRequestError(
+            f"no answered models in {target / 'model_answer'}; run `palestra judge answer`"
+        )
+    settings = GradeSettings(
+        mode,  # type: ignore[arg-type]
+        baseline if mode == "pairwise-baseline" else None,
+        max_attempts,
+        max_tokens,
+        concurrency,
+        price_input,
+        price_output,
+    )
+    report = GradeReport()
+    references = load_references(bench, reference_judge)
+    matches = plan_matches(settings, questions, answers, chosen, prompts, references, report)
+    source = _source(
+        judge_model, judge_model_path, judge_api_base, judge_api_type, judge_api_key_env, None
+    )
+    judge = ChatModel.open(source)
+    path = judgment_path(target, judge_model, settings.mode)
+    cache = JudgmentCache(path.parent / "judge_cache.sqlite")
+    grader = Grader(judge, cache, settings, report)
+
+    async def run() -> GradeReport:
+        try:
+            with _progress(f"judging ({judge_model}, {mode})", len(matches)) as advance:
+                return await run_grading(grader, matches, path, advance)
+        finally:
+            await judge.close()
+            cache.close()
+
+    typer.echo(asyncio.run(run()).summary(path))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return (
+            [_clean(v) for v in sorted(value)]
+            if isinstance(value, set)
+            else [_clean(v) for v in value]
+        )
+    return value
+
+
+@app.command("show")
+def show_command(
+    mode: str = typer.Option("single", "--mode", help="single, pairwise-baseline, pairwise-all."),
+    judge_model: str = typer.Option("gpt-4", "--judge-model"),
+    models: str = typer.Option(None, "--models", help="Comma-separated (default: all judged)."),
+    baseline: str = typer.Option("gpt-3.5-turbo", "--baseline"),
+    bench: Path = typer.Option(DEFAULT_BENCH, "--bench", help=BENCH_HELP),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    output_format: str = typer.Option("markdown", "--format", help="markdown or json."),
+    rounds: int = typer.Option(100, "--rounds", help="Bootstrap rounds for the BT intervals."),
+) -> None:
+    """Scores per model (overall, per turn, per category) or pairwise win rates with a
+    Bradley-Terry table."""
+    from palestra.judge.bench import load_questions
+    from palestra.judge.grading import GRADE_MODES, judgment_path
+    from palestra.judge.results import (
+        load_judgments,
+        pairwise_markdown,
+        pairwise_table,
+        single_markdown,
+        single_scores,
+    )
+
+    if mode not in GRADE_MODES:
+        raise InvalidRequestError(f"--mode must be one of {', '.join(GRADE_MODES)}; got {mode!r}")
+    if output_format not in ("markdown", "json"):
+        raise InvalidRequestError(f"--format must be markdown or json; got {output_format!r}")
+    records = load_judgments(judgment_path(out or bench, judge_model, mode))  # type: ignore[arg-type]
+    wanted = set(_models(models))
+    if mode == "single":
+        records = [r for r in records if not wanted or r["model"] in wanted]
+        question_file = bench / "question.jsonl"
+        categories = (
+            {str(q.question_id): q.category for q in load_questions(question_file)}
+            if question_file.is_file()
+            else {}
+        )
+        scores = single_scores(records, categories)
+        if output_format == "json":
+            typer.echo(json.dumps(_clean([asdict(s) for s in scores]), indent=1))
+        else:
+            typer.echo(single_markdown(scores))
+        return
+    if mode == "pairwise-baseline":
+        records = [r for r in records if baseline in (r["model_1"], r["model_2"])]
+    if wanted:
+        records = [
+            r
+            for r in records
+            if {r["model_1"], r["model_2"]} <= wanted | ({baseline} if mode != "single" else set())
+        ]
+    if not records:
+        raise InvalidRequestError("no pairwise judgments match these models and baseline")
+    rows = pairwise_table(records, baseline if mode == "pairwise-baseline" else None)
+    leaderboard = _bradley_terry(records, baseline if mode == "pairwise-baseline" else None, rounds)
+    if output_format == "json":
+        table = [{**asdict(r), "win_rate": r.win_rate, "loss_rate": r.loss_rate,
+                  "adjusted_win_rate": r.adjusted_win_rate} for r in rows]  # fmt: skip
+        payload = {"pairwise": table, "bradley_terry": json.loads(leaderboard.to_json())["rows"]}
+        typer.echo(json.dumps(_clean(payload), indent=1))
+    else:
+        typer.echo(pairwise_markdown(rows))
+        typer.echo("Bradley-Terry ratings (a tie or flipped verdict counts as a tie):\n")
+        typer.echo(leaderboard.to_markdown())
+
+
+def _bradley_terry(records: list[dict[str, Any]], anchor: str | None, rounds: int) -> Any:
+    from palestra.arena.leaderboard import RatingOptions, compute_leaderboard
+    from palestra.arena.ratings.bradley_terry import Scale
+    from palestra.judge.results import pair_battles
+
+    options = RatingOptions(rounds=rounds, scale=Scale(anchor_model=anchor))
+    board = compute_leaderboard(pair_battles(records), options)
+    for row in board.rows:
+        row.elo = None  # judge verdicts have no time order
+    return board
+
+
+@app.command("agreement")
+def agreement_command(
+    votes_a: Path = typer.Argument(..., help="Pairwise judgments or battle-style votes."),
+    votes_b: Path = typer.Argument(None, help="Another vote file (default: the same file)."),
+    judge_a: str = typer.Option(None, "--judge-a", help="Only judges whose name starts so."),
+    judge_b: str = typer.Option(None, "--judge-b", help="Only judges whose name starts so."),
+) -> None:
+    """Agreement between two judges (or a judge and humans), with and without ties."""
+    from palestra.judge.agreement import agreement, agreement_markdown, load_votes
+
+    first = load_votes(votes_a, judge_a)
+    second_path = votes_b or votes_a
+    second = load_votes(second_path, judge_b)
+    same = second_path == votes_a and judge_a == judge_b
+    rows = agreement(first, second, same=same)
+    names = (
+        f"{votes_a.name}" + (f" [{judge_a}*]" if judge_a else ""),
+        f"{second_path.name}" + (f" [{judge_b}*]" if judge_b else ""),
+    )
+    typer.echo(agreement_markdown(rows, names))
+
+
+@app.command("download")
+def download_command(
+    to: Path = typer.Option(Path("data"), "--to", help="Folder to fill (mt_bench/ goes in it)."),
+    source: Path = typer.Option(None, "--from", help="Copy a local MT-bench data folder."),
+    with_answers: bool = typer.Option(
+        False, "--with-answers", help="Also the 31 released models' answers and GPT-4 judgments."
+    ),
+) -> None:
+    """Fetch MT-bench's questions, reference answers and judge prompts."""
+    from palestra.judge.download import copy_local, fetch
+
+    if source is not None:
+        written = copy_local(source, to)
+    else:
+        written = fetch(to, with_answers=with_answers, on_file=lambda n: typer.echo(f"  {n}"))
+    typer.echo(f"{len(written)} files in {to}; bench folder: {to / 'mt_bench'}")

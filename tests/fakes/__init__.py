@@ -1,0 +1,1 @@
+"""Stand-ins for what cannot run here: hosted providers' APIs, served on loopback."""
