@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck unit tiny-model eval-tiny clean
+.PHONY: setup run test lint typecheck unit screenshots tiny-model eval-tiny clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	    >/dev/null 2>&1 || echo "note: Debian chromium not installed; PNG charts will be skipped"; \
+	    >/dev/null 2>&1 || echo "note: Debian chromium not installed; browser tests and PNG charts will be skipped"; \
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -32,6 +32,9 @@ unit: setup
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit  ## everything CI runs
+
+screenshots: setup  ## refresh docs/screenshots/ from the browser tests
+	PALESTRA_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e
 
 tiny-model: setup  ## rebuild the bundled model from scratch (~25 min on 2 CPU cores)
 	$(BIN)/python -m palestra.tinymodel.build --out src/palestra/bundled/tiny-chat

@@ -24,3 +24,17 @@ SHARED_DATA = shared_data_dir()
 needs_shared_data = pytest.mark.skipif(
     SHARED_DATA is None, reason="shared MT-bench data not found (set PALESTRA_SHARED_DATA)"
 )
+
+
+def copy_subset(source: Path, target: Path, question_ids: tuple[int, ...]) -> None:
+    """The lines of a JSONL file (questions, answers) about the given questions, into a
+    temporary bench folder."""
+    import json
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        line
+        for line in source.read_text("utf-8").splitlines()
+        if json.loads(line)["question_id"] in question_ids
+    ]
+    target.write_text("\n".join(lines) + "\n", "utf-8")

@@ -18,20 +18,10 @@ from openai import OpenAI
 from tests.fakes.judge_server import build_judge_app
 from tests.fakes.server import serve_in_thread
 from tests.integration.cluster import CLI, Process
-from tests.shared_data import SHARED_DATA, needs_shared_data
+from tests.shared_data import SHARED_DATA, copy_subset, needs_shared_data
 
 pytestmark = needs_shared_data
 QUESTIONS = (81, 101, 111)  # writing; reasoning and math (graded against references)
-
-
-def _subset(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lines = [
-        line
-        for line in source.read_text("utf-8").splitlines()
-        if json.loads(line)["question_id"] in QUESTIONS
-    ]
-    target.write_text("\n".join(lines) + "\n", "utf-8")
 
 
 @pytest.fixture
@@ -41,9 +31,15 @@ def bench(tmp_path: Path) -> Path:
     assert SHARED_DATA is not None
     bench = tmp_path / "data" / "mt_bench"
     mt = SHARED_DATA / "mt_bench"
-    _subset(mt / "question.jsonl", bench / "question.jsonl")
-    _subset(mt / "reference_answer/gpt-4.jsonl", bench / "reference_answer/gpt-4.jsonl")
-    _subset(mt / "model_answer/gpt-3.5-turbo.jsonl", bench / "model_answer/gpt-3.5-turbo.jsonl")
+    copy_subset(mt / "question.jsonl", bench / "question.jsonl", QUESTIONS)
+    copy_subset(
+        mt / "reference_answer/gpt-4.jsonl", bench / "reference_answer/gpt-4.jsonl", QUESTIONS
+    )
+    copy_subset(
+        mt / "model_answer/gpt-3.5-turbo.jsonl",
+        bench / "model_answer/gpt-3.5-turbo.jsonl",
+        QUESTIONS,
+    )
     (tmp_path / "data" / "judge_prompts.jsonl").write_bytes(
         (SHARED_DATA / "judge_prompts.jsonl").read_bytes()
     )

@@ -325,3 +325,24 @@ def download_command(
     else:
         written = fetch(to, with_answers=with_answers, on_file=lambda n: typer.echo(f"  {n}"))
     typer.echo(f"{len(written)} files in {to}; bench folder: {to / 'mt_bench'}")
+
+
+@app.command("browse")
+def browse_command(
+    judge_model: str = typer.Option("gpt-4", "--judge-model", help="Whose judgments to show."),
+    bench: Path = typer.Option(DEFAULT_BENCH, "--bench", help=BENCH_HELP),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(7861, "--port"),
+) -> None:
+    """A web page to read a question, two answers and the judgments side by side."""
+    import importlib.util
+
+    from palestra.judge.browser import BenchView, build_browser
+
+    if importlib.util.find_spec("gradio") is None:
+        raise InvalidRequestError("the browser needs Gradio: pip install 'palestra[webui]'")
+
+    view = BenchView.load(bench, out or bench, judge_model.replace("/", "_"))
+    typer.echo(f"judgment browser on http://{host}:{port}")
+    build_browser(view).launch(server_name=host, server_port=port, show_error=True)
