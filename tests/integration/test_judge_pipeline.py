@@ -175,3 +175,26 @@ def test_answer_grade_show(stack: dict[str, Process], bench: Path, judge_url: st
         assert r["lower"] <= r["rating"] <= r["upper"]
     table = palestra(*show_pairs, "--mode", "pairwise-baseline")
     assert "| palestra-tiny |" in table and "Bradley-Terry" in table
+
+
+def test_palestra_serves_as_the_judge(stack: dict[str, Process], bench: Path) -> None:
+    """The bundled model behind Palestra's API as the judge: every match gets a record, a
+    score from 1 to 10 or -1 (no verdict, or a prompt longer than the tiny model's
+    512-token context, recorded with the reason), and the run goes on."""
+    api = stack["api"].url + "/v1"
+    answers = ["judge", "answer", "--model", "palestra-tiny", "--api-base", api]
+    palestra(*answers, "--bench", str(bench), "--max-tokens", "16")
+    judge = ["--judge-model", "palestra-tiny", "--judge-api-base", api]
+    out = palestra(
+        "judge", "grade", "--bench", str(bench), *judge, "--mode", "single",
+        "--models", "palestra-tiny,gpt-3.5-turbo", "--max-attempts", "2", "--max-tokens", "16",
+    )  # fmt: skip
+    assert "12 judged" in out
+    judged = records(bench / "model_judgment" / "palestra-tiny_single.jsonl")
+    assert len(judged) == 12
+    assert all(r["score"] == -1 or 1 <= r["score"] <= 10 for r in judged)
+    refused = [r for r in judged if r["judgment"].startswith("$ERROR$")]
+    assert refused and all("context" in r["judgment"] for r in refused)
+    assert any(r["model"] == "gpt-3.5-turbo" for r in refused)  # its long answers never fit
+    shown = palestra("judge", "show", "--bench", str(bench), "--judge-model", "palestra-tiny")
+    assert "| gpt-3.5-turbo |" in shown and "| palestra-tiny |" in shown

@@ -77,3 +77,32 @@ def test_serve_with_the_readme_snippets() -> None:
         out, _ = serve.communicate(timeout=30)
     assert serve.returncode == 0  # Ctrl-C stops everything cleanly
     assert f"OpenAI API  {base}/v1" in out
+
+
+def test_readme_judge_commands_use_real_options() -> None:
+    """Every `palestra judge ...` line in the README names a real subcommand, and each of
+    its --options appears in that subcommand's --help."""
+    block = next(b for b in _blocks("bash") if "palestra judge grade" in b)
+    commands = [
+        line.split("#")[0].strip()
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip().startswith("palestra judge")
+    ]
+    assert {c.split()[2] for c in commands} >= {"download", "answer", "grade", "show"}
+    helps: dict[str, str] = {}
+    for command in commands:
+        sub = command.split()[2]
+        if sub not in helps:
+            result = subprocess.run(
+                [*CLI, "judge", sub, "--help"], capture_output=True, text=True, env=_wide_env()
+            )
+            assert result.returncode == 0, result.stderr
+            helps[sub] = result.stdout
+        for option in re.findall(r"(?<!\S)(--[a-z-]+)", command):
+            assert option in helps[sub], f"{option} not in `palestra judge {sub} --help`"
+
+
+def _wide_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "COLUMNS": "200", "TERMINAL_WIDTH": "200"}

@@ -4,7 +4,10 @@ Each question is a conversation: the first turn is asked, the answer kept, the s
 asked after it, and so on. Temperatures follow MT-bench's categories unless forced. Answers
 are appended to the answer file as each question finishes, so an interrupted run resumes
 where it stopped (answered questions are skipped); at the end the file is rewritten sorted
-by question id, one line per question, in MT-bench's model_answer format.
+by question id, one line per question, in MT-bench's model_answer format. A turn the model
+refuses (its context is too short, say) is written as "$ERROR$ <why>" and answered again
+on the next run; an error that would fail every request (no server, a bad key) stops the
+run with that error, keeping what was answered.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from palestra.core.errors import PalestraError
+from palestra.core.errors import InvalidRequestError
 from palestra.core.types import Message
 from palestra.judge.bench import Answer, Question, append_record, load_answer_file, write_answers
 from palestra.judge.client import ChatModel
@@ -68,7 +71,8 @@ async def answer_question(
             reply = completion.text
             report.prompt_tokens += completion.prompt_tokens
             report.completion_tokens += completion.completion_tokens
-        except PalestraError as exc:  # one failed turn never stops the run
+        except InvalidRequestError as exc:  # this turn cannot be answered (too long, say)
+            # is recorded and retried next run; an unreachable server or a bad key stops it.
             report.failed_turns += 1
             reply = f"{ERROR_ANSWER} {exc}"
         replies.append(reply)

@@ -4,7 +4,9 @@ baseline, and pairwise among all models, in MT-bench's judgment file formats.
 Pairwise matches are judged in both orders (g1: model_1 shown as A; g2: model_2 shown as
 A); a verdict that flips with the order is inconsistent and counts as a tie in results.
 The judge runs at temperature 0; an unparsable reply is asked again up to `max_attempts`
-times, then recorded as score -1 / winner "error" (and re-judged on the next run). Every
+times, then recorded as score -1 / winner "error" (and re-judged on the next run); so is a
+prompt the judge refuses (longer than its context, say), with the reason as the judgment.
+Errors that would fail every call (no server, a bad key) stop the run instead. Every
 reply goes through the `JudgmentCache`; matches already in the judgment file are skipped.
 Token use and (when prices are given) cost are counted for the calls actually made.
 """
@@ -30,6 +32,7 @@ from palestra.judge.verdicts import parse_pair, parse_rating
 
 GradeMode = Literal["single", "pairwise-baseline", "pairwise-all"]
 GRADE_MODES: tuple[str, ...] = ("single", "pairwise-baseline", "pairwise-all")
+JUDGE_ERROR = "$ERROR$"
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,11 @@ class Grader:
         for attempt in range(max(1, self.settings.max_attempts)):
             if attempt:
                 self.report.retries += 1
-            text = (await self._call(messages, attempt)).text
+            try:
+                text = (await self._call(messages, attempt)).text
+            except InvalidRequestError as exc:  # this prompt cannot be judged (too long...)
+                self.report.unparsable += 1
+                return f"{JUDGE_ERROR} {exc}", None
             verdict = parse(text)
             if verdict is not None:
                 return text, verdict
