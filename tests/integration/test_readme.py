@@ -30,8 +30,10 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "$(BIN)/palestra serve" in makefile.split("\nrun:")[1].split("\n\n")[0]
 
 
-def test_serve_with_the_readme_snippets() -> None:
+def test_serve_with_the_readme_snippets(tmp_path: Path) -> None:
     ports = {"api": free_port(), "controller": free_port(), "worker": free_port()}
+    ports["webui"] = free_port()
+    store = tmp_path / "arena.db"
     serve = subprocess.Popen(
         [
             *CLI,
@@ -42,6 +44,10 @@ def test_serve_with_the_readme_snippets() -> None:
             str(ports["controller"]),
             "--worker-port",
             str(ports["worker"]),
+            "--webui-port",
+            str(ports["webui"]),
+            "--store",
+            f"sqlite:///{store}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -72,11 +78,14 @@ def test_serve_with_the_readme_snippets() -> None:
         )
         assert run.returncode == 0, run.stderr
         assert "Paris" in run.stdout
+        page = httpx.get(f"http://127.0.0.1:{ports['webui']}/", timeout=10)
+        assert page.status_code == 200 and "gradio" in page.text.lower()  # the web UI
     finally:
         serve.send_signal(signal.SIGINT)
         out, _ = serve.communicate(timeout=30)
     assert serve.returncode == 0  # Ctrl-C stops everything cleanly
     assert f"OpenAI API  {base}/v1" in out
+    assert f"web UI      http://127.0.0.1:{ports['webui']}" in out
 
 
 def test_readme_judge_commands_use_real_options() -> None:

@@ -21,7 +21,7 @@ def test_killed_serve_takes_its_worker_down() -> None:
     api, controller, worker = free_port(), free_port(), free_port()
     serve = subprocess.Popen(
         [*CLI, "serve", "--port", str(api), "--controller-port", str(controller),
-         "--worker-port", str(worker)],
+         "--worker-port", str(worker), "--no-webui"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:

@@ -66,9 +66,15 @@ class FilterReport:
     note: str = ""
 
 
+def identity_leaks(text: str, names: tuple[str, ...] = ()) -> list[str]:
+    """The identity words (and model names) an answer mentions: a battle whose answers
+    name a model is no longer anonymous."""
+    lowered = text.lower()
+    return [word for word in (*IDENTITY_WORDS, *(n.lower() for n in names)) if word in lowered]
+
+
 def _leaks_identity(battle: Battle) -> bool:
-    text = " ".join(battle.answers("a") + battle.answers("b")).lower()
-    return any(word in text for word in IDENTITY_WORDS)
+    return bool(identity_leaks(" ".join(battle.answers("a") + battle.answers("b"))))
 
 
 def _empty_or_errored(battle: Battle) -> bool:

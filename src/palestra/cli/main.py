@@ -8,7 +8,18 @@ import sys
 import typer
 
 from palestra import __version__
-from palestra.cli import arena, chat, convert, data, judge, models, serve, templates, train
+from palestra.cli import (
+    arena,
+    chat,
+    convert,
+    data,
+    judge,
+    models,
+    serve,
+    templates,
+    train,
+    webui,
+)
 from palestra.core.errors import PalestraError
 
 app = typer.Typer(
@@ -24,6 +35,7 @@ app.command("controller", help=serve.controller.__doc__)(serve.controller)
 app.command("worker", help=serve.worker.__doc__)(serve.worker)
 app.command("api", help=serve.api.__doc__)(serve.api)
 app.command("workers", help=serve.workers.__doc__)(serve.workers)
+app.command("webui", help=webui.webui.__doc__)(webui.webui)
 app.command("test-message", help=serve.test_message.__doc__)(serve.test_message)
 app.add_typer(models.app, name="models")
 app.add_typer(arena.app, name="arena")

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -244,9 +245,21 @@ def serve(
         2, "--parallel", help="llama.cpp backend: contexts decoding side by side."
     ),
     max_queue: int = typer.Option(32, "--max-queue", help="Requests waiting; past it, 429."),
+    webui_port: int = typer.Option(7860, "--webui-port", help="Web UI port."),
+    no_webui: bool = typer.Option(False, "--no-webui", help="Do not serve the web UI."),
+    store: str = typer.Option(
+        "palestra-arena.db", "--store", help="Web UI votes: SQLite file or database URL."
+    ),
+    endpoint_file: Path = typer.Option(
+        None, "--register-api-endpoint-file", help="API models for the UI (FastChat's JSON)."
+    ),
+    arena_config: Path = typer.Option(None, "--arena-config", help="Battle sampling (JSON)."),
+    moderation: str = typer.Option(None, "--moderation", help="'keyword' or module:factory."),
+    moderation_words: Path = typer.Option(None, "--moderation-words"),
+    rate_limit: str = typer.Option(None, "--rate-limit", help="UI messages per user: N/SEC."),
     log_level: str = typer.Option("warning"),
 ) -> None:
-    """Controller + worker + OpenAI-compatible API on this machine, in one command.
+    """Controller + worker + OpenAI-compatible API + web UI on this machine, in one command.
 
     The model worker runs in a child process (as vLLM keeps its engine apart from its API
     server): decoding and HTTP streaming then do not share one interpreter lock."""
@@ -289,9 +302,10 @@ def serve(
                     except (httpx.HTTPError, ValueError):
                         served = {}
                     if served.get("models"):
+                        ui = "" if no_webui else f"  web UI      http://{host}:{webui_port}\n"
                         print(
                             f"palestra serve: {', '.join(served['models'])}\n"
-                            f"  OpenAI API  {api_url}\n  controller  {controller_url}\n"
+                            f"  OpenAI API  {api_url}\n{ui}  controller  {controller_url}\n"
                             f"  worker      {worker_url}\nCtrl-C stops everything.",
                             flush=True,
                         )
@@ -308,15 +322,20 @@ def serve(
                     process.kill()
 
     api_app = build_api_app(ApiSettings(controller=controller_url, api_keys=_split(api_keys)))
-    status = run_servers(
-        [
-            Endpoint(
-                "controller", build_controller_app(ControllerSettings()), host, controller_port
-            ),
-            Endpoint("api", api_app, host, port),
-        ],
-        supervise=run_worker,
-    )
+    endpoints = [
+        Endpoint("controller", build_controller_app(ControllerSettings()), host, controller_port),
+        Endpoint("api", api_app, host, port),
+    ]
+    if not no_webui:
+        from palestra.cli.webui import WebUIOptions, webui_app
+
+        keys = _split(api_keys)
+        options = WebUIOptions(
+            api_url, keys[0] if keys else None, endpoint_file, store, arena_config,
+            moderation, moderation_words, rate_limit=rate_limit,
+        )  # fmt: skip
+        endpoints.append(Endpoint("webui", webui_app(options), host, webui_port))
+    status = run_servers(endpoints, supervise=run_worker)
     if status:
         raise typer.Exit(status)
 

@@ -23,6 +23,7 @@ class Message:
 
     role: Role
     content: str
+    images: tuple[str, ...] = ()  # data: or https: URLs, for models that accept images
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -32,6 +33,14 @@ class Message:
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+    def to_openai(self) -> dict[str, Any]:
+        """OpenAI's chat message: text, or content parts with `image_url`s."""
+        if not self.images:
+            return self.to_dict()
+        parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
+        return {"role": self.role, "content": parts}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:

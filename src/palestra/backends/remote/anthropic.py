@@ -13,19 +13,40 @@ from palestra.core.errors import UnsupportedError
 from palestra.core.types import GenerationChunk, Message, SamplingParams, Usage
 
 
-def anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, str]]]:
-    """(system text, alternating user/assistant turns) in the Messages API's shape."""
+def _image_block(url: str) -> dict[str, Any]:
+    if url.startswith("data:") and ";base64," in url:
+        media_type, data = url[5:].split(";base64,", 1)
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """(system text, alternating user/assistant turns) in the Messages API's shape; turns
+    with images carry content blocks."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
             continue
         role = "assistant" if message.role == "assistant" else "user"
+        blocks = [_image_block(url) for url in message.images]
+        blocks.append({"type": "text", "text": message.content})
         if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += "\n\n" + message.content
+            turns[-1]["blocks"] += blocks
         else:
-            turns.append({"role": role, "content": message.content})
-    return system, turns
+            turns.append({"role": role, "blocks": blocks})
+    shaped = []
+    for turn in turns:
+        blocks = turn["blocks"]
+        if all(b["type"] == "text" for b in blocks):  # plain text: one string, as usual
+            content: Any = "\n\n".join(b["text"] for b in blocks)
+        else:
+            content = blocks
+        shaped.append({"role": turn["role"], "content": content})
+    return system, shaped
 
 
 class AnthropicBackend(RemoteBackend):

@@ -29,7 +29,7 @@ class OpenAICompatibleBackend(RemoteBackend):
     def _arguments(self, messages: list[Message], sampling: SamplingParams) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "model": self.endpoint.provider_model,
-            "messages": [m.to_dict() for m in messages],
+            "messages": [m.to_openai() for m in messages],
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": self.max_tokens(sampling),

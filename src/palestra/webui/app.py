@@ -1,0 +1,52 @@
+"""`build_ui`: the whole web UI, one Gradio Blocks page with the tabs in arena order
+(battle, side-by-side, direct chat, leaderboard). The model lists are re-read from the
+directory whenever a page loads, so models that join later appear without a restart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from palestra.webui.arena_page import build_arena_page
+from palestra.webui.chat_page import build_chat_page
+from palestra.webui.leaderboard_page import build_leaderboard_page
+from palestra.webui.service import ArenaService
+
+
+def build_ui(service: ArenaService) -> Any:
+    import gradio as gr
+
+    with gr.Blocks(title=service.settings.title) as page:
+        gr.Markdown(
+            f"## {service.settings.title}: chat with open models and vote for the better one"
+        )
+        with gr.Tabs():
+            build_arena_page(service, anonymous=True)
+            sbs_a, sbs_b = build_arena_page(service, anonymous=False)
+            chat_model, chat_card, card_text = build_chat_page(service)
+            leaderboard, leaderboard_outputs = build_leaderboard_page(service)
+
+        def refresh_models(chosen: str | None, a: str | None, b: str | None) -> tuple[Any, ...]:
+            models = service.directory.chat_models()
+
+            def keep(value: str | None, index: int) -> Any:
+                fallback = models[min(index, len(models) - 1)] if models else None
+                return gr.update(choices=models, value=value if value in models else fallback)
+
+            chosen_now = chosen if chosen in models else (models[0] if models else None)
+            return keep(chosen, 0), card_text(chosen_now), keep(a, 0), keep(b, 1)
+
+        page.load(
+            refresh_models,
+            [chat_model, sbs_a, sbs_b],
+            [chat_model, chat_card, sbs_a, sbs_b],
+        )
+        page.load(leaderboard, None, leaderboard_outputs)
+    page.queue(default_concurrency_limit=None)
+    return page
+
+
+def mount(app: Any, service: ArenaService, path: str = "/") -> Any:
+    """The UI mounted on a FastAPI app (how `palestra serve` and `palestra webui` run it)."""
+    import gradio as gr
+
+    return gr.mount_gradio_app(app, build_ui(service), path=path)

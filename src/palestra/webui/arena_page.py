@@ -1,0 +1,172 @@
+"""The arena tabs: "Arena (battle)", two anonymous models drawn by the matchmaking rules
+and shown in random order, and "Arena (side-by-side)", two models picked by name. The same
+prompt streams to both; the user votes A / B / tie / both bad; an anonymous battle then
+reveals the names. The next message after a vote starts a new round."""
+
+# No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter by its
+# annotation at run time.
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from palestra.core.errors import InvalidRequestError, PalestraError
+from palestra.webui.conversation import Conversation
+from palestra.webui.service import ArenaService, Sampling
+from palestra.webui.widgets import images_of, notice, sampling_controls, user_of
+
+VOTES = (
+    ("A is better", "leftvote", "vote-a"),
+    ("B is better", "rightvote", "vote-b"),
+    ("Tie", "tievote", "vote-tie"),
+    ("Both are bad", "bothbad_vote", "vote-bothbad"),
+)
+
+
+@dataclass
+class Battle:
+    pair: tuple[Conversation, Conversation]
+    battle_id: str
+    voted: bool = False
+    images: bool = field(default=False)
+
+
+def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, Any]:
+    """Returns the two model dropdowns (side-by-side) or (None, None)."""
+    prefix = "battle" if anonymous else "sbs"
+    title = "Arena (battle)" if anonymous else "Arena (side-by-side)"
+    with gr.Tab(title, id=prefix):
+        if anonymous:
+            gr.Markdown(
+                "Ask anything: two anonymous models answer. Vote for the better one and "
+                "their names are revealed. Names mentioned in answers do not count."
+            )
+            pick_a = pick_b = None
+        else:
+            models = service.directory.chat_models()
+            with gr.Row():
+                pick_a = gr.Dropdown(
+                    models, value=models[0] if models else None, label="Model A",
+                    elem_id=f"{prefix}-model-a",
+                )  # fmt: skip
+                pick_b = gr.Dropdown(
+                    models, value=models[min(1, len(models) - 1)] if models else None,
+                    label="Model B", elem_id=f"{prefix}-model-b",
+                )  # fmt: skip
+        state = gr.State(None)
+        with gr.Row():
+            chat_a = gr.Chatbot(label="Model A", height=380, elem_id=f"{prefix}-chatbot-a")
+            chat_b = gr.Chatbot(label="Model B", height=380, elem_id=f"{prefix}-chatbot-b")
+        reveal = gr.Markdown(elem_id=f"{prefix}-reveal")
+        with gr.Row():
+            vote_buttons = [
+                gr.Button(label, elem_id=f"{prefix}-{suffix}") for label, _, suffix in VOTES
+            ]
+        with gr.Row():
+            textbox = gr.MultimodalTextbox(
+                placeholder="Type a message for both models and press Enter",
+                file_types=["image"], show_label=False, scale=8, elem_id=f"{prefix}-input",
+            )  # fmt: skip
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{prefix}-stop")
+        status = gr.Markdown(elem_id=f"{prefix}-notice")
+        new_round = gr.Button("New round", elem_id=f"{prefix}-new-round")
+        with gr.Accordion("Parameters", open=False):
+            temperature, top_p, max_tokens = sampling_controls()
+
+        def start(text: str, images: tuple[str, ...], a: str | None, b: str | None) -> Battle:
+            if anonymous:
+                a, b = service.new_battle(images=bool(images))
+            elif not (a and b):
+                raise InvalidRequestError("pick two models")
+            return Battle(
+                (Conversation(a or ""), Conversation(b or "")),
+                service.battle_id(),
+                images=bool(images),
+            )
+
+        def names(battle: Battle) -> str:
+            a, b = battle.pair[0].model, battle.pair[1].model
+            return f"**Model A: {a}** · **Model B: {b}**"
+
+        async def send(
+            message: Any,
+            battle: Battle | None,
+            a: str | None,
+            b: str | None,
+            t: float,
+            p: float,
+            n: int,
+            request: gr.Request,
+        ) -> AsyncIterator[tuple[Any, ...]]:
+            user = user_of(service, request)
+            try:
+                text, images = images_of(message)
+                fresh = (
+                    battle is None
+                    or battle.voted
+                    or (bool(images) and not battle.images)
+                    or (not anonymous and (battle.pair[0].model, battle.pair[1].model) != (a, b))
+                )
+                if fresh:
+                    battle = start(text, images, a, b)
+                assert battle is not None
+                service.admit(user, text, list(battle.pair), battle=anonymous, images=images)
+            except PalestraError as exc:
+                keep = battle.pair if battle else (Conversation(""), Conversation(""))
+                yield (battle, keep[0].chatbot(), keep[1].chatbot(), gr.update(), gr.update(),
+                       notice(str(exc), "error"))  # fmt: skip
+                return
+            for conversation in battle.pair:
+                conversation.ask(text, images)
+            shown = "" if anonymous else names(battle)
+            yield battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), None, shown, ""
+            async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
+                yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(),
+                       gr.update(), "")  # fmt: skip
+            hint = notice("vote for the better answer, or keep chatting", "info")
+            yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(),
+                   gr.update(), hint)  # fmt: skip
+
+        def vote(kind: str) -> Any:
+            def record(battle: Battle | None, request: gr.Request) -> tuple[Any, ...]:
+                if battle is None:
+                    return battle, gr.update(), notice("start a battle first", "error")
+                if battle.voted:
+                    return (
+                        battle,
+                        gr.update(),
+                        notice("already voted; send a message for a new round", "error"),
+                    )
+                try:
+                    number = service.vote_battle(
+                        kind, battle.pair, user_of(service, request),
+                        anonymous=anonymous, battle_id=battle.battle_id,
+                    )  # fmt: skip
+                except PalestraError as exc:
+                    return battle, gr.update(), notice(str(exc), "error")
+                battle.voted = True
+                return (
+                    battle,
+                    names(battle),
+                    notice(
+                        f"vote recorded (#{number}); thank you. A new message starts a new round",
+                        "ok",
+                    ),
+                )
+
+            return record
+
+        def clear() -> tuple[Any, ...]:
+            return None, [], [], None, "", ""
+
+        inputs = [textbox, state, pick_a or gr.State(None), pick_b or gr.State(None)]
+        outputs = [state, chat_a, chat_b, textbox, reveal, status]
+        sending = textbox.submit(
+            send, [*inputs, temperature, top_p, max_tokens], outputs, concurrency_limit=None
+        )
+        stop.click(None, cancels=[sending])
+        for button, (_, kind, _) in zip(vote_buttons, VOTES, strict=True):
+            button.click(vote(kind), [state], [state, reveal, status])
+        new_round.click(clear, None, outputs, cancels=[sending])
+    return pick_a, pick_b

@@ -1,0 +1,103 @@
+"""`ModelDirectory`: the models the web UI offers, and the backend that answers for each.
+
+Two sources: the models Palestra serves (listed by its OpenAI-compatible API, re-read every
+`refresh_seconds`) and API endpoints from FastChat's `--register-api-endpoint-file`. Both
+become remote backends behind the same `Backend` seam, so a local model and a hosted one
+battle each other the same way. Endpoints marked `anony_only` appear only in battles;
+`vision-arena` endpoints accept images.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from palestra.backends.base import Backend
+from palestra.backends.remote import RemoteEndpoint, Secret, remote_backend
+from palestra.core.errors import ModelNotFoundError
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    backend: Backend
+    card: str
+    vision: bool = False
+    anony_only: bool = False
+    text_arena: bool = True
+    recommended: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelDirectory:
+    def __init__(
+        self,
+        api_base: str | None = None,
+        endpoints: list[RemoteEndpoint] | None = None,
+        api_key: str | None = None,
+        refresh_seconds: float = 30.0,
+    ):
+        self.api_base = api_base.rstrip("/") if api_base else None
+        self.api_key = api_key
+        self.refresh_seconds = refresh_seconds
+        self._served: dict[str, ModelEntry] = {}
+        self._listed_at = 0.0
+        self._endpoints = {
+            e.name: ModelEntry(
+                e.name,
+                remote_backend(e),
+                f"{e.api_type} model `{e.provider_model}`",
+                vision=e.vision_arena,
+                anony_only=e.anony_only,
+                text_arena=e.text_arena,
+                recommended=dict(e.recommended_config),
+            )
+            for e in endpoints or []
+        }
+
+    def _served_models(self) -> dict[str, ModelEntry]:
+        if self.api_base is None:
+            return {}
+        if time.monotonic() - self._listed_at < self.refresh_seconds and self._served:
+            return self._served
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            listed = httpx.get(f"{self.api_base}/models", headers=headers, timeout=5).json()
+            names = [m["id"] for m in listed.get("data", [])]
+        except (httpx.HTTPError, ValueError, KeyError, AttributeError):
+            return self._served  # keep the last list while the API is unreachable
+        entries = {}
+        for name in names:
+            entries[name] = self._served.get(name) or ModelEntry(
+                name,
+                remote_backend(
+                    RemoteEndpoint(
+                        name,
+                        api_base=self.api_base,
+                        api_key=Secret(self.api_key or "none"),
+                    )
+                ),
+                f"served by Palestra at {self.api_base}",
+            )
+        self._served, self._listed_at = entries, time.monotonic()
+        return entries
+
+    def entries(self) -> dict[str, ModelEntry]:
+        return {**self._served_models(), **self._endpoints}
+
+    def get(self, name: str) -> ModelEntry:
+        entries = self.entries()
+        if name not in entries:
+            known = ", ".join(sorted(entries)) or "none"
+            raise ModelNotFoundError(f"model {name!r} is not available; available: {known}")
+        return entries[name]
+
+    def chat_models(self) -> list[str]:
+        return sorted(n for n, e in self.entries().items() if not e.anony_only)
+
+    def battle_models(self, vision: bool = False) -> list[str]:
+        return sorted(
+            n for n, e in self.entries().items() if (e.vision if vision else e.text_arena)
+        )

@@ -1,0 +1,254 @@
+"""`ArenaService`: what the web UI's pages do, without the widgets.
+
+It admits a message (limits, rate limit, moderation), streams a model's reply into a
+`Conversation` (two at once for a battle), logs each finished or stopped reply as a `chat`
+event, records votes (identity leaks flagged for cleaning) and computes the leaderboard
+from the store. A failure of one model's request becomes an error line in that reply; it
+never ends the page's session or the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from palestra.arena.cleaning import identity_leaks
+from palestra.arena.matchmaking import MatchmakingConfig, draw_pair
+from palestra.arena.store import ArenaEvent, ArenaStore
+from palestra.core.errors import InvalidRequestError, OverloadedError, PalestraError
+from palestra.core.types import GenerationRequest, SamplingParams
+from palestra.webui.conversation import MAX_INPUT_CHARS, MAX_TURNS, Conversation
+from palestra.webui.models import ModelDirectory
+from palestra.webui.safety import Moderator, RateLimiter
+
+
+@dataclass(frozen=True)
+class UISettings:
+    max_input_chars: int = MAX_INPUT_CHARS
+    max_turns: int = MAX_TURNS
+    moderate_everywhere: bool = False  # else the moderator (if any) guards battles only
+    leaderboard_rounds: int = 50
+    title: str = "Palestra"
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+
+
+def client_address(host: str | None, headers: Mapping[str, str]) -> str:
+    """The user's address as FastChat takes it: Cloudflare's header, then the first
+    X-Forwarded-For hop, then the socket."""
+    forwarded = headers.get("x-forwarded-for", "")
+    return headers.get("cf-connecting-ip") or forwarded.split(",")[0].strip() or host or ""
+
+
+class ArenaService:
+    def __init__(
+        self,
+        directory: ModelDirectory,
+        store: ArenaStore,
+        matchmaking: MatchmakingConfig | None = None,
+        moderator: Moderator | None = None,
+        rate_limiter: RateLimiter | None = None,
+        settings: UISettings | None = None,
+    ):
+        self.directory = directory
+        self.store = store
+        self.matchmaking = matchmaking or MatchmakingConfig()
+        self.moderator = moderator
+        self.rate_limiter = rate_limiter
+        self.settings = settings or UISettings()
+
+    def user(self, host: str | None, headers: Mapping[str, str]) -> str:
+        return self.store.hash_user(client_address(host, headers))
+
+    # ---------------------------------------------------------------- admission
+    def admit(
+        self,
+        user: str,
+        text: str,
+        conversations: list[Conversation],
+        *,
+        battle: bool,
+        images: tuple[str, ...] = (),
+    ) -> None:
+        """Refuse, with a message for the user, what must not reach a model."""
+        for conversation in conversations:
+            conversation.check_input(text, self.settings.max_input_chars, self.settings.max_turns)
+            if images and not self.directory.get(conversation.model).vision:
+                raise InvalidRequestError(
+                    f"{conversation.model if not battle else 'this model'} does not accept "
+                    "images; pick a vision model or send text only"
+                )
+        if self.moderator is not None and (battle or self.settings.moderate_everywhere):
+            verdict = self.moderator.check(text)
+            if verdict.flagged:
+                raise InvalidRequestError(f"your message was not sent: {verdict.reason}")
+        if self.rate_limiter is not None:
+            wait = self.rate_limiter.allow(user)
+            if wait:
+                raise OverloadedError(
+                    f"you are sending messages too fast; try again in {wait:.0f} s"
+                )
+
+    # ---------------------------------------------------------------- streaming
+    def _sampling(self, model: str, sampling: Sampling) -> SamplingParams:
+        recommended = self.directory.get(model).recommended
+        return SamplingParams(
+            temperature=float(recommended.get("temperature", sampling.temperature)),
+            top_p=float(recommended.get("top_p", sampling.top_p)),
+            max_tokens=int(recommended.get("max_new_tokens", sampling.max_tokens)),
+        )
+
+    async def stream(
+        self, conversation: Conversation, sampling: Sampling, user: str
+    ) -> AsyncIterator[str]:
+        """The reply so far, after each chunk; logged as a chat event when it ends."""
+        entry = self.directory.get(conversation.model)
+        params = self._sampling(conversation.model, sampling)
+        messages = conversation.prompt_messages()
+        request = GenerationRequest(
+            prompt=entry.backend.chat_prompt(messages), sampling=params, messages=tuple(messages)
+        )
+        started, text, outcome = time.time(), "", "stopped"
+        chunks = entry.backend.generate(request)
+        try:
+            async for chunk in chunks:
+                text += chunk.text
+                conversation.set_reply(text)
+                yield text
+            outcome = "finished"
+        except PalestraError as exc:
+            text += f"\n\n**Error:** {exc}"
+            outcome = "error"
+        except Exception as exc:  # one request's crash never ends the session
+            text += f"\n\n**Error:** {type(exc).__name__}: {exc}"
+            outcome = "error"
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]  # stops the model's work
+            conversation.set_reply(text)
+            self._log_chat(conversation, params, started, user, outcome)
+        yield text
+
+    def _log_chat(
+        self,
+        conversation: Conversation,
+        params: SamplingParams,
+        started: float,
+        user: str,
+        outcome: str,
+    ) -> None:
+        self.store.record(
+            ArenaEvent(
+                type="chat",
+                user=user,
+                models=[conversation.model],
+                states=[conversation.state()],
+                shown=[conversation.model],
+                gen_params={
+                    "temperature": params.temperature,
+                    "top_p": params.top_p,
+                    "max_new_tokens": params.max_tokens,
+                },
+                start=started,
+                finish=time.time(),
+                flags={} if outcome == "finished" else {"outcome": outcome},
+            )
+        )
+
+    async def stream_pair(
+        self, pair: tuple[Conversation, Conversation], sampling: Sampling, user: str
+    ) -> AsyncIterator[tuple[str, str]]:
+        """Both replies so far, whenever either grows."""
+        texts = ["", ""]
+        queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+
+        async def pump(side: int) -> None:
+            try:
+                async for text in self.stream(pair[side], sampling, user):
+                    await queue.put((side, text))
+            finally:
+                await queue.put(None)
+
+        tasks = [asyncio.create_task(pump(0)), asyncio.create_task(pump(1))]
+        try:
+            running = 2
+            while running:
+                item = await queue.get()
+                if item is None:
+                    running -= 1
+                    continue
+                texts[item[0]] = item[1]
+                yield texts[0], texts[1]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---------------------------------------------------------------- battles and votes
+    def new_battle(self, images: bool = False) -> tuple[str, str]:
+        models = self.directory.battle_models(vision=images)
+        return draw_pair(models, self.matchmaking)
+
+    def vote_model(self, kind: str, conversation: Conversation, user: str) -> int:
+        if not conversation.reply:
+            raise InvalidRequestError("chat with the model first, then vote")
+        return self.store.record(
+            ArenaEvent(
+                type=kind,
+                user=user,
+                models=[conversation.model],
+                states=[conversation.state()],
+                shown=[conversation.model],
+            )
+        )
+
+    def vote_battle(
+        self,
+        kind: str,
+        pair: tuple[Conversation, Conversation],
+        user: str,
+        *,
+        anonymous: bool,
+        battle_id: str,
+    ) -> int:
+        if not (pair[0].reply and pair[1].reply):
+            raise InvalidRequestError("wait for both answers, then vote")
+        names = (pair[0].model, pair[1].model)
+        leaks = sorted(
+            {w for c in pair for m in c.messages if m.role == "assistant"
+             for w in identity_leaks(m.content, names)}
+        )  # fmt: skip
+        flags: dict[str, Any] = {"identity_leak": leaks} if leaks else {}
+        return self.store.record(
+            ArenaEvent(
+                type=kind,
+                user=user,
+                models=list(names),
+                states=[pair[0].state(), pair[1].state()],
+                shown=["", ""] if anonymous else list(names),
+                battle_id=battle_id,
+                flags=flags,
+            )
+        )
+
+    @staticmethod
+    def battle_id() -> str:
+        return uuid.uuid4().hex
+
+    # ---------------------------------------------------------------- leaderboard
+    def leaderboard(self) -> Any:
+        """The leaderboard from anonymous battles in the store, or None without votes."""
+        from palestra.arena.leaderboard import RatingOptions, compute_leaderboard
+
+        battles = self.store.battles(anony_only=True)
+        if not battles:
+            return None
+        return compute_leaderboard(battles, RatingOptions(rounds=self.settings.leaderboard_rounds))
