@@ -25,21 +25,18 @@ def build_ui(service: ArenaService) -> Any:
             chat_model, chat_card, card_text = build_chat_page(service)
             leaderboard, leaderboard_outputs = build_leaderboard_page(service)
 
-        def refresh_models(chosen: str | None, a: str | None, b: str | None) -> tuple[Any, ...]:
+        def refresh_models() -> tuple[Any, ...]:
+            """A fresh page gets the models served now (workers join after start-up)."""
             models = service.directory.chat_models()
 
-            def keep(value: str | None, index: int) -> Any:
-                fallback = models[min(index, len(models) - 1)] if models else None
-                return gr.update(choices=models, value=value if value in models else fallback)
+            def choose(index: int) -> Any:
+                value = models[min(index, len(models) - 1)] if models else None
+                return gr.update(choices=models, value=value)
 
-            chosen_now = chosen if chosen in models else (models[0] if models else None)
-            return keep(chosen, 0), card_text(chosen_now), keep(a, 0), keep(b, 1)
+            first = models[0] if models else None
+            return choose(0), card_text(first), choose(0), choose(1)
 
-        page.load(
-            refresh_models,
-            [chat_model, sbs_a, sbs_b],
-            [chat_model, chat_card, sbs_a, sbs_b],
-        )
+        page.load(refresh_models, None, [chat_model, chat_card, sbs_a, sbs_b])
         page.load(leaderboard, None, leaderboard_outputs)
     page.queue(default_concurrency_limit=None)
     return page

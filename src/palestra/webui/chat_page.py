@@ -108,8 +108,9 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
 
             return record
 
-        def reset(name: str, system_prompt: str) -> tuple[Any, ...]:
-            return None, [], None, ""
+        def reset() -> tuple[Any, ...]:
+            """A new conversation (what the user is typing stays)."""
+            return None, [], ""
 
         controls = [temperature, top_p, max_tokens]
         outputs = [state, chatbot, textbox, status]
@@ -120,6 +121,7 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
         stop.click(None, cancels=[sending, regenerating])
         for button, kind in ((upvote, "upvote"), (downvote, "downvote"), (flag, "flag")):
             button.click(vote(kind), [state], [status])
-        clear.click(reset, [model, system], outputs, cancels=[sending, regenerating])
-        model.change(show_card, [model], [card]).then(reset, [model, system], outputs)
+        fresh = [state, chatbot, status]
+        clear.click(reset, None, fresh, cancels=[sending, regenerating])
+        model.change(show_card, [model], [card]).then(reset, None, fresh)
         return model, card, show_card

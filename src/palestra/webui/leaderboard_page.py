@@ -32,7 +32,8 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, Any]:
 
             charts = figures(board)
             votes = int(board.meta["battles"])
-            text = f"{votes} votes on {len(board.rows)} models.\n\n" + board.to_markdown()
+            plural = "" if votes == 1 else "s"
+            text = f"{votes} vote{plural} on {len(board.rows)} models.\n\n" + board.to_markdown()
             return text, charts["win_rate"], charts["battle_counts"]
 
         outputs = [table, win_rate, counts]
