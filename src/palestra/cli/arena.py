@@ -1,5 +1,6 @@
 """`palestra arena`: clean battle files and rate models (Bradley-Terry with intervals,
-style control, categories), writing the leaderboard as markdown, CSV, JSON and charts."""
+style control, categories), writing the leaderboard as markdown, CSV, JSON and charts; and
+move the web UI store's conversations and votes out of and into FastChat's log format."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import typer
 
 from palestra.core.errors import InvalidRequestError
 
-app = typer.Typer(help="Arena battles: cleaning and ratings.", no_args_is_help=True)
+app = typer.Typer(
+    help="Arena battles: cleaning, ratings, and the web UI store's export/import.",
+    no_args_is_help=True,
+)
 
 
 def _cleaning(
@@ -88,7 +92,9 @@ def _options(
 
 @app.command("rate")
 def rate_command(
-    source: Path = typer.Argument(..., help="Battles (FastChat formats) or Arena pair counts."),
+    source: str = typer.Argument(
+        ..., help="Battles (FastChat formats), Arena pair counts, or a web UI store (.db / URL)."
+    ),
     out: Path = typer.Option(None, "--out", help="Folder for leaderboard files and charts."),
     interval: str = typer.Option("bootstrap", help="bootstrap or sandwich (closed form)."),
     rounds: int = typer.Option(100, help="Bootstrap rounds."),
@@ -119,10 +125,10 @@ def rate_command(
 
     options = _options(interval, rounds, seed, anchor, scale, base, k, style_control)
     boards: dict[str, Any] = {}
-    if _is_pair_counts(source):
+    if not _is_store(source) and _is_pair_counts(Path(source)):
         boards["all"] = leaderboard_from_counts(PairCounts.from_arena_pair_counts(source), options)
     else:
-        battles = load_battles(source)
+        battles = _open_store(source).battles() if _is_store(source) else load_battles(source)
         if clean_first:
             battles, reports = clean(battles)
             removed = ", ".join(f"{r.name}: {r.removed}" for r in reports if r.removed)
@@ -143,6 +149,45 @@ def rate_command(
         typer.echo(_render(board, output_format), nl=False)
         if out:
             _write(board, out if name == "all" else out / _slug(name))
+
+
+def _is_store(source: str) -> bool:
+    return "://" in source or source.endswith((".db", ".sqlite", ".sqlite3"))
+
+
+def _open_store(location: str) -> Any:
+    from palestra.arena.store import ArenaStore
+
+    if "://" not in location and not Path(location).is_file():
+        raise InvalidRequestError(f"arena store {location!r} does not exist")
+    return ArenaStore(location)
+
+
+@app.command("export")
+def export_command(
+    store: str = typer.Argument(..., help="The web UI's store: SQLite file or database URL."),
+    output: Path = typer.Argument(..., help="JSONL file in FastChat's conversation-log format."),
+    since: float = typer.Option(None, "--since", help="Only events from this Unix time on."),
+) -> None:
+    """Write every stored conversation turn and vote as FastChat log lines."""
+    count = _open_store(store).export_jsonl(output, since)
+    typer.echo(f"{count} events -> {output}")
+
+
+@app.command("import")
+def import_command(
+    store: str = typer.Argument(..., help="Store to add to: SQLite file or database URL."),
+    logs: list[Path] = typer.Argument(..., help="FastChat conversation logs (JSONL)."),
+) -> None:
+    """Add FastChat conversation logs to a store (addresses are hashed, never kept)."""
+    from palestra.arena.store import ArenaStore
+
+    target = ArenaStore(store)
+    for log in logs:
+        if not log.is_file():
+            raise InvalidRequestError(f"log file {str(log)!r} does not exist")
+        imported, skipped = target.import_jsonl(log)
+        typer.echo(f"{log}: {imported} events imported, {skipped} lines of other types skipped")
 
 
 def _is_pair_counts(path: Path) -> bool:

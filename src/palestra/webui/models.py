@@ -57,6 +57,13 @@ class ModelDirectory:
             for e in endpoints or []
         }
 
+    @classmethod
+    def of(cls, entries: list[ModelEntry]) -> ModelDirectory:
+        """A directory of ready-made entries (tests, embedding the UI elsewhere)."""
+        directory = cls()
+        directory._endpoints = {e.name: e for e in entries}
+        return directory
+
     def _served_models(self) -> dict[str, ModelEntry]:
         if self.api_base is None:
             return {}

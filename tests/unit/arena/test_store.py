@@ -164,3 +164,29 @@ def test_kill_during_writes_loses_nothing_acknowledged(tmp_path: Path) -> None:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     stored = {e.id for e in ArenaStore(path).events_of()}
     assert set(acknowledged) <= stored
+
+
+def test_arena_cli_export_import_and_rate_from_a_store(tmp_path: Path) -> None:
+    from tests.integration.cluster import CLI
+
+    store = ArenaStore(tmp_path / "ui.db")
+    for kind in ("leftvote", "leftvote", "rightvote", "tievote"):
+        store.record(battle_vote(store, kind, "alpha", "beta"))
+    store.close()
+
+    def palestra(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
+
+    exported = tmp_path / "log.jsonl"
+    result = palestra("arena", "export", str(tmp_path / "ui.db"), str(exported))
+    assert result.returncode == 0, result.stderr
+    assert "4 events" in result.stdout and len(exported.read_text().splitlines()) == 4
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    result = palestra("arena", "import", copy, str(exported))
+    assert "4 events imported" in result.stdout
+    rated = palestra("arena", "rate", copy, "--no-clean", "--format", "json", "--rounds", "10")
+    assert rated.returncode == 0, rated.stderr
+    rows = {r["model"]: r for r in json.loads(rated.stdout)["rows"]}
+    assert rows["alpha"]["battles"] == 4 and rows["alpha"]["rating"] > rows["beta"]["rating"]
+    missing = palestra("arena", "export", str(tmp_path / "nope.db"), str(exported))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

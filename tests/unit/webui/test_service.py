@@ -1,0 +1,122 @@
+"""The web UI's service layer with scripted models: admission (limits, images, moderation
+in battles, rate limits), streaming with a failing model, battles, votes, leaderboard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from palestra.arena.store import ArenaStore
+from palestra.backends.scripted import ScriptedBackend
+from palestra.core.errors import InvalidRequestError, OverloadedError
+from palestra.core.types import GenerationChunk, GenerationRequest
+from palestra.webui.conversation import Conversation
+from palestra.webui.models import ModelDirectory, ModelEntry
+from palestra.webui.safety import KeywordModerator, RateLimiter
+from palestra.webui.service import ArenaService, Sampling, UISettings, client_address
+
+
+class Failing(ScriptedBackend):
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        yield GenerationChunk(text="partial")
+        raise RuntimeError("the model crashed")
+
+
+def service(tmp_path: Path, **options) -> ArenaService:  # type: ignore[no-untyped-def]
+    entries = [
+        ModelEntry("alpha", ScriptedBackend(["I am alpha, made by nobody."], "alpha"), "test"),
+        ModelEntry("beta", ScriptedBackend(["Plain answer."], "beta"), "test", vision=True),
+        ModelEntry("broken", Failing(), "test"),
+    ]
+    return ArenaService(ModelDirectory.of(entries), ArenaStore(tmp_path / "s.db"), **options)
+
+
+def collect(stream: AsyncIterator) -> list:  # type: ignore[type-arg]
+    async def run() -> list:  # type: ignore[type-arg]
+        return [item async for item in stream]
+
+    return asyncio.run(run())
+
+
+def test_admission_rules(tmp_path: Path) -> None:
+    moderator = KeywordModerator(["forbidden"])
+    svc = service(
+        tmp_path,
+        moderator=moderator,
+        rate_limiter=RateLimiter(3, 60),
+        settings=UISettings(max_input_chars=20, max_turns=1),
+    )
+    chat = Conversation("alpha")
+    svc.admit("u1", "forbidden words", [chat], battle=False)  # chat is not moderated
+    with pytest.raises(InvalidRequestError, match="blocked word"):
+        svc.admit("u1", "forbidden words", [Conversation("alpha")], battle=True)
+    with pytest.raises(InvalidRequestError, match="limit is 20"):
+        svc.admit("u2", "x" * 21, [chat], battle=False)
+    with pytest.raises(InvalidRequestError, match="does not accept images"):
+        svc.admit("u2", "look", [chat], battle=False, images=("data:image/png;base64,AA==",))
+    svc.admit("u2", "look", [Conversation("beta")], battle=False, images=("data:,",))
+    chat.ask("first")
+    with pytest.raises(InvalidRequestError, match="1-turn limit"):
+        svc.admit("u2", "again", [chat], battle=False)
+    for _ in range(2):  # u1's second and third message in the window (refused ones not counted)
+        svc.admit("u1", "hello", [Conversation("alpha")], battle=False)
+    with pytest.raises(OverloadedError, match="too fast"):
+        svc.admit("u1", "hello", [Conversation("alpha")], battle=False)
+    svc.admit("u3", "hello", [Conversation("alpha")], battle=False)  # others are not limited
+    everywhere = service(
+        tmp_path / "2", moderator=moderator, settings=UISettings(moderate_everywhere=True)
+    )
+    with pytest.raises(InvalidRequestError, match="blocked word"):
+        everywhere.admit("u", "forbidden", [Conversation("alpha")], battle=False)
+
+
+def test_a_crashing_model_ends_its_reply_not_the_service(tmp_path: Path) -> None:
+    svc = service(tmp_path)
+    broken = Conversation("broken")
+    broken.ask("hi")
+    texts = collect(svc.stream(broken, Sampling(), "u"))
+    assert texts[0] == "partial" and "**Error:** RuntimeError: the model crashed" in texts[-1]
+    fine = Conversation("alpha")
+    fine.ask("hi")
+    assert collect(svc.stream(fine, Sampling(), "u"))[-1] == "I am alpha, made by nobody."
+    logged = list(svc.store.events_of("chat"))
+    assert [e.flags.get("outcome") for e in logged] == ["error", None]
+    assert logged[1].states[0]["messages"] == [["user", "hi"], ["assistant", fine.reply]]
+
+
+def test_battle_stream_vote_and_leaderboard(tmp_path: Path) -> None:
+    svc = service(tmp_path)
+    assert svc.leaderboard() is None
+    pair = (Conversation("alpha"), Conversation("beta"))
+    with pytest.raises(InvalidRequestError, match="wait for both answers"):
+        svc.vote_battle("leftvote", pair, "u", anonymous=True, battle_id="b1")
+    for conversation in pair:
+        conversation.ask("Who are you?")
+    updates = collect(svc.stream_pair(pair, Sampling(), "u"))
+    assert updates[-1] == ("I am alpha, made by nobody.", "Plain answer.")
+    svc.vote_battle("leftvote", pair, "u", anonymous=True, battle_id="b1")
+    (vote,) = svc.store.events_of("leftvote")
+    assert vote.shown == ["", ""] and vote.models == ["alpha", "beta"]
+    assert vote.flags == {"identity_leak": ["alpha"]}  # alpha named itself
+    board = svc.leaderboard()
+    assert [r.model for r in board.rows] == ["alpha", "beta"]
+
+
+def test_new_battles_follow_matchmaking(tmp_path: Path) -> None:
+    svc = service(tmp_path)
+    for _ in range(20):
+        a, b = svc.new_battle()
+        assert a != b and {a, b} <= {"alpha", "beta", "broken"}
+    with pytest.raises(Exception, match="no model may battle"):
+        svc.new_battle(images=True)  # only beta accepts images
+
+
+def test_client_address() -> None:
+    assert client_address("10.0.0.1", {}) == "10.0.0.1"
+    assert client_address("10.0.0.1", {"x-forwarded-for": "1.2.3.4, 10.0.0.1"}) == "1.2.3.4"
+    assert client_address("h", {"cf-connecting-ip": "5.6.7.8", "x-forwarded-for": "1.2.3.4"}) == (
+        "5.6.7.8"
+    )
