@@ -77,6 +77,17 @@ def build_model_table(
     return table
 
 
+def add_api_endpoints(table: Any, endpoint_file: Path, limit: int, max_queue: int) -> None:
+    """Serve the models of an API endpoint file through this worker (remote backends)."""
+    from palestra.backends.remote import load_endpoint_file, remote_backend
+    from palestra.serve.worker.admission import Admission
+    from palestra.serve.worker.models import ServedModel
+
+    for endpoint in load_endpoint_file(endpoint_file):
+        backend = remote_backend(endpoint)
+        table.add(ServedModel(endpoint.name, backend, Admission(limit, max_queue)))
+
+
 def _die_with_parent() -> None:
     """In the worker child (Linux): exit when `palestra serve` dies, even by SIGKILL."""
     import ctypes
@@ -161,6 +172,11 @@ def worker(
     load_8bit: bool = typer.Option(False, "--load-8bit"),
     num_gpus: int = typer.Option(1, "--num-gpus"),
     max_gpu_memory: str = typer.Option(None, "--max-gpu-memory"),
+    endpoint_file: Path = typer.Option(
+        None,
+        "--register-api-endpoint-file",
+        help="Also serve these API models (FastChat's JSON); alone, serve only them.",
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run a worker hosting one or more models behind any backend."""
@@ -171,25 +187,33 @@ def worker(
     from palestra.backends.hf.loading import quiet_transformers
 
     quiet_transformers()
-    table = build_model_table(
-        model_path,
-        model_names,
-        backend,
-        conv_template,
-        adapter,
-        limit_concurrency or max_batch_size,
-        max_queue,
-        {
-            "device": device,
-            "dtype": dtype,
-            "load_8bit": load_8bit,
-            "num_gpus": num_gpus,
-            "max_gpu_memory": max_gpu_memory,
-            **_backend_options(
-                backend, max_batch_size, parallel, max_cached_tokens, prefix_cache_tokens
-            ),
-        },
-    )
+    limit = limit_concurrency or max_batch_size
+    if endpoint_file and not model_path:
+        from palestra.serve.worker.models import ModelTable
+
+        table = ModelTable()
+    else:
+        table = build_model_table(
+            model_path,
+            model_names,
+            backend,
+            conv_template,
+            adapter,
+            limit,
+            max_queue,
+            {
+                "device": device,
+                "dtype": dtype,
+                "load_8bit": load_8bit,
+                "num_gpus": num_gpus,
+                "max_gpu_memory": max_gpu_memory,
+                **_backend_options(
+                    backend, max_batch_size, parallel, max_cached_tokens, prefix_cache_tokens
+                ),
+            },
+        )
+    if endpoint_file:
+        add_api_endpoints(table, endpoint_file, limit, max_queue)
     address = worker_address or f"http://{host}:{port}"
     settings = WorkerSettings(
         address=address,

@@ -1,6 +1,7 @@
 """The internal protocol between API server, controller and workers: pydantic models,
 JSON over HTTP. Worker streams are newline-delimited JSON, one `ChunkMessage` (or an
-`{"error": ...}` envelope) per line, carrying deltas, never cumulative text."""
+`{"error": ..., "status": HTTP status}` envelope) per line, carrying deltas, never
+cumulative text."""
 
 from __future__ import annotations
 

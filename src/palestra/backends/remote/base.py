@@ -39,7 +39,9 @@ def provider_error(endpoint: RemoteEndpoint, status: int | None, detail: str) ->
     """A typed error for a provider's failure, saying who failed and what to do."""
     where = f"{endpoint.api_type} endpoint {endpoint.name!r} ({endpoint.base_url})"
     if status is None:
-        return BackendError(f"cannot reach {where}: {detail}", code="provider_unreachable")
+        unreachable = BackendError(f"cannot reach {where}: {detail}", code="provider_unreachable")
+        unreachable.http_status = 502  # a gateway's answer: the upstream is not there
+        return unreachable
     message = f"{where} answered {status}: {detail}"
     error: PalestraError
     if status in (401, 403):

@@ -152,7 +152,7 @@ class Upstream:
                 if line.strip():
                     data = json.loads(line)
                     if "error" in data:
-                        raise error_from_envelope(data, 500)
+                        raise error_from_envelope(data, int(data.get("status") or 500))
                     chunk = ChunkMessage.model_validate(data)
                     finished = finished or chunk.finish_reason is not None
                     yield chunk

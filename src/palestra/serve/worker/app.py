@@ -138,6 +138,7 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
             prompt_token_ids=tuple(prompt_ids) if prompt_ids else None,
             request_id=body.request_id,
             adapter=model.adapter,
+            messages=tuple(messages_from_dicts(body.messages)) if body.messages else (),
         )
         model.backend.check(request.sampling)
         ticket = await unless_disconnected(
@@ -152,8 +153,8 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
                     message = ChunkMessage.from_chunk(chunk, prompt if first else None)
                     first = False
                     yield (message.model_dump_json(exclude_defaults=True) + "\n").encode()
-            except PalestraError as exc:
-                yield (_json(error_envelope(exc)) + "\n").encode()
+            except PalestraError as exc:  # the status travels with the envelope
+                yield (_json({**error_envelope(exc), "status": exc.http_status}) + "\n").encode()
             except Exception as exc:  # one request's crash never takes the worker down
                 error = PalestraError(f"generation failed: {type(exc).__name__}: {exc}")
                 yield (_json(error_envelope(error)) + "\n").encode()
