@@ -31,6 +31,7 @@ from typing import Any
 
 from palestra.arena.battles import Battle, battle_from_vote_log
 from palestra.core.errors import InvalidRequestError
+from palestra.core.jsonl import read_jsonl
 
 SCHEMA_VERSION = 1
 CHAT = "chat"
@@ -259,19 +260,12 @@ class ArenaStore:
     def import_jsonl(self, path: Path) -> tuple[int, int]:
         """(imported, skipped) from FastChat conversation logs; addresses are hashed."""
         events, skipped = [], 0
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidRequestError(f"{path}:{number}: not JSON: {exc}") from exc
-                event = self._event_from_log(record)
-                if event is None:
-                    skipped += 1
-                else:
-                    events.append(event)
+        for _, record in read_jsonl(path):
+            event = self._event_from_log(record)
+            if event is None:
+                skipped += 1
+            else:
+                events.append(event)
         return self.record_many(events), skipped
 
     def _event_from_log(self, record: dict[str, Any]) -> ArenaEvent | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from palestra.arena.battles import Battle, load_battles
 from palestra.core.errors import InvalidRequestError
-from palestra.judge.bench import read_jsonl
+from palestra.core.jsonl import read_jsonl
 from palestra.judge.results import load_judgments, pair_battles
 
 VoteKey = tuple[str, str, str, int]  # question, model (sorted first), model, turn

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from palestra.core.errors import InvalidRequestError
+from palestra.core.jsonl import append_jsonl
 from palestra.core.types import Message
-from palestra.judge.bench import Answer, Question, append_record, load_answer_file, write_answers
+from palestra.judge.bench import Answer, Question, load_answer_file, write_answers
 from palestra.judge.client import ChatModel
 
 ERROR_ANSWER = "$ERROR$"
@@ -115,7 +116,7 @@ async def generate_answers(
     async def one(question: Question) -> Answer:
         async with limit:
             answer = await answer_question(model, question, settings, report)
-        append_record(path, answer.to_record())
+        append_jsonl(path, answer.to_record())
         report.answered += 1
         if on_done:
             on_done(1)

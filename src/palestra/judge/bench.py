@@ -16,12 +16,12 @@ file and line, never silently skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from palestra.core.errors import InvalidRequestError
+from palestra.core.jsonl import read_jsonl
 
 # Categories that MT-bench grades against a reference answer.
 REFERENCE_CATEGORIES: tuple[str, ...] = ("math", "reasoning", "coding", "arena-hard-200")
@@ -74,21 +74,6 @@ class Answer:
             "tstamp": self.tstamp,
             **self.extra,
         }
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each non-empty line; a bad line names file and line."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidRequestError(f"{path}:{number}: not JSON: {exc}") from exc
-            if not isinstance(record, dict):
-                raise InvalidRequestError(f"{path}:{number}: expected a JSON object")
-            yield number, record
 
 
 def load_questions(
@@ -177,14 +162,3 @@ def write_answers(path: Path, answers: list[Answer]) -> None:
         for answer in ordered:
             handle.write(json.dumps(answer.to_record(), ensure_ascii=False) + "\n")
     temporary.replace(path)
-
-
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and flush it to disk (so an interrupted run can resume)."""
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from palestra.core.errors import InvalidRequestError
+from palestra.core.jsonl import append_jsonl, read_jsonl
 from palestra.core.types import Message
-from palestra.judge.bench import Answer, Question, append_record, read_jsonl
+from palestra.judge.bench import Answer, Question
 from palestra.judge.cache import JudgmentCache, cache_key
 from palestra.judge.client import ChatModel, Completion
 from palestra.judge.prompts import JudgePrompt, choose_prompt, judge_messages
@@ -299,7 +300,7 @@ async def run_grading(
             record = await grader.single(match)
         else:
             record = await grader.pair(match)
-        append_record(path, record)
+        append_jsonl(path, record)
         report.judged += 1
         if on_done:
             on_done(1)

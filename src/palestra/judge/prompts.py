@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from palestra.core.errors import InvalidRequestError
+from palestra.core.jsonl import read_jsonl
 from palestra.core.types import Message
-from palestra.judge.bench import Question, read_jsonl
+from palestra.judge.bench import Question
 
 Mode = Literal["single", "pairwise"]
 

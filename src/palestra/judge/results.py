@@ -17,7 +17,7 @@ from typing import Any
 
 from palestra.arena.battles import Battle
 from palestra.core.errors import InvalidRequestError
-from palestra.judge.bench import read_jsonl
+from palestra.core.jsonl import read_jsonl
 from palestra.judge.grading import record_key
 
 
