@@ -130,6 +130,24 @@ def test_chat_streams_and_answers(page: Any, arena: Arena) -> None:
     page.locator("#chat-upvote").click()
     page.locator("#chat-notice").get_by_text("upvote recorded").wait_for()
     assert arena.events("upvote")[-1]["models"] == ["palestra-tiny"]
+    replies = len(logged())
+    page.locator("#chat-regenerate").click()  # the same question answered again
+    wait_for(lambda: len(logged()) == replies + 1, 30, "the regenerated reply")
+    messages = logged()[-1]["states"][0]["messages"]
+    assert [m[0] for m in messages] == ["user", "assistant"] and messages[1][1]
+    assert chatbot.locator(".message.user").count() == 1
+
+
+def test_markdown_and_code_highlighting(page: Any, arena: Arena) -> None:
+    open_tab(page, arena, "Direct chat")
+    pick(page, "chat-model", "scripted")
+    send(page, "chat", "\n**bold** and code:\n```python\nanswer = 42\n```")
+    chatbot = page.locator("#chat-chatbot")
+    chatbot.locator("strong", has_text="bold").last.wait_for(timeout=15_000)
+    code = chatbot.locator("pre code").last
+    code.wait_for()
+    assert "answer = 42" in code.inner_text()
+    assert code.locator("span").count() > 0  # highlighted into tokens
 
 
 def test_stop_a_generation(page: Any, arena: Arena) -> None:

@@ -45,8 +45,8 @@ def build_openai_app() -> FastAPI:
             words, delay = [f"word{i}" for i in range(1, 41)], 0.25
         elif model == "scripted-vision":
             words = f"I see {images} image(s).".split()
-        else:
-            words = f"Scripted {model} heard: {text}".split()
+        else:  # the user's text comes back verbatim (newlines, markdown, HTML)
+            words = ["Scripted", model, "heard:", text]
         base = {"id": "c1", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model}  # fmt: skip
 
