@@ -86,7 +86,7 @@ class ModelDirectory:
                         api_key=Secret(self.api_key or "none"),
                     )
                 ),
-                f"served by Palestra at {self.api_base}",
+                _card(name, f"served by Palestra at {self.api_base}"),
             )
         self._served, self._listed_at = entries, time.monotonic()
         return entries
@@ -108,3 +108,15 @@ class ModelDirectory:
         return sorted(
             n for n, e in self.entries().items() if (e.vision if vision else e.text_arena)
         )
+
+
+def _card(name: str, where: str) -> str:
+    """What the model registry knows about a served model (FastChat's model cards)."""
+    from palestra.models.registry import get_registry
+
+    spec = get_registry().resolve(name)
+    if spec is None or not spec.card.description:
+        return where
+    link = f" ([link]({spec.card.link}))" if spec.card.link else ""
+    license_ = f", license {spec.card.license}" if spec.card.license else ""
+    return f"{spec.card.description}{link}{license_}; {where}"
