@@ -120,3 +120,23 @@ def test_client_address() -> None:
     assert client_address("h", {"cf-connecting-ip": "5.6.7.8", "x-forwarded-for": "1.2.3.4"}) == (
         "5.6.7.8"
     )
+
+
+def test_battles_with_images_draw_vision_models(tmp_path: Path) -> None:
+    entries = [
+        ModelEntry(name, ScriptedBackend([f"{name} sees it"], name), "test", vision=vision)
+        for name, vision in (("text-a", False), ("eye-1", True), ("eye-2", True))
+    ]
+    svc = ArenaService(ModelDirectory.of(entries), ArenaStore(tmp_path / "v.db"))
+    for _ in range(10):
+        assert set(svc.new_battle(images=True)) == {"eye-1", "eye-2"}
+    pair = (Conversation("eye-1"), Conversation("eye-2"))
+    svc.admit("u", "what is this?", list(pair), battle=True, images=("data:image/png;base64,AA",))
+    for conversation in pair:
+        conversation.ask("what is this?", ("data:image/png;base64,AA",))
+    assert collect(svc.stream_pair(pair, Sampling(), "u"))[-1] == ("eye-1 sees it", "eye-2 sees it")
+    sent = entries[1].backend.requests[-1].messages  # type: ignore[attr-defined]
+    assert sent[-1].images == ("data:image/png;base64,AA",)
+    logged = list(svc.store.events_of("chat"))[-1].states[0]["messages"][0]
+    assert logged[0] == "user" and logged[1][0] == "what is this?"
+    assert len(logged[1][1][0]) == 64  # the image is logged as its SHA-256, not stored
