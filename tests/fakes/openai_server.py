@@ -5,7 +5,8 @@ the real API. By the requested model id:
 - `scripted-vision`: "I see N image(s)." for messages with `image_url` parts;
 - anything else: "Scripted <model> heard: <last user text>".
 
-Every request body is kept in `app.state.bodies`.
+`GET /v1/models` lists `app.state.models` and counts calls in `app.state.listings`; every
+chat request body is kept in `app.state.bodies`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ def _text_and_images(content: Any) -> tuple[str, int]:
 def build_openai_app() -> FastAPI:
     app = FastAPI()
     app.state.bodies = []
+    app.state.models = ["scripted", "scripted-slow", "scripted-vision"]
+    app.state.listings = 0
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        app.state.listings += 1
+        return {"object": "list", "data": [{"id": m, "object": "model"} for m in app.state.models]}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> StreamingResponse:

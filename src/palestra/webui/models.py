@@ -64,10 +64,11 @@ class ModelDirectory:
         directory._endpoints = {e.name: e for e in entries}
         return directory
 
-    def _served_models(self) -> dict[str, ModelEntry]:
+    def _served_models(self, refresh: bool) -> dict[str, ModelEntry]:
         if self.api_base is None:
             return {}
-        if time.monotonic() - self._listed_at < self.refresh_seconds and self._served:
+        fresh = time.monotonic() - self._listed_at < self.refresh_seconds
+        if self._served and (fresh or not refresh):
             return self._served
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
@@ -91,11 +92,14 @@ class ModelDirectory:
         self._served, self._listed_at = entries, time.monotonic()
         return entries
 
-    def entries(self) -> dict[str, ModelEntry]:
-        return {**self._served_models(), **self._endpoints}
+    def entries(self, refresh: bool = True) -> dict[str, ModelEntry]:
+        """Every model. `refresh=False` answers from the last listing (no HTTP call: what
+        the UI's async handlers use, so a slow API never stalls other users' streams);
+        page loads and the model pickers refresh it, in Gradio's worker threads."""
+        return {**self._served_models(refresh), **self._endpoints}
 
     def get(self, name: str) -> ModelEntry:
-        entries = self.entries()
+        entries = self.entries(refresh=False)
         if name not in entries:
             known = ", ".join(sorted(entries)) or "none"
             raise ModelNotFoundError(f"model {name!r} is not available; available: {known}")
@@ -105,9 +109,8 @@ class ModelDirectory:
         return sorted(n for n, e in self.entries().items() if not e.anony_only)
 
     def battle_models(self, vision: bool = False) -> list[str]:
-        return sorted(
-            n for n, e in self.entries().items() if (e.vision if vision else e.text_arena)
-        )
+        entries = self.entries(refresh=False)
+        return sorted(n for n, e in entries.items() if (e.vision if vision else e.text_arena))
 
 
 def _card(name: str, where: str) -> str:
