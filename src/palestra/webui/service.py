@@ -18,7 +18,7 @@ from typing import Any
 
 from palestra.arena.cleaning import identity_leaks
 from palestra.arena.matchmaking import MatchmakingConfig, draw_pair
-from palestra.arena.store import ArenaEvent, ArenaStore
+from palestra.arena.store import BATTLE_VOTES, ArenaEvent, ArenaStore
 from palestra.core.errors import InvalidRequestError, OverloadedError, PalestraError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.webui.conversation import MAX_INPUT_CHARS, MAX_TURNS, Conversation
@@ -65,6 +65,7 @@ class ArenaService:
         self.moderator = moderator
         self.rate_limiter = rate_limiter
         self.settings = settings or UISettings()
+        self._board: tuple[int, Any] | None = None  # (battle votes, leaderboard)
 
     def user(self, host: str | None, headers: Mapping[str, str]) -> str:
         return self.store.hash_user(client_address(host, headers))
@@ -245,10 +246,18 @@ class ArenaService:
 
     # ---------------------------------------------------------------- leaderboard
     def leaderboard(self) -> Any:
-        """The leaderboard from anonymous battles in the store, or None without votes."""
+        """The leaderboard from anonymous battles in the store, or None without votes;
+        recomputed only when the number of battle votes changed (every page load asks)."""
         from palestra.arena.leaderboard import RatingOptions, compute_leaderboard
 
+        votes = self.store.count(*BATTLE_VOTES)
+        if self._board is not None and self._board[0] == votes:
+            return self._board[1]
         battles = self.store.battles(anony_only=True)
-        if not battles:
-            return None
-        return compute_leaderboard(battles, RatingOptions(rounds=self.settings.leaderboard_rounds))
+        board = (
+            compute_leaderboard(battles, RatingOptions(rounds=self.settings.leaderboard_rounds))
+            if battles
+            else None
+        )
+        self._board = (votes, board)
+        return board

@@ -103,6 +103,9 @@ def test_battle_stream_vote_and_leaderboard(tmp_path: Path) -> None:
     assert vote.flags == {"identity_leak": ["alpha"]}  # alpha named itself
     board = svc.leaderboard()
     assert [r.model for r in board.rows] == ["alpha", "beta"]
+    assert svc.leaderboard() is board  # no new vote: not recomputed
+    svc.vote_battle("rightvote", pair, "u", anonymous=True, battle_id="b2")
+    assert svc.leaderboard() is not board and svc.leaderboard().meta["battles"] == 2
 
 
 def test_new_battles_follow_matchmaking(tmp_path: Path) -> None:
