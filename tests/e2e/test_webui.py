@@ -121,12 +121,12 @@ def test_chat_streams_and_answers(page: Any, arena: Arena) -> None:
     send(page, "chat", "Hello! Who are you?")
     chatbot = page.locator("#chat-chatbot")
     chatbot.get_by_text("Palestra Tiny").wait_for(timeout=30_000)
-    screenshot(page, "chat")
 
     def logged() -> list[dict[str, Any]]:
         return [e for e in arena.events("chat") if e["models"] == ["palestra-tiny"]]
 
     wait_for(lambda: bool(logged()), 30, "the reply logged in the store")
+    screenshot(page, "chat")  # the reply is complete once it is logged
     assert logged()[-1]["states"][0]["messages"][0] == ["user", "Hello! Who are you?"]
     page.locator("#chat-upvote").click()
     page.locator("#chat-notice").get_by_text("upvote recorded").wait_for()
