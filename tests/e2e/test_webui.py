@@ -232,6 +232,7 @@ def test_side_by_side_names_models(page: Any, arena: Arena) -> None:
     page.wait_for_timeout(1000)
     page.locator("#sbs-vote-tie").click()
     page.locator("#sbs-notice").get_by_text("vote recorded").wait_for()
+    screenshot(page, "arena-side-by-side")
     vote = arena.events("tievote")[-1]
     assert vote["models"] == vote["shown"] == ["scripted", "palestra-tiny"]
 
