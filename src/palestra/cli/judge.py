@@ -255,11 +255,8 @@ def show_command(
     if mode == "pairwise-baseline":
         records = [r for r in records if baseline in (r["model_1"], r["model_2"])]
     if wanted:
-        records = [
-            r
-            for r in records
-            if {r["model_1"], r["model_2"]} <= wanted | ({baseline} if mode != "single" else set())
-        ]
+        allowed = wanted | ({baseline} if mode == "pairwise-baseline" else set())
+        records = [r for r in records if {r["model_1"], r["model_2"]} <= allowed]
     if not records:
         raise InvalidRequestError("no pairwise judgments match these models and baseline")
     rows = pairwise_table(records, baseline if mode == "pairwise-baseline" else None)

@@ -6,7 +6,7 @@ reveals the names. The next message after a vote starts a new round."""
 # No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter by its
 # annotation at run time.
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -29,7 +29,7 @@ class Battle:
     pair: tuple[Conversation, Conversation]
     battle_id: str
     voted: bool = False
-    images: bool = field(default=False)
+    images: bool = False  # drawn among vision models
 
 
 def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, Any]:
@@ -74,7 +74,7 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
         with gr.Accordion("Parameters", open=False):
             temperature, top_p, max_tokens = sampling_controls()
 
-        def start(text: str, images: tuple[str, ...], a: str | None, b: str | None) -> Battle:
+        def start(images: tuple[str, ...], a: str | None, b: str | None) -> Battle:
             if anonymous:
                 a, b = service.new_battle(images=bool(images))
             elif not (a and b):
@@ -109,7 +109,7 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                     or (not anonymous and (battle.pair[0].model, battle.pair[1].model) != (a, b))
                 )
                 if fresh:
-                    battle = start(text, images, a, b)
+                    battle = start(images, a, b)
                 assert battle is not None
                 service.admit(user, text, list(battle.pair), battle=anonymous, images=images)
             except PalestraError as exc:

@@ -57,7 +57,6 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
             user = user_of(service, request)
             async for _ in service.stream(conversation, sampling, user):
                 yield conversation, conversation.chatbot(), gr.update(), ""
-            yield conversation, conversation.chatbot(), gr.update(), ""
 
         async def send(
             message: Any,
@@ -70,7 +69,8 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
             request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
             if conversation is None or conversation.model != name:
-                conversation = Conversation(name or "", system_prompt or "")
+                conversation = Conversation(name or "")
+            conversation.system = system_prompt or ""  # an edited prompt applies from now on
             try:
                 text, images = images_of(message)
                 if not name:

@@ -55,15 +55,10 @@ class Conversation:
         return self.messages[-1].content if self.messages else ""
 
     def prompt_messages(self) -> list[Message]:
-        """What the model is sent: system, history and the new question (not the empty
-        reply being written)."""
+        """What the model is sent: system, history and the new question (the empty reply
+        about to be written, and replies stopped before any text, are left out)."""
         head = [Message("system", self.system)] if self.system else []
-        history = (
-            self.messages[:-1]
-            if self.messages and self.messages[-1].role == "assistant"
-            else self.messages
-        )
-        return head + [m for m in history if m.content or m.images]
+        return head + [m for m in self.messages if m.content or m.images]
 
     def drop_last_reply(self) -> None:
         if self.messages and self.messages[-1].role == "assistant":

@@ -22,7 +22,7 @@ from palestra.arena.store import BATTLE_VOTES, ArenaEvent, ArenaStore
 from palestra.core.errors import InvalidRequestError, OverloadedError, PalestraError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.webui.conversation import MAX_INPUT_CHARS, MAX_TURNS, Conversation
-from palestra.webui.models import ModelDirectory
+from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.safety import Moderator, RateLimiter
 
 
@@ -100,8 +100,10 @@ class ArenaService:
                 )
 
     # ---------------------------------------------------------------- streaming
-    def _sampling(self, model: str, sampling: Sampling) -> SamplingParams:
-        recommended = self.directory.get(model).recommended
+    @staticmethod
+    def _sampling(entry: ModelEntry, sampling: Sampling) -> SamplingParams:
+        """The page's sampling, overridden by an endpoint's recommended_config."""
+        recommended = entry.recommended
         return SamplingParams(
             temperature=float(recommended.get("temperature", sampling.temperature)),
             top_p=float(recommended.get("top_p", sampling.top_p)),
@@ -113,7 +115,7 @@ class ArenaService:
     ) -> AsyncIterator[str]:
         """The reply so far, after each chunk; logged as a chat event when it ends."""
         entry = self.directory.get(conversation.model)
-        params = self._sampling(conversation.model, sampling)
+        params = self._sampling(entry, sampling)
         messages = conversation.prompt_messages()
         request = GenerationRequest(
             prompt=entry.backend.chat_prompt(messages), sampling=params, messages=tuple(messages)
@@ -122,9 +124,10 @@ class ArenaService:
         chunks = entry.backend.generate(request)
         try:
             async for chunk in chunks:
-                text += chunk.text
-                conversation.set_reply(text)
-                yield text
+                if chunk.text:  # the last chunk (usage only) changes nothing on the page
+                    text += chunk.text
+                    conversation.set_reply(text)
+                    yield text
             outcome = "finished"
         except PalestraError as exc:
             text += f"\n\n**Error:** {exc}"
@@ -136,7 +139,8 @@ class ArenaService:
             await chunks.aclose()  # type: ignore[attr-defined]  # stops the model's work
             conversation.set_reply(text)
             self._log_chat(conversation, params, started, user, outcome)
-        yield text
+        if outcome == "error":
+            yield text  # the reply with its error line
 
     def _log_chat(
         self,

@@ -8,6 +8,8 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from palestra.core.errors import InvalidRequestError
+
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
@@ -28,8 +30,6 @@ def images_of(message: dict[str, Any] | str | None) -> tuple[str, tuple[str, ...
     for item in message.get("files") or []:
         path = Path(item if isinstance(item, str) else item.get("path", ""))
         if path.stat().st_size > MAX_IMAGE_BYTES:
-            from palestra.core.errors import InvalidRequestError
-
             raise InvalidRequestError(f"{path.name} is larger than 10 MB")
         kind = mimetypes.guess_type(path.name)[0] or "image/png"
         urls.append(f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode())

@@ -137,3 +137,26 @@ def test_answers_follow_the_conversation_and_resume(tmp_path: Path) -> None:
     assert answers[1].turns == ("reply to one? after 1 messages", "reply to two? after 3 messages")
     temperatures = sorted(r.sampling.temperature for r in backend.requests)
     assert temperatures == [0.0, 0.0, 0.1]  # math twice, stem once (MT-bench's categories)
+
+
+def test_show_pairwise_all_keeps_only_the_chosen_models(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.integration.cluster import CLI
+
+    def pair(m1: str, m2: str, winner: str) -> dict:
+        return {"question_id": 1, "model_1": m1, "model_2": m2, "g1_winner": winner,
+                "g2_winner": winner, "judge": ["j", "pair-v2"], "turn": 1}  # fmt: skip
+
+    rows = [pair("a", "b", "a"), pair("a", "gpt-3.5-turbo", "gpt-3.5-turbo"), pair("b", "c", "c")]
+    judgments = tmp_path / "model_judgment" / "j_pair.jsonl"
+    judgments.parent.mkdir()
+    judgments.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shown = subprocess.run(
+        [*CLI, "judge", "show", "--bench", str(tmp_path), "--judge-model", "j",
+         "--mode", "pairwise-all", "--models", "a,b", "--format", "json", "--rounds", "5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    table = {r["model"]: (r["wins"], r["losses"]) for r in json.loads(shown.stdout)["pairwise"]}
+    assert table == {"a": (1, 0), "b": (0, 1)}  # the baseline's match is not a's
