@@ -123,5 +123,8 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
             button.click(vote(kind), [state], [status])
         fresh = [state, chatbot, status]
         clear.click(reset, None, fresh, cancels=[sending, regenerating])
-        model.change(show_card, [model], [card]).then(reset, None, fresh)
+        model.change(show_card, [model], [card])
+        # Only a user's pick starts a new conversation: `change` also fires when a page load
+        # refreshes the list, and would wipe a chat that had just begun.
+        model.input(reset, None, fresh)
         return model, card, show_card
