@@ -1,8 +1,10 @@
 """Shared fixtures: the bundled model's tokenizer and a small random Llama for fast
-backend tests (built once per session from Palestra's own tokenizer trainer)."""
+backend tests (built once per session from Palestra's own tokenizer trainer). Tests run
+with third-party plugins off (`PALESTRA_PLUGINS=none`)."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,10 @@ from typing import Any
 import pytest
 
 from palestra.models.inspect import bundled_model_path
+
+# Third-party plugins installed on the machine stay out of the tests (built-ins only),
+# in this process and in every command the tests start.
+os.environ.setdefault("PALESTRA_PLUGINS", "none")
 
 
 @pytest.fixture(scope="session")

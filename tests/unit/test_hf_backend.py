@@ -195,7 +195,7 @@ def test_peft_adapters_share_one_base(random_llama_dir: Path, tmp_path: Path) ->
     first = _save_lora(random_llama_dir, tmp_path / "lora-a", 1)
     second = _save_lora(random_llama_dir, tmp_path / "lora-b", 2)
     shared = HFBackend.load(
-        str(random_llama_dir), device="cpu", adapters={"a": str(first), "b": str(second)}
+        str(random_llama_dir), device="cpu", adapter=[f"a={first}", f"b={second}"]
     )
     assert shared.adapters == ["a", "b"]
 

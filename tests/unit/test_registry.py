@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from palestra.core.errors import ModelNotFoundError
 from palestra.models.families import BUILTIN_FAMILIES
 from palestra.models.inspect import inspect_model
-from palestra.models.registry import ModelRegistry, get_registry
+from palestra.models.registry import ModelRegistry
+from palestra.models.spec import ModelSpec
+from palestra.plugins import model_registry
 
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
 CASES = [
@@ -45,7 +49,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "config", "family"), CASES)
 def test_resolution(name: str, config: dict, family: str) -> None:
-    spec = get_registry().resolve(name, config)
+    spec = model_registry().resolve(name, config)
     assert spec is not None and spec.id == family
 
 
@@ -62,14 +66,14 @@ def test_resolution_does_not_depend_on_registration_order() -> None:
 
 def test_a_name_pattern_incompatible_with_the_architecture_is_ignored() -> None:
     # "llama-2" in the name, but the config is a Mistral: the architecture wins
-    spec = get_registry().resolve(
+    spec = model_registry().resolve(
         "llama-2-style-mistral", {"architectures": ["MistralForCausalLM"]}
     )
     assert spec is not None and spec.id == "mistral"
 
 
 def test_ids_and_aliases() -> None:
-    registry = get_registry()
+    registry = model_registry()
     assert registry.get("llama3").id == "llama-3"
     assert registry.get("Mixtral").id == "mistral"
     with pytest.raises(ModelNotFoundError, match="known:"):
@@ -139,27 +143,90 @@ def test_bundled_model_is_recognised() -> None:
     assert info.template == "tokenizer"
 
 
-def test_plugins_can_add_families(monkeypatch: pytest.MonkeyPatch) -> None:
+class AcmePlugin:
+    @staticmethod
+    def register_models() -> list[ModelSpec]:
+        return [ModelSpec("acme", "Acme Chat", name_patterns=(r"acme",), template="chatml")]
+
+
+class ClashingPlugin:
+    @staticmethod
+    def register_models() -> list[ModelSpec]:
+        return [ModelSpec("vicuna", "Not Vicuna", template="chatml")]
+
+
+class OverridingPlugin(ClashingPlugin):
+    overrides = ("models:vicuna",)
+
+
+def _with_plugins(monkeypatch: pytest.MonkeyPatch, *extra: tuple[str, Any]) -> None:
+    from palestra import builtin_plugin, plugins
+
+    monkeypatch.setattr(plugins, "load_plugins", lambda: (("builtin", builtin_plugin), *extra))
+    for cached in (plugins.templates, plugins.model_registry, plugins.backend_factories):
+        cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tables() -> Iterator[None]:
     from palestra import plugins
-    from palestra.models import registry as registry_module
-    from palestra.models.spec import ModelSpec
 
-    class Plugin:
-        @staticmethod
-        def register_models() -> list[ModelSpec]:
-            return [ModelSpec("acme", "Acme Chat", name_patterns=(r"acme",), template="chatml")]
+    yield
+    plugins.reset()
 
-    monkeypatch.setattr(
-        plugins,
-        "load_plugins",
-        lambda: (
-            ("builtin", __import__("palestra.builtin_plugin", fromlist=["x"])),
-            ("acme", Plugin),
-        ),
-    )
-    registry_module.get_registry.cache_clear()
-    try:
-        spec = registry_module.get_registry().resolve("acme-7b-chat", LLAMA)
-        assert spec is not None and spec.id == "acme"
-    finally:
-        registry_module.get_registry.cache_clear()
+
+def test_plugins_can_add_families(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_plugins(monkeypatch, ("acme", AcmePlugin))
+    spec = model_registry().resolve("acme-7b-chat", LLAMA)
+    assert spec is not None and spec.id == "acme"
+
+
+def test_a_plugin_reusing_an_id_is_an_error_unless_it_overrides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from palestra.plugins import PluginError
+
+    _with_plugins(monkeypatch, ("clash", ClashingPlugin))
+    with pytest.raises(PluginError, match=r"plugin 'clash' registers models 'vicuna'.*'builtin'"):
+        model_registry()
+    _with_plugins(monkeypatch, ("override", OverridingPlugin))
+    assert model_registry().get("vicuna").display_name == "Not Vicuna"
+
+
+def test_the_environment_allow_lists_third_party_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from palestra import plugins
+
+    entries = [
+        EntryPoint("acme", "tests.unit.test_registry:AcmePlugin", plugins.GROUP),
+        EntryPoint("clash", "tests.unit.test_registry:ClashingPlugin", plugins.GROUP),
+    ]
+    monkeypatch.setattr(plugins, "entry_points", lambda group: entries)
+    monkeypatch.setenv(plugins.ALLOW_ENV, "acme")
+    plugins.reset()
+    assert [name for name, _ in plugins.load_plugins()] == ["builtin", "acme"]
+    monkeypatch.setenv(plugins.ALLOW_ENV, "none")
+    plugins.reset()
+    assert [name for name, _ in plugins.load_plugins()] == ["builtin"]
+    monkeypatch.delenv(plugins.ALLOW_ENV)
+    plugins.reset()
+    assert [name for name, _ in plugins.load_plugins()] == ["builtin", "acme", "clash"]
+
+
+def test_registries_do_not_import_the_plugins_that_fill_them() -> None:
+    """The registry modules import nothing of `palestra.plugins` (no import circle)."""
+    import ast
+
+    import palestra
+
+    root = Path(palestra.__file__).parent
+    for module in ("templates/library.py", "models/registry.py", "backends/registry.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        assert not any(name and name.startswith("palestra.plugins") for name in imported), module

@@ -7,14 +7,10 @@ import json
 
 import pytest
 
-from palestra.serve.openai.tool_calls import (
-    forced_call_schema,
-    parse_tool_calls,
-    validate_tools,
-)
+from palestra.serve.openai.tool_calls import parse_tool_calls, validate_tools
 from palestra.templates import get_template
 from palestra.templates.spec import ChatTemplate
-from palestra.templates.tools import normalise_tool_messages, with_tools
+from palestra.templates.tools import forced_call_schema, normalise_tool_messages, with_tools
 
 TOOLS = [
     {

@@ -13,12 +13,15 @@ from palestra.core.errors import InvalidRequestError
 
 Winner = Literal["model_a", "model_b", "tie", "tie (bothbad)"]
 WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
-VOTE_TYPES = {
+# The vote kinds, as FastChat logs them: on a battle (with the winner each one means) and
+# on one model's answer. Everything else (store, UI, export) reads them from here.
+BATTLE_VOTES: dict[str, Winner] = {
     "leftvote": "model_a",
     "rightvote": "model_b",
     "tievote": "tie",
     "bothbad_vote": "tie (bothbad)",
 }
+MODEL_VOTES: tuple[str, ...] = ("upvote", "downvote", "flag")
 
 
 @dataclass
@@ -130,12 +133,30 @@ def battle_from_record(record: dict[str, Any]) -> Battle:
 
 def battle_from_vote_log(record: dict[str, Any]) -> Battle | None:
     """A vote line of FastChat's conversation log (leftvote, rightvote, ...), or None."""
-    winner = VOTE_TYPES.get(str(record.get("type")))
-    states = record.get("states") or []
+    return battle_from_vote(
+        str(record.get("type")),
+        record.get("states") or [],
+        record.get("models") or ["", ""],
+        judge=str(record.get("ip") or record.get("judge") or ""),
+        tstamp=float(record.get("tstamp", 0) or 0),
+    )
+
+
+def battle_from_vote(
+    kind: str,
+    states: list[dict[str, Any]],
+    shown: list[str],
+    *,
+    judge: str,
+    tstamp: float,
+    extra: dict[str, Any] | None = None,
+) -> Battle | None:
+    """A battle from a vote on two conversation states (FastChat's shape), or None when
+    the vote is not a battle vote."""
+    winner = BATTLE_VOTES.get(kind)
     if winner is None or len(states) != 2:
         return None
     names = [str(state.get("model_name", "")) for state in states]
-    shown = record.get("models") or ["", ""]
     conversations = []
     for state in states:
         offset = int(state.get("offset", 0) or 0)
@@ -143,13 +164,14 @@ def battle_from_vote_log(record: dict[str, Any]) -> Battle | None:
     return Battle(
         model_a=names[0],
         model_b=names[1],
-        winner=winner,  # type: ignore[arg-type]
-        judge=str(record.get("ip") or record.get("judge") or ""),
+        winner=winner,
+        judge=judge,
         turn=sum(1 for m in conversations[0] if m["role"] == "user") or 1,
         anony=not any(shown),
-        tstamp=float(record.get("tstamp", 0) or 0),
+        tstamp=tstamp,
         conversation_a=conversations[0],
         conversation_b=conversations[1],
+        extra=dict(extra or {}),
     )
 
 

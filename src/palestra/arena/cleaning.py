@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from palestra.arena.battles import Battle
+from palestra.arena.settings import CleaningOptions
 
 IDENTITY_WORDS = (
     "vicuna",
@@ -49,17 +50,6 @@ ERROR_MARKERS = ("network error", "**error**", "(error_code:", "conversation lim
 
 
 @dataclass(frozen=True)
-class CleaningOptions:
-    anony_only: bool = True
-    dedup: bool = True
-    drop_identity_leaks: bool = True
-    drop_empty_or_errored: bool = True
-    daily_vote_cap: int | None = None
-    anomaly_alpha: float | None = 0.05
-    anomaly_min_votes: int = 5
-
-
-@dataclass(frozen=True)
 class FilterReport:
     name: str
     removed: int
@@ -74,7 +64,11 @@ def identity_leaks(text: str, names: tuple[str, ...] = ()) -> list[str]:
 
 
 def _leaks_identity(battle: Battle) -> bool:
-    return bool(identity_leaks(" ".join(battle.answers("a") + battle.answers("b"))))
+    """Flagged when the vote was stored (the web UI checks), or an answer names a model."""
+    if battle.extra.get("identity_leak"):
+        return True
+    text = " ".join(battle.answers("a") + battle.answers("b"))
+    return bool(identity_leaks(text, (battle.model_a, battle.model_b)))
 
 
 def _empty_or_errored(battle: Battle) -> bool:

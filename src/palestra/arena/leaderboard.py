@@ -9,7 +9,7 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -18,18 +18,8 @@ from palestra.arena.ratings import bradley_terry as bt
 from palestra.arena.ratings.counts import PairCounts
 from palestra.arena.ratings.elo import online_elo
 from palestra.arena.ratings.style import FEATURES, StyleData, bootstrap_style, fit_style
+from palestra.arena.settings import RatingOptions
 from palestra.core.errors import InvalidRequestError
-
-
-@dataclass(frozen=True)
-class RatingOptions:
-    interval: Literal["bootstrap", "sandwich"] = "bootstrap"
-    rounds: int = 100
-    seed: int = 0
-    confidence: float = 0.95
-    scale: bt.Scale = field(default_factory=bt.Scale)
-    elo_k: float = 4.0
-    style_control: bool = False
 
 
 @dataclass
@@ -120,20 +110,20 @@ def rate_counts(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(ratings, lower, upper, ranks) from Bradley-Terry with the chosen interval."""
     logits = bt.fit_logits(counts)
-    ratings = bt.to_ratings(logits, counts.models, options.scale)
+    ratings = bt.to_ratings(logits, counts.models, options.bt_scale)
     if options.interval == "sandwich":
         from scipy.stats import norm
 
         z = float(norm.ppf(0.5 + options.confidence / 2))
         errors = bt.rating_standard_errors(
-            bt.sandwich_covariance(counts, logits), counts.models, options.scale
+            bt.sandwich_covariance(counts, logits), counts.models, options.bt_scale
         )
         lower, upper = ratings - z * errors, ratings + z * errors
     else:
         samples = bt.to_ratings(
             bt.bootstrap_logits(counts, options.rounds, options.seed, logits),
             counts.models,
-            options.scale,
+            options.bt_scale,
         )
         lower, upper = _interval(samples, options.confidence)
     return ratings, lower, upper, bt.rank_with_ties(lower, upper)
@@ -149,9 +139,9 @@ def leaderboard_from_counts(
             battles,
             counts.models,
             k=options.elo_k,
-            scale=options.scale.scale,
-            base=options.scale.base,
-            initial=options.scale.anchor_value,
+            scale=options.bt_scale.scale,
+            base=options.bt_scale.base,
+            initial=options.bt_scale.anchor_value,
         )
         if battles
         else None
@@ -191,10 +181,10 @@ def leaderboard_from_counts(
             "interval": options.interval,
             "rounds": options.rounds,
             "confidence": options.confidence,
-            "scale": options.scale.scale,
-            "base": options.scale.base,
-            "anchor_model": options.scale.anchor_model,
-            "anchor_value": options.scale.anchor_value,
+            "scale": options.bt_scale.scale,
+            "base": options.bt_scale.base,
+            "anchor_model": options.bt_scale.anchor_model,
+            "anchor_value": options.bt_scale.anchor_value,
             "style_control_skipped_battles": unstyled,
         },
     )
@@ -211,8 +201,10 @@ def _add_style(
         )
     theta, beta = fit_style(data)
     thetas, betas = bootstrap_style(data, options.rounds, options.seed)
-    ratings = bt.to_ratings(theta, data.models, options.scale)
-    lower, upper = _interval(bt.to_ratings(thetas, data.models, options.scale), options.confidence)
+    ratings = bt.to_ratings(theta, data.models, options.bt_scale)
+    lower, upper = _interval(
+        bt.to_ratings(thetas, data.models, options.bt_scale), options.confidence
+    )
     ranks = bt.rank_with_ties(lower, upper)
     index = {m: i for i, m in enumerate(data.models)}
     for row in rows:

@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from palestra.arena.battles import Battle, battle_from_vote_log
+from palestra.arena.battles import BATTLE_VOTES, MODEL_VOTES, Battle, battle_from_vote
 from palestra.core.errors import InvalidRequestError
 from palestra.core.jsonl import read_jsonl
 
 SCHEMA_VERSION = 1
 CHAT = "chat"
-MODEL_VOTES = ("upvote", "downvote", "flag")
-BATTLE_VOTES = ("leftvote", "rightvote", "tievote", "bothbad_vote")
 EVENT_TYPES = (CHAT, *MODEL_VOTES, *BATTLE_VOTES, "share")
 
 
@@ -235,13 +233,19 @@ class ArenaStore:
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
-    def battles(self, anony_only: bool = False) -> list[Battle]:
-        """Battle votes as battles for the ratings (names resolved from the states)."""
+    def battles(self) -> list[Battle]:
+        """Every battle vote as a battle (names from the states, flags kept for cleaning)."""
         battles = []
         for event in self.events_of(*BATTLE_VOTES):
-            battle = battle_from_vote_log(event.to_log_record())
-            if battle is not None and (battle.anony or not anony_only):
-                battle.extra.update(event.flags)
+            battle = battle_from_vote(
+                event.type,
+                event.states,
+                event.shown or ["", ""],
+                judge=event.user,
+                tstamp=event.tstamp,
+                extra=event.flags,
+            )
+            if battle is not None:
                 battles.append(battle)
         return battles
 

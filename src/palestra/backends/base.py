@@ -1,22 +1,35 @@
 """`Backend`: the interface every inference engine implements.
 
-A backend owns a loaded model and its tokenizer. It does not know about HTTP, controllers
-or chat sessions; it turns a `GenerationRequest` (a prompt) into a stream of
-`GenerationChunk`s, embeds texts, counts tokens, and says whether it is healthy. It also
-exposes the chat template it resolved, so callers render prompts the way the model expects.
+A backend owns a loaded model (or a provider's model). It does not know about HTTP,
+controllers or chat sessions. It takes a `GenerationRequest` holding a conversation
+(messages, tools, images, response format) or a raw prompt, and streams
+`GenerationChunk`s back; it also tokenizes, embeds, and says whether it is healthy.
+
+Rendering a conversation is the backend's job, never its caller's: local backends render
+it with the model's chat template (`prepare`), putting tools in front of the model and
+turning a forced tool call or a response format into the schema constrained decoding
+follows; remote backends send the conversation to their provider as it is.
 """
 
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from palestra.core.errors import UnsupportedError
-from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
+from palestra.core.errors import InvalidRequestError, UnsupportedError
+from palestra.core.types import (
+    Conversation,
+    GenerationChunk,
+    GenerationRequest,
+    Message,
+    SamplingParams,
+)
 from palestra.templates.render import render_prompt
 from palestra.templates.spec import ChatTemplate
+from palestra.templates.tools import forced_call_schema, normalise_tool_messages, with_tools
 
 
 @dataclass(frozen=True)
@@ -43,16 +56,61 @@ class Backend(abc.ABC):
     def context_length(self) -> int:
         return 2048
 
+    @property
+    def capacity(self) -> int:
+        """Requests this backend works on at once (a batch, contexts, provider calls)."""
+        return 1
+
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
-        """Stream the continuation of `request.prompt`. Chunks carry text deltas; the last
-        one carries finish_reason and usage. Closing the iterator stops generation."""
+        """Stream the continuation of the request's conversation or prompt (call `prepare`
+        first). Chunks carry text deltas; the last one carries finish_reason and usage.
+        Closing the iterator stops generation."""
 
+    # ------------------------------------------------------------- conversations
+    def prepare(self, request: GenerationRequest) -> GenerationRequest:
+        """The request as this backend runs it: a local backend renders the conversation
+        into `prompt` with its chat template and folds a forced tool call or a response
+        format into the sampling's JSON schema."""
+        conversation = request.conversation
+        if conversation is None or request.prompt or request.prompt_token_ids:
+            return request
+        sampling = request.sampling
+        schema = conversation_schema(conversation)
+        if schema is not None and sampling.json_schema is None:
+            sampling = replace(sampling, json_schema=schema)
+        return replace(request, prompt=self.render(conversation), sampling=sampling)
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text that makes the model write the next assistant reply."""
+        messages = normalise_tool_messages([m.to_dict() for m in conversation.messages])
+        rendered, variables = with_tools(self.template, messages, conversation.tools_in_play)
+        return render_prompt(self.template, rendered, **variables)
+
+    def chat_prompt(self, messages: Sequence[Message | dict[str, Any]]) -> str:
+        """The prompt for a plain list of messages (no tools); for display and debugging."""
+        turns = tuple(m if isinstance(m, Message) else Message.from_dict(m) for m in messages)
+        return self.render(Conversation(turns))
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        """How many tokens the prepared request's prompt takes."""
+        if request.prompt_token_ids:
+            return len(request.prompt_token_ids)
+        return self.count_tokens(request.prompt)
+
+    # ------------------------------------------------------------------ tokens
+    def tokenize(self, text: str) -> list[int]:
+        raise UnsupportedError(f"backend {self.name!r} for {self.model_name} does not tokenize")
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        raise UnsupportedError(f"backend {self.name!r} for {self.model_name} does not tokenize")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    # -------------------------------------------------------------------- rest
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raise UnsupportedError(f"backend {self.name!r} for {self.model_name} cannot embed")
-
-    @abc.abstractmethod
-    def count_tokens(self, text: str) -> int: ...
 
     def check(self, sampling: SamplingParams) -> None:
         """Refuse, before any work, what this backend cannot do (a bad schema, say)."""
@@ -65,7 +123,22 @@ class Backend(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model's resources."""
 
-    def chat_prompt(self, messages: Sequence[Message | dict[str, Any]], **variables: Any) -> str:
-        """The prompt text that makes the model write the next assistant reply
-        (`variables` reach the template: `tools=[...]`, for instance)."""
-        return render_prompt(self.template, messages, **variables)
+
+def conversation_schema(conversation: Conversation) -> str | None:
+    """The JSON schema a local model's reply must match: a forced tool call, or the
+    response format asked for (None: free text)."""
+    tools = conversation.tools_in_play
+    if tools and conversation.tool_choice not in (None, "auto"):
+        return forced_call_schema(tools, conversation.tool_choice)
+    kind = (conversation.response_format or {}).get("type", "text")
+    if kind == "json_object":
+        return json.dumps({"type": "object"})
+    if kind == "json_schema":
+        spec = (conversation.response_format or {}).get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise InvalidRequestError(
+                "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
+                param="response_format",
+            )
+        return json.dumps(spec["schema"])
+    return None

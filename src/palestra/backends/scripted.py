@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from palestra.backends.base import Backend
+from palestra.backends.options import ScriptedOptions
 from palestra.core.types import GenerationChunk, GenerationRequest, Usage
-from palestra.templates.library import get_template
+from palestra.plugins import get_template
 from palestra.templates.spec import ChatTemplate
 
 Reply = str | Callable[[GenerationRequest], str]
@@ -25,7 +26,9 @@ class ScriptedBackend(Backend):
         model_name: str = "scripted",
         template: str = "chatml",
         delay: float = 0.0,
+        capacity: int = 16,
     ):
+        self._capacity = capacity
         self._replies = list(replies)
         self._model_name = model_name
         self._template = get_template(template)
@@ -33,7 +36,9 @@ class ScriptedBackend(Backend):
         self.requests: list[GenerationRequest] = []
 
     @classmethod
-    def from_file(cls, path: str | None, model_name: str | None = None) -> ScriptedBackend:
+    def from_file(
+        cls, path: str | None, model_name: str | None = None, options: ScriptedOptions | None = None
+    ) -> ScriptedBackend:
         """A script file: {"model_name": ..., "template": "chatml", "replies": [...]}."""
         import json
         from pathlib import Path
@@ -50,6 +55,7 @@ class ScriptedBackend(Backend):
             script.get("replies") or [""],
             model_name=model_name or script.get("model_name", Path(path).stem),
             template=script.get("template", "chatml"),
+            capacity=(options or ScriptedOptions()).capacity,
         )
 
     @property
@@ -63,7 +69,12 @@ class ScriptedBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        request = self.prepare(request)
         reply = self._replies[len(self.requests) % len(self._replies)]
         self.requests.append(request)
         text = reply(request) if callable(reply) else reply

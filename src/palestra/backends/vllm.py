@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
+from palestra.backends.options import VLLMOptions
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import (
     GenerationChunk,
@@ -37,8 +38,9 @@ class VLLMBackend(Backend):
     name = "vllm"
 
     def __init__(self, engine: Any, tokenizer: Any, template: ChatTemplate, model_name: str,
-                 context_length: int):  # fmt: skip
+                 context_length: int, capacity: int = 256):  # fmt: skip
         self.engine = engine
+        self._capacity = capacity
         self.tokenizer = tokenizer
         self._template = template
         self._model_name = model_name
@@ -49,15 +51,13 @@ class VLLMBackend(Backend):
         cls,
         model_path: str | None = None,
         *,
+        options: VLLMOptions | None = None,
         model_name: str | None = None,
         conv_template: str | None = None,
-        num_gpus: int = 1,
-        dtype: str = "auto",
-        gpu_memory_utilization: float = 0.85,
-        distributed: str | None = None,  # "ray" for several machines
-        **_ignored: Any,
+        **option_values: Any,
     ) -> VLLMBackend:
         require_vllm()
+        options = options or VLLMOptions(**option_values)  # unknown names: an error
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -72,16 +72,18 @@ class VLLMBackend(Backend):
         args = AsyncEngineArgs(
             model=path,
             tokenizer=path,
-            dtype=dtype,
-            tensor_parallel_size=max(1, num_gpus),
-            gpu_memory_utilization=gpu_memory_utilization,
-            distributed_executor_backend=distributed,
+            dtype=options.dtype,
+            tensor_parallel_size=max(1, options.num_gpus),
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            distributed_executor_backend=options.distributed_executor_backend,
+            max_model_len=options.max_model_len or None,
+            max_num_seqs=options.max_num_seqs,
             enable_prefix_caching=True,
         )
         engine = AsyncLLM.from_engine_args(args)
         context = int(engine.model_config.max_model_len)
         name = model_name or served_name(path, family)
-        return cls(engine, tokenizer, template, name, context)
+        return cls(engine, tokenizer, template, name, context, options.capacity)
 
     @property
     def model_name(self) -> str:
@@ -95,8 +97,15 @@ class VLLMBackend(Backend):
     def context_length(self) -> int:
         return self._context_length
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(token_ids)))
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     async def health(self) -> BackendHealth:
         return BackendHealth(True, {"model": self.model_name, "backend": self.name})
@@ -144,6 +153,7 @@ class VLLMBackend(Backend):
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        request = self.prepare(request)
         if request.adapter:
             raise InvalidRequestError(
                 "the vLLM backend serves no PEFT adapters here", param="model"

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
+from palestra.arena.settings import CleaningOptions, RatingOptions
+from palestra.cli.options import Parsed, Section, settings_command
 from palestra.core.errors import InvalidRequestError
+from palestra.core.settings import Settings, option
 
 app = typer.Typer(
     help="Arena battles: cleaning, ratings, and the web UI store's export/import.",
@@ -18,149 +21,102 @@ app = typer.Typer(
 )
 
 
-def _cleaning(
-    include_named: bool, no_dedup: bool, daily_vote_cap: int | None, anomaly_alpha: float
-) -> Any:
-    from palestra.arena.cleaning import CleaningOptions
-
-    return CleaningOptions(
-        anony_only=not include_named,
-        dedup=not no_dedup,
-        daily_vote_cap=daily_vote_cap,
-        anomaly_alpha=anomaly_alpha if anomaly_alpha > 0 else None,
+class CleanArguments(Settings):
+    source: Path = option(
+        ..., "Battles: clean_battle JSON/JSONL, vote logs, or a store.", positional=True
     )
+    output: Path = option(..., "Where to write the kept battles (JSON).", positional=True)
 
 
-@app.command("clean")
-def clean_command(
-    source: Path = typer.Argument(..., help="Battles: clean_battle JSON/JSONL or vote logs."),
-    output: Path = typer.Argument(..., help="Where to write the kept battles (JSON)."),
-    include_named: bool = typer.Option(False, "--include-named", help="Keep named battles."),
-    no_dedup: bool = typer.Option(False, "--no-dedup"),
-    daily_vote_cap: int = typer.Option(None, "--daily-vote-cap"),
-    anomaly_alpha: float = typer.Option(0.05, "--anomaly-alpha", help="0 disables."),
-) -> None:
-    """Filter battles and report what each filter removed."""
-    from palestra.arena.battles import load_battles, save_battles
+def _clean(parsed: Parsed) -> None:
+    from palestra.arena.battles import save_battles
     from palestra.arena.cleaning import clean
+    from palestra.arena.pipeline import read_battles
 
-    battles = load_battles(source)
-    kept, reports = clean(
-        battles, _cleaning(include_named, no_dedup, daily_vote_cap, anomaly_alpha)
-    )
+    arguments: CleanArguments = parsed["arguments"]
+    battles = read_battles(str(arguments.source))
+    kept, reports = clean(battles, parsed["cleaning"])
     for report in reports:
         note = f"  ({report.note})" if report.note else ""
         typer.echo(f"{report.name:<40} -{report.removed}{note}")
-    typer.echo(f"kept {len(kept)} of {len(battles)} battles -> {output}")
-    save_battles(kept, output)
+    typer.echo(f"kept {len(kept)} of {len(battles)} battles -> {arguments.output}")
+    save_battles(kept, arguments.output)
 
 
-def _options(
-    interval: str,
-    rounds: int,
-    seed: int,
-    anchor: str | None,
-    scale: float,
-    base: float,
-    k: float,
-    style_control: bool,
-) -> Any:
-    from palestra.arena.leaderboard import RatingOptions
-    from palestra.arena.ratings.bradley_terry import Scale
+app.command("clean", help="Filter battles and report what each filter removed.")(
+    settings_command(
+        [Section("arguments", CleanArguments), Section("cleaning", CleaningOptions)], _clean
+    )
+)
 
-    if interval not in ("bootstrap", "sandwich"):
-        raise InvalidRequestError(f"--interval {interval!r}: use bootstrap or sandwich")
-    anchor_model, anchor_value = None, 1000.0
-    if anchor:
-        name, sep, value = anchor.rpartition("=")
-        try:
-            anchor_value = float(value)
-        except ValueError as exc:
-            raise InvalidRequestError(
-                f"--anchor {anchor!r}: expected MODEL=RATING or RATING (the mean)"
-            ) from exc
-        anchor_model = name if sep else None
-    return RatingOptions(
-        interval="sandwich" if interval == "sandwich" else "bootstrap",
-        rounds=rounds,
-        seed=seed,
-        scale=Scale(scale, base, anchor_value, anchor_model),
-        elo_k=k,
-        style_control=style_control,
+
+class RateArguments(Settings):
+    source: str = option(
+        ...,
+        "Battles (FastChat formats), Arena pair counts, or a web UI store (.db / URL).",
+        positional=True,
+    )
+    out: Path | None = option(None, "Folder for leaderboard files and charts.")
+    where: list[str] = option([], "FIELD=VALUE (repeatable), e.g. language=English, turn=>1.")
+    by: str | None = option(None, "A leaderboard per value of this field.")
+    clean_first: bool = option(
+        True,
+        "Apply the cleaning options first (--no-clean: rate every battle as read).",
+        flag="--clean",
+        secondary="--no-clean",
+    )
+    output_format: Literal["markdown", "csv", "json"] = option(
+        "markdown", "markdown, csv or json.", flag="--format"
     )
 
 
-@app.command("rate")
-def rate_command(
-    source: str = typer.Argument(
-        ..., help="Battles (FastChat formats), Arena pair counts, or a web UI store (.db / URL)."
-    ),
-    out: Path = typer.Option(None, "--out", help="Folder for leaderboard files and charts."),
-    interval: str = typer.Option("bootstrap", help="bootstrap or sandwich (closed form)."),
-    rounds: int = typer.Option(100, help="Bootstrap rounds."),
-    seed: int = typer.Option(0),
-    anchor: str = typer.Option(None, help="MODEL=RATING, or RATING for the mean (1000)."),
-    scale: float = typer.Option(400.0),
-    base: float = typer.Option(10.0),
-    k: float = typer.Option(4.0, help="Online Elo K (the reference column)."),
-    style_control: bool = typer.Option(False, "--style-control"),
-    where: list[str] = typer.Option(
-        [], "--where", help="FIELD=VALUE (repeatable), e.g. language=English, turn=>1."
-    ),
-    by: str = typer.Option(None, "--by", help="A leaderboard per value of this field."),
-    clean_first: bool = typer.Option(
-        True, "--clean/--no-clean", help="Apply `arena clean`'s default filters first."
-    ),
-    output_format: str = typer.Option("markdown", "--format", help="markdown, csv or json."),
-) -> None:
-    """Rate the models in a battle file and print the leaderboard."""
-    from palestra.arena.battles import load_battles
-    from palestra.arena.cleaning import clean
-    from palestra.arena.leaderboard import (
-        compute_leaderboard,
-        filter_battles,
-        leaderboard_from_counts,
-    )
+def _rate(parsed: Parsed) -> None:
+    from palestra.arena.leaderboard import filter_battles, leaderboard_from_counts
+    from palestra.arena.pipeline import is_store, rate_battles, read_battles
     from palestra.arena.ratings.counts import PairCounts
 
-    options = _options(interval, rounds, seed, anchor, scale, base, k, style_control)
+    arguments: RateArguments = parsed["arguments"]
+    options: RatingOptions = parsed["rating"]
+    source = arguments.source
     boards: dict[str, Any] = {}
-    if not _is_store(source) and _is_pair_counts(Path(source)):
+    if not is_store(source) and _is_pair_counts(Path(source)):
         boards["all"] = leaderboard_from_counts(PairCounts.from_arena_pair_counts(source), options)
     else:
-        battles = _open_store(source).battles() if _is_store(source) else load_battles(source)
-        if clean_first:
-            battles, reports = clean(battles)
-            removed = ", ".join(f"{r.name}: {r.removed}" for r in reports if r.removed)
-            typer.echo(
-                f"cleaning kept {len(battles)} battles ({removed or 'nothing removed'})", err=True
-            )
-        conditions = dict(_condition(w) for w in where)
-        battles = filter_battles(battles, conditions)
-        boards["all"] = compute_leaderboard(battles, options)
-        if by:
-            for value in sorted({str(b.field(by)) for b in battles}):
-                subset = filter_battles(battles, {by: value})
-                if len({b.model_a for b in subset} | {b.model_b for b in subset}) >= 2:
-                    boards[f"{by}={value}"] = compute_leaderboard(subset, options)
+        battles = read_battles(source)
+        cleaning = parsed["cleaning"] if arguments.clean_first else None
+        conditions = dict(_condition(w) for w in arguments.where)
+        result = rate_battles(battles, options, cleaning, conditions)
+        typer.echo(result.summary(), err=True)
+        if result.board is None:
+            raise InvalidRequestError("fewer than two models left to rate (after filters)")
+        boards["all"] = result.board
+        if arguments.by:
+            from palestra.arena.cleaning import clean
+
+            kept = clean(battles, cleaning)[0] if cleaning else battles
+            kept = filter_battles(kept, conditions)
+            for value in sorted({str(b.field(arguments.by)) for b in kept}):
+                subset = rate_battles(filter_battles(kept, {arguments.by: value}), options)
+                if subset.board is not None:
+                    boards[f"{arguments.by}={value}"] = subset.board
     for name, board in boards.items():
         if len(boards) > 1:
             typer.echo(f"\n## {name}\n")
-        typer.echo(_render(board, output_format), nl=False)
-        if out:
-            _write(board, out if name == "all" else out / _slug(name))
+        typer.echo(_render(board, arguments.output_format), nl=False)
+        if arguments.out:
+            _write(board, arguments.out if name == "all" else arguments.out / _slug(name))
 
 
-def _is_store(source: str) -> bool:
-    return "://" in source or source.endswith((".db", ".sqlite", ".sqlite3"))
-
-
-def _open_store(location: str) -> Any:
-    from palestra.arena.store import ArenaStore
-
-    if "://" not in location and not Path(location).is_file():
-        raise InvalidRequestError(f"arena store {location!r} does not exist")
-    return ArenaStore(location)
+app.command("rate", help="Rate the models in battle files, Arena pair counts or a store.")(
+    settings_command(
+        [
+            Section("arguments", RateArguments),
+            Section("rating", RatingOptions),
+            Section("cleaning", CleaningOptions),
+        ],
+        _rate,
+    )
+)
 
 
 @app.command("export")
@@ -170,7 +126,9 @@ def export_command(
     since: float = typer.Option(None, "--since", help="Only events from this Unix time on."),
 ) -> None:
     """Write every stored conversation turn and vote as FastChat log lines."""
-    count = _open_store(store).export_jsonl(output, since)
+    from palestra.arena.pipeline import open_store
+
+    count = open_store(store).export_jsonl(output, since)
     typer.echo(f"{count} events -> {output}")
 
 

@@ -2,75 +2,51 @@
 
 Type a message and press Enter. Commands: !!exit, !!reset, !!remove, !!regen, !!save FILE,
 !!load FILE. Lines piped on stdin are sent one by one and each reply is printed on a line.
+Options: the terminal's (`terminal.settings.ChatSettings`), the model's
+(`backends.options.ModelSettings`) and the chosen backend's.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Callable
 
 import typer
 
+from palestra.backends.options import ModelSettings
+from palestra.cli.options import Parsed, Section, settings_command
+from palestra.cli.sections import backend_sections, model_backend
+from palestra.terminal.settings import ChatSettings
 
-class Style(StrEnum):
-    simple = "simple"
-    rich = "rich"
 
-
-def chat(
-    model_path: str = typer.Option(None, "--model-path", help="Model folder (default: bundled)."),
-    conv_template: str = typer.Option(
-        None, "--conv-template", help="Template name or .jinja file (see `palestra templates`)."
-    ),
-    system: str = typer.Option(None, "--system", help="System message."),
-    temperature: float = typer.Option(0.7, help="0 means greedy decoding."),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    top_k: int = typer.Option(0, "--top-k", help="0 disables top-k."),
-    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty"),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
-    seed: int = typer.Option(None, "--seed"),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
-    dtype: str = typer.Option("auto", help="auto, float32, float16 or bfloat16."),
-    load_8bit: bool = typer.Option(False, "--load-8bit", help="8-bit weights (CUDA)."),
-    num_gpus: int = typer.Option(1, "--num-gpus"),
-    max_gpu_memory: str = typer.Option(None, "--max-gpu-memory", help="Per GPU, e.g. 20GiB."),
-    style: Style = typer.Option(Style.simple, "--style"),
-    multiline: bool = typer.Option(False, "--multiline", help="Esc+Enter sends."),
-    no_history: bool = typer.Option(False, "--no-history", help="Forget earlier turns."),
-    debug: bool = typer.Option(False, "--debug", help="Print the exact prompt."),
-) -> None:
-    from palestra.backends.registry import create_backend
-    from palestra.core.types import SamplingParams
-    from palestra.templates.library import get_template
+def run(parsed: Parsed) -> None:
+    from palestra.backends.hf.loading import quiet_transformers
+    from palestra.plugins import get_template
     from palestra.terminal.console import make_io
     from palestra.terminal.loop import run_chat
     from palestra.terminal.session import ChatSession
 
-    if conv_template:
-        get_template(conv_template)  # fail fast, before loading weights
-    from palestra.backends.hf.loading import quiet_transformers
-
+    model: ModelSettings = parsed["model"]
+    settings: ChatSettings = parsed["chat"]
+    if len(model.model_path) > 1:
+        raise typer.BadParameter("palestra chat talks to one model: give one --model-path")
+    if model.conv_template:
+        get_template(model.conv_template)  # fail fast, before loading weights
     quiet_transformers()
-    sampling = SamplingParams(
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        repetition_penalty=repetition_penalty,
-        max_tokens=max_new_tokens,
-        seed=seed,
-    )
-    backend = create_backend(
-        "hf",
-        model_path=model_path,
-        conv_template=conv_template,
-        device=device,
-        dtype=dtype,
-        num_gpus=num_gpus,
-        max_gpu_memory=max_gpu_memory,
-        load_8bit=load_8bit,
-    )
-    io = make_io(style.value, multiline)
+    backend = model_backend(parsed, model, 0)
+    io = make_io(settings.style, settings.multiline)
     io.info(
         f"palestra chat: {backend.model_name} (template {backend.template.name}); !!exit to quit"
     )
-    session = ChatSession(backend, sampling, system=system, keep_history=not no_history)
-    run_chat(session, io, debug=debug)
+    session = ChatSession(
+        backend, settings.sampling(), system=settings.system, keep_history=not settings.no_history
+    )
+    run_chat(session, io, debug=settings.debug)
+
+
+def command() -> Callable[..., None]:
+    sections = [
+        Section("model", ModelSettings, exclude=frozenset({"model_names"})),
+        *backend_sections(),
+        Section("chat", ChatSettings),
+    ]
+    return settings_command(sections, run)

@@ -273,11 +273,11 @@ def show_command(
 
 
 def _bradley_terry(records: list[dict[str, Any]], anchor: str | None, rounds: int) -> Any:
-    from palestra.arena.leaderboard import RatingOptions, compute_leaderboard
-    from palestra.arena.ratings.bradley_terry import Scale
+    from palestra.arena.leaderboard import compute_leaderboard
+    from palestra.arena.settings import ELO_MEAN, RatingOptions
     from palestra.judge.results import pair_battles
 
-    options = RatingOptions(rounds=rounds, scale=Scale(anchor_model=anchor))
+    options = RatingOptions(rounds=rounds, anchor=f"{anchor}={ELO_MEAN}" if anchor else None)
     board = compute_leaderboard(pair_battles(records), options)
     for row in board.rows:
         row.elo = None  # judge verdicts have no time order

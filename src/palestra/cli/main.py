@@ -1,5 +1,7 @@
 """`palestra`: the command-line entry point. Each command group lives in its own module;
-this file wires them together and turns Palestra's errors into one clear line."""
+this file wires them into one Typer app (hand-written commands, and those generated from
+settings classes by `cli.options`), gives every command `--config FILE`, and turns
+Palestra's errors into one clear line."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from palestra.cli import (
     train,
     webui,
 )
+from palestra.cli.options import add_config_option
 from palestra.core.errors import PalestraError
 
 app = typer.Typer(
@@ -29,13 +32,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("chat", help=chat.__doc__)(chat.chat)
-app.command("serve", help=serve.serve.__doc__)(serve.serve)
-app.command("controller", help=serve.controller.__doc__)(serve.controller)
-app.command("worker", help=serve.worker.__doc__)(serve.worker)
-app.command("api", help=serve.api.__doc__)(serve.api)
+app.command("chat", help=chat.__doc__)(chat.command())
+app.command("serve", help="Controller + worker + OpenAI-compatible API + web UI on this "
+            "machine, in one command. Every worker, API and web UI option is a serve option "
+            "too.")(serve.serve_command())  # fmt: skip
+app.command("controller", help="Run the controller: tracks workers, picks one per request.")(
+    serve.controller_command()
+)
+app.command("worker", help="Run a worker hosting models behind any backend.")(
+    serve.worker_command()
+)
+app.command("api", help="Run the OpenAI-compatible API server.")(serve.api_command())
 app.command("workers", help=serve.workers.__doc__)(serve.workers)
-app.command("webui", help=webui.webui.__doc__)(webui.webui)
+app.command("webui", help="Serve the web UI: arena battles, side-by-side, direct chat, "
+            "leaderboard.")(webui.command())  # fmt: skip
 app.command("test-message", help=serve.test_message.__doc__)(serve.test_message)
 app.add_typer(models.app, name="models")
 app.add_typer(arena.app, name="arena")
@@ -44,6 +54,7 @@ app.add_typer(convert.app, name="convert")
 app.add_typer(train.app, name="train")
 app.add_typer(data.app, name="data")
 app.add_typer(judge.app, name="judge")
+add_config_option(app)
 
 
 @app.callback()

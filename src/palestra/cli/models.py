@@ -18,9 +18,9 @@ def list_models(
     """List the model families the registry knows."""
     if ctx.invoked_subcommand is not None:
         return
-    from palestra.models.registry import get_registry
+    from palestra.plugins import model_registry
 
-    families = list(get_registry())
+    families = list(model_registry())
     if as_json:
         typer.echo(
             json.dumps(

@@ -19,7 +19,7 @@ def list_templates(ctx: typer.Context) -> None:
     """List the named templates."""
     if ctx.invoked_subcommand is not None:
         return
-    from palestra.templates.library import list_templates as all_templates
+    from palestra.plugins import list_templates as all_templates
 
     templates = all_templates()
     width = max(len(t.name) for t in templates)
@@ -30,7 +30,7 @@ def list_templates(ctx: typer.Context) -> None:
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Template name or .jinja file.")) -> None:
     """Render a sample conversation with a template."""
-    from palestra.templates.library import get_template
+    from palestra.plugins import get_template
     from palestra.templates.render import render_prompt
 
     template = get_template(name)

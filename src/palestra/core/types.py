@@ -13,7 +13,7 @@ from typing import Any, Literal
 from palestra.core.errors import InvalidRequestError
 
 Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
@@ -24,6 +24,9 @@ class Message:
     role: Role
     content: str
     images: tuple[str, ...] = ()  # data: or https: URLs, for models that accept images
+    tool_calls: tuple[dict[str, Any], ...] = ()  # an assistant's calls, in OpenAI's shape
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -31,21 +34,38 @@ class Message:
                 f"unknown role {self.role!r}; expected one of {', '.join(ROLES)}", param="role"
             )
 
-    def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def to_dict(self) -> dict[str, Any]:
+        """Role and text, plus the tool fields when present (what chat templates read)."""
+        data: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            data["tool_calls"] = [dict(call) for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            data["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            data["name"] = self.name
+        return data
 
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's chat message: text, or content parts with `image_url`s."""
-        if not self.images:
-            return self.to_dict()
-        parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}]
-        parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
-        return {"role": self.role, "content": parts}
+        data = self.to_dict()
+        if self.images:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
+            data["content"] = parts
+        if self.tool_calls and not self.content:
+            data["content"] = None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
         try:
-            return cls(role=data["role"], content=str(data.get("content") or ""))
+            return cls(
+                role=data["role"],
+                content=str(data.get("content") or ""),
+                tool_calls=tuple(data.get("tool_calls") or ()),
+                tool_call_id=data.get("tool_call_id"),
+                name=data.get("name"),
+            )
         except KeyError as exc:
             raise InvalidRequestError(f"message without {exc.args[0]!r}: {data!r}") from exc
 
@@ -100,17 +120,38 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    """A prompt (text, or token ids when already tokenised) and how to continue it."""
+class Conversation:
+    """A chat to continue: the messages, the tools the model may call and how
+    (`tool_choice` as OpenAI's: "auto", "none", "required" or a named function), and the
+    response format asked for. Local backends render it with the model's chat template;
+    remote ones send it to their provider as it is."""
 
-    prompt: str
+    messages: tuple[Message, ...]
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            raise InvalidRequestError("messages must not be empty", param="messages")
+
+    @property
+    def tools_in_play(self) -> list[dict[str, Any]]:
+        """The tools the model may call (none when tool_choice is "none")."""
+        return list(self.tools) if self.tool_choice != "none" else []
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to continue, a raw `prompt` (text, or token ids when already tokenised) or a
+    `conversation` (the backend renders it), and how."""
+
+    prompt: str = ""
     sampling: SamplingParams = field(default_factory=SamplingParams)
     prompt_token_ids: tuple[int, ...] | None = None
     request_id: str = ""
     adapter: str | None = None  # PEFT adapter name, for backends that host several
-    # The conversation the prompt was rendered from, for backends that talk to chat APIs
-    # (remote providers); local backends read only `prompt`.
-    messages: tuple[Message, ...] = ()
+    conversation: Conversation | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +187,9 @@ class GenerationChunk:
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    # Tool calls a provider returned natively (OpenAI's shape: id, type, function{name,
+    # arguments}); local models write calls as text, which the API server parses.
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 def join_chunks(chunks: list[GenerationChunk]) -> GenerationChunk:
@@ -159,4 +203,5 @@ def join_chunks(chunks: list[GenerationChunk]) -> GenerationChunk:
         tuple(lp for c in chunks for lp in c.logprobs),
         finish_reason=last.finish_reason,
         usage=last.usage,
+        tool_calls=tuple(call for c in chunks for call in c.tool_calls),
     )

@@ -9,11 +9,11 @@ through the same `Backend` seam the workers use, so a judge is just another mode
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from palestra.backends.base import Backend
 from palestra.core.errors import InvalidRequestError
-from palestra.core.types import GenerationRequest, Message, SamplingParams
+from palestra.core.types import Conversation, GenerationRequest, Message, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ class ChatModel:
             )
         if source.model_path:
             from palestra.backends.hf.loading import quiet_transformers
-            from palestra.backends.registry import create_backend
+            from palestra.plugins import create_backend
 
             quiet_transformers()
-            backend = create_backend("hf", model_path=source.model_path)
+            backend = create_backend("hf", source.model_path)
             return cls(backend, source.name)
         if not (source.api_base or source.api_type):
             raise InvalidRequestError(
@@ -82,8 +82,8 @@ class ChatModel:
     ) -> Completion:
         """The reply to `messages`. A local model's max_tokens shrinks to the room its
         context leaves; a prompt that fills the context is an InvalidRequestError."""
-        prompt = self.backend.chat_prompt(list(messages))
-        prompt_tokens = self.backend.count_tokens(prompt)
+        draft = self.backend.prepare(GenerationRequest(conversation=Conversation(tuple(messages))))
+        prompt_tokens = self.backend.prompt_tokens(draft)
         room = self.backend.context_length - prompt_tokens
         if room < 1:
             raise InvalidRequestError(
@@ -92,7 +92,7 @@ class ChatModel:
                 code="context_length_exceeded",
             )
         sampling = SamplingParams(temperature=temperature, max_tokens=min(max_tokens, room))
-        request = GenerationRequest(prompt=prompt, sampling=sampling, messages=tuple(messages))
+        request = replace(draft, sampling=sampling)
         self.backend.check(sampling)
         pieces: list[str] = []
         finish, used_prompt, used_completion = "stop", prompt_tokens, 0

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from palestra.core.errors import ModelNotFoundError
-from palestra.models.registry import get_registry
 from palestra.models.spec import ModelSpec
+from palestra.plugins import model_registry
 
 BUNDLED_MODEL = "palestra-tiny"
 
@@ -85,7 +85,7 @@ def inspect_model(path_or_name: str, *, must_exist: bool = True) -> ModelInfo:
             f"model path {path!r} is not a folder; give a local Hugging Face model folder "
             "(with config.json), or leave --model-path out to use the bundled Palestra Tiny"
         )
-    registry = get_registry()
+    registry = model_registry()
     adapter = _read_json(folder / "adapter_config.json")
     if adapter is not None:
         base = str(adapter.get("base_model_name_or_path") or "")

@@ -8,7 +8,6 @@ architecture); otherwise the family declaring the config's architecture, then mo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 from palestra.core.errors import ModelNotFoundError
@@ -22,7 +21,7 @@ class ModelRegistry:
             self.add(spec)
 
     def add(self, spec: ModelSpec) -> None:
-        """Register a family; a later registration of the same id replaces the earlier one."""
+        """Register a family (plugins' duplicates are settled in `palestra.plugins`)."""
         self._specs[spec.id] = spec
 
     def __iter__(self) -> Any:
@@ -76,11 +75,3 @@ class ModelRegistry:
         if by_type:
             return sorted(by_type, key=lambda s: (bool(s.name_patterns), s.id))[0]
         return None
-
-
-@lru_cache(maxsize=1)
-def get_registry() -> ModelRegistry:
-    """The registry with every plugin's families (built-ins first, plugins may override)."""
-    from palestra.plugins import collect
-
-    return ModelRegistry(collect("models"))

@@ -1,19 +1,78 @@
 """Running one or several ASGI apps with uvicorn in one process, stopping them all cleanly
 on Ctrl-C or SIGTERM, optionally alongside a supervised task whose end stops them too
 (`palestra serve` runs the controller and API server this way, with the model worker in a
-child process)."""
+child process); `ServerAddress` and `LogSettings`, the options every server command has.
+
+Every port is bound before any server starts, so a taken port is one line that names the
+option to change, and port 0 means "any free port" (`reserve`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 import signal
+import socket
+import sys
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI
+
+from palestra.core.errors import PalestraError
+from palestra.core.settings import Settings, option
+
+
+class ServerAddress(Settings):
+    """Where a server listens."""
+
+    host: str = option("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
+    port: int = option(0, "Port to listen on; 0: any free port.")
+
+
+class LogSettings(Settings):
+    log_level: Literal["debug", "info", "warning", "error"] = option("info", "Log verbosity.")
+
+    def apply(self) -> None:
+        logging.basicConfig(
+            level=self.log_level.upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+
+class PortInUseError(PalestraError):
+    """A port a server needs is taken (or not ours to take)."""
+
+
+def reserve(host: str, port: int, flag: str = "--port") -> socket.socket:
+    """A listening socket on host:port (port 0: a free one); a taken port raises one line
+    naming `flag`, the option that changes it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use (another server?); "
+                f"choose another with {flag} PORT, or {flag} 0 for any free port"
+            ) from None
+        raise PortInUseError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); change {flag}"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def bound_port(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -22,6 +81,8 @@ class Endpoint:
     app: FastAPI
     host: str
     port: int
+    flag: str = "--port"  # the option that sets this port, for the error when it is taken
+    sock: socket.socket | None = None  # already reserved
 
 
 class _Server(uvicorn.Server):
@@ -50,13 +111,14 @@ async def _serve_all(
     log_level: str,
     supervise: Supervised | None,
 ) -> int:
+    sockets = [e.sock or reserve(e.host, e.port, e.flag) for e in endpoints]
     servers: list[_Server] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     tasks = []
-    for endpoint in endpoints:  # in order: each starts once the previous is up
+    for endpoint, sock in zip(endpoints, sockets, strict=True):  # each once the previous is up
         server = _Server(
             uvicorn.Config(
                 endpoint.app,
@@ -67,7 +129,7 @@ async def _serve_all(
             )
         )
         servers.append(server)
-        tasks.append(asyncio.create_task(server.serve()))
+        tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not server.started:
             if tasks[-1].done():
                 await tasks[-1]  # surfaces the start-up error

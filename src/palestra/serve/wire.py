@@ -9,7 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from palestra.core.types import GenerationChunk, SamplingParams, TokenLogprob
+from palestra.core.types import (
+    Conversation,
+    GenerationChunk,
+    SamplingParams,
+    TokenLogprob,
+    messages_from_dicts,
+)
 
 
 class Strict(BaseModel):
@@ -49,8 +55,21 @@ class GenerateRequest(Strict):
     prompt: str | None = None
     prompt_token_ids: list[int] | None = None
     sampling: SamplingWire = Field(default_factory=SamplingWire)
-    tools: list[dict[str, Any]] | None = None  # rendered with the chat template
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
     request_id: str = ""
+
+    def conversation(self) -> Conversation | None:
+        """The chat to continue (None for a raw prompt); the backend renders it."""
+        if self.messages is None:
+            return None
+        return Conversation(
+            tuple(messages_from_dicts(self.messages)),
+            tools=tuple(self.tools or ()),
+            tool_choice=self.tool_choice,
+            response_format=self.response_format,
+        )
 
 
 class LogprobWire(BaseModel):
@@ -64,7 +83,8 @@ class ChunkMessage(BaseModel):
     text: str = ""
     token_ids: list[int] = Field(default_factory=list)
     logprobs: list[LogprobWire] = Field(default_factory=list)
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     prompt: str | None = None  # the rendered prompt, on the first chunk (for echo)
@@ -81,6 +101,7 @@ class ChunkMessage(BaseModel):
                 for lp in chunk.logprobs
             ],
             finish_reason=chunk.finish_reason,
+            tool_calls=[dict(call) for call in chunk.tool_calls],
             prompt_tokens=chunk.usage.prompt_tokens if chunk.usage else None,
             completion_tokens=chunk.usage.completion_tokens if chunk.usage else None,
             prompt=prompt,
@@ -106,6 +127,9 @@ class TokenizeRequest(Strict):
     model: str
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
+
+    def conversation(self) -> Conversation | None:
+        return Conversation(tuple(messages_from_dicts(self.messages))) if self.messages else None
 
 
 class TokenizeResponse(BaseModel):

@@ -5,7 +5,8 @@ The tokenizer's own Jinja `chat_template` comes first; named legacy templates (d
 text, token ids and the training loss mask together.
 """
 
-from palestra.templates.library import get_template, list_templates, load_template_file
+from palestra.plugins import get_template, list_templates
+from palestra.templates.library import load_template_file
 from palestra.templates.render import RenderedConversation, render_conversation, render_prompt
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate

@@ -4,7 +4,7 @@ that plugins register. Looks templates up by name or loads one from a user's fil
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,20 +60,6 @@ def builtin_templates() -> list[ChatTemplate]:
     return found
 
 
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, ChatTemplate]:
-    from palestra.plugins import collect
-
-    templates: dict[str, ChatTemplate] = {}
-    for template in collect("templates"):
-        templates[template.name] = template
-    return templates
-
-
-def list_templates() -> list[ChatTemplate]:
-    return sorted(_registry().values(), key=lambda t: t.name)
-
-
 def load_template_file(path: str | Path) -> ChatTemplate:
     """A template from a user's file: a `.jinja` file, or a `.json` file in the data format."""
     file = Path(path)
@@ -85,9 +71,8 @@ def load_template_file(path: str | Path) -> ChatTemplate:
     return ChatTemplate(name=file.stem, jinja=text, source=str(file))
 
 
-def get_template(name_or_path: str) -> ChatTemplate:
-    """A template by registered name, or from a `.jinja` / `.json` file path."""
-    registry = _registry()
+def find_template(registry: Mapping[str, ChatTemplate], name_or_path: str) -> ChatTemplate:
+    """A template by name in `registry`, or from a `.jinja` / `.json` file path."""
     if name_or_path in registry:
         return registry[name_or_path]
     if name_or_path.endswith((".jinja", ".j2", ".json")) or "/" in name_or_path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from palestra.core.errors import TemplateError
-from palestra.templates.library import get_template
+from palestra.plugins import get_template
 from palestra.templates.spec import ChatTemplate
 
 

@@ -60,3 +60,26 @@ def _with_object_arguments(call: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(ValueError):
             function["arguments"] = json.loads(arguments)
     return {**call, "function": function}
+
+
+def forced_call_schema(tools: list[dict[str, Any]], tool_choice: Any) -> str | None:
+    """For `required` or a named function: the JSON schema of the call to force."""
+
+    def call_schema(tool: dict[str, Any]) -> dict[str, Any]:
+        function = tool["function"]
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "name": {"const": function["name"]},
+                "arguments": function.get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+        }
+
+    if tool_choice == "required":
+        return json.dumps({"anyOf": [call_schema(tool) for tool in tools]})
+    if isinstance(tool_choice, dict):
+        name = tool_choice["function"]["name"]
+        return json.dumps(call_schema(next(t for t in tools if t["function"]["name"] == name)))
+    return None

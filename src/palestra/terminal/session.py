@@ -10,7 +10,13 @@ from pathlib import Path
 
 from palestra.backends.base import Backend
 from palestra.core.errors import InvalidRequestError
-from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
+from palestra.core.types import (
+    Conversation,
+    GenerationChunk,
+    GenerationRequest,
+    Message,
+    SamplingParams,
+)
 
 COMMANDS = "!!exit, !!reset, !!remove, !!regen, !!save FILE, !!load FILE"
 
@@ -27,18 +33,23 @@ class ChatSession:
         head = [Message("system", self.system)] if self.system else []
         return head + self.messages
 
-    def prompt(self) -> str:
-        return self.backend.chat_prompt(self.conversation())
+    def request(self) -> GenerationRequest:
+        """The conversation so far, prepared by the backend (rendered, for a local model)."""
+        return self.backend.prepare(
+            GenerationRequest(
+                sampling=self.sampling, conversation=Conversation(tuple(self.conversation()))
+            )
+        )
 
     async def reply(
         self, on_prompt: Callable[[str], None] | None = None
     ) -> AsyncGenerator[GenerationChunk, None]:
         """Stream the assistant's reply to the conversation as it stands."""
-        prompt = self.prompt()
+        request = self.request()
         if on_prompt:
-            on_prompt(prompt)
+            on_prompt(request.prompt)
         text = ""
-        async for chunk in self.backend.generate(GenerationRequest(prompt, self.sampling)):
+        async for chunk in self.backend.generate(request):
             text += chunk.text
             yield chunk
         self.messages.append(Message("assistant", text.strip()))

@@ -12,44 +12,52 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from palestra.core.errors import InvalidRequestError, UnsupportedError
+from palestra.core.settings import Settings, option
 from palestra.train.examples import ExampleReport, build_examples
 
 
-@dataclass
-class SFTConfig:
-    data: str
-    out: str
-    model_path: str | None = None  # default: the bundled model
-    template: str | None = None  # default: the tokenizer's, else the family's
-    max_length: int = 512
-    val_fraction: float = 0.0
-    packing: bool = False
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 2e-5
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    adam_beta2: float = 0.999
-    min_lr_ratio: float = 0.0  # cosine decay floor, as a share of the peak rate
-    lora: bool = False
-    qlora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    logging_steps: int = 10
-    save_steps: int = 500
-    report_to: str = "none"  # none, tensorboard, wandb
-    resume: bool = False
-    seed: int = 0
-    device: str = "auto"
+class SFTConfig(Settings):
+    """A supervised fine-tuning run: data, model, schedule, LoRA, logging."""
+
+    data: str = option(..., "ShareGPT or OpenAI-messages file (JSON or JSONL).", positional=True)
+    out: str = option(..., "Folder for checkpoints and the final model.")
+    model_path: str | None = option(None, "The model to tune; default: the bundled model.")
+    template: str | None = option(
+        None, "Chat template for rendering and masks; default: the tokenizer's, else the family's."
+    )
+    max_length: int = option(512, "Longest example, in tokens (longer ones are cut).")
+    val_fraction: float = option(0.0, "Share of conversations held out for validation.")
+    packing: bool = option(False, "Pack short examples into one row.")
+    epochs: float = option(1.0, "Passes over the data.")
+    max_steps: int = option(-1, "Optimiser steps; overrides --epochs when > 0.")
+    learning_rate: float = option(2e-5, "Peak learning rate.", flag="--lr")
+    batch_size: int = option(8, "Examples per device and step.")
+    grad_accum: int = option(1, "Steps whose gradients are summed before an update.")
+    warmup_ratio: float = option(0.03, "Share of the steps spent warming the rate up.")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    adam_beta2: float = option(0.999, "AdamW beta2.")
+    min_lr_ratio: float = option(0.0, "Cosine decay floor, as a share of the peak rate.")
+    lora: bool = option(False, "Train a LoRA adapter (peft) instead of all weights.")
+    qlora: bool = option(False, "LoRA on a 4-bit base (CUDA, bitsandbytes).")
+    lora_r: int = option(8, "LoRA rank.")
+    lora_alpha: int = option(16, "LoRA alpha.")
+    lora_dropout: float = option(0.05, "LoRA dropout.")
+    lora_target_modules: list[str] = option(
+        ["q_proj", "v_proj"], "Modules LoRA adapts.", comma=True
+    )
+    logging_steps: int = option(10, "Log the loss every N steps.")
+    save_steps: int = option(500, "Save a checkpoint every N steps.")
+    report_to: Literal["none", "tensorboard", "wandb"] = option(
+        "none", "Where to log: none, tensorboard or wandb."
+    )
+    resume: bool = option(False, "Continue from the last checkpoint in --out.")
+    seed: int = option(0, "Random seed (data order, initialisation).")
+    device: Literal["auto", "cpu"] = option("auto", "auto (accelerate decides) or cpu.")
 
 
 @dataclass
@@ -155,7 +163,7 @@ def run_sft(config: SFTConfig) -> SFTResult:
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     _save(trainer.model, tokenizer, template, Path(config.out), config)
     summary = {
-        "config": asdict(config),
+        "config": config.model_dump(),
         "train": asdict(train_report),
         "validation": asdict(val_report) if val_report else None,
         "losses": losses,

@@ -16,9 +16,6 @@ from typing import Any
 from palestra.core.errors import InvalidRequestError
 from palestra.core.types import Message
 
-MAX_INPUT_CHARS = 12_000
-MAX_TURNS = 50
-
 
 @dataclass
 class Conversation:

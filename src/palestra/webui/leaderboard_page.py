@@ -1,6 +1,7 @@
 """The "Leaderboard" tab: Bradley-Terry ratings with confidence intervals and vote counts
-from the anonymous battles in the store, the win-rate heat map and the battle counts
-(plotly), recomputed on load and on "Refresh"."""
+from the store's battles through the arena pipeline (cleaned as `palestra arena rate`
+cleans them; the page says which filters ran and what they removed), the win-rate heat
+map and the battle counts (plotly), recomputed on load and on "Refresh"."""
 
 from __future__ import annotations
 
@@ -21,19 +22,22 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, Any]:
             counts = gr.Plot(label="Battle counts", elem_id="leaderboard-counts")
 
         def compute() -> tuple[Any, Any, Any]:
-            board = service.leaderboard()
+            result = service.leaderboard()
+            board = result.board
             if board is None:
-                return (
-                    "*No anonymous battle votes yet: vote in the Arena (battle) tab.*",
-                    None,
-                    None,
-                )
+                text = "*Not enough battle votes to rate yet: vote in the Arena (battle) tab.*"
+                if result.total:
+                    text += f"\n\n{result.summary()}."
+                return text, None, None
             from palestra.arena.charts import figures
 
             charts = figures(board)
             votes = int(board.meta["battles"])
             plural = "" if votes == 1 else "s"
-            text = f"{votes} vote{plural} on {len(board.rows)} models.\n\n" + board.to_markdown()
+            text = (
+                f"{votes} vote{plural} on {len(board.rows)} models. {result.summary()}."
+                f"\n\n{board.to_markdown()}"
+            )
             return text, charts["win_rate"], charts["battle_counts"]
 
         outputs = [table, win_rate, counts]

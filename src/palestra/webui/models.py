@@ -115,9 +115,9 @@ class ModelDirectory:
 
 def _card(name: str, where: str) -> str:
     """What the model registry knows about a served model (FastChat's model cards)."""
-    from palestra.models.registry import get_registry
+    from palestra.plugins import model_registry
 
-    spec = get_registry().resolve(name)
+    spec = model_registry().resolve(name)
     if spec is None or not spec.card.description:
         return where
     link = f" ([link]({spec.card.link}))" if spec.card.link else ""

@@ -16,23 +16,19 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from palestra.arena.battles import BATTLE_VOTES
 from palestra.arena.cleaning import identity_leaks
 from palestra.arena.matchmaking import MatchmakingConfig, draw_pair
-from palestra.arena.store import BATTLE_VOTES, ArenaEvent, ArenaStore
+from palestra.arena.pipeline import RatedBattles
+from palestra.arena.settings import CleaningOptions, RatingOptions
+from palestra.arena.store import ArenaEvent, ArenaStore
 from palestra.core.errors import InvalidRequestError, OverloadedError, PalestraError
+from palestra.core.types import Conversation as Chat
 from palestra.core.types import GenerationRequest, SamplingParams
-from palestra.webui.conversation import MAX_INPUT_CHARS, MAX_TURNS, Conversation
+from palestra.webui.conversation import Conversation
 from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.safety import Moderator, RateLimiter
-
-
-@dataclass(frozen=True)
-class UISettings:
-    max_input_chars: int = MAX_INPUT_CHARS
-    max_turns: int = MAX_TURNS
-    moderate_everywhere: bool = False  # else the moderator (if any) guards battles only
-    leaderboard_rounds: int = 50
-    title: str = "Palestra"
+from palestra.webui.settings import WebUISettings
 
 
 @dataclass
@@ -57,15 +53,19 @@ class ArenaService:
         matchmaking: MatchmakingConfig | None = None,
         moderator: Moderator | None = None,
         rate_limiter: RateLimiter | None = None,
-        settings: UISettings | None = None,
+        settings: WebUISettings | None = None,
+        rating: RatingOptions | None = None,
+        cleaning: CleaningOptions | None = None,
     ):
         self.directory = directory
         self.store = store
         self.matchmaking = matchmaking or MatchmakingConfig()
         self.moderator = moderator
         self.rate_limiter = rate_limiter
-        self.settings = settings or UISettings()
-        self._board: tuple[int, Any] | None = None  # (battle votes, leaderboard)
+        self.settings = settings or WebUISettings()
+        self.rating = rating or RatingOptions()
+        self.cleaning = cleaning or CleaningOptions()
+        self._board: tuple[int, RatedBattles] | None = None  # (battle votes, result)
 
     def user(self, host: str | None, headers: Mapping[str, str]) -> str:
         return self.store.hash_user(client_address(host, headers))
@@ -117,9 +117,7 @@ class ArenaService:
         entry = self.directory.get(conversation.model)
         params = self._sampling(entry, sampling)
         messages = conversation.prompt_messages()
-        request = GenerationRequest(
-            prompt=entry.backend.chat_prompt(messages), sampling=params, messages=tuple(messages)
-        )
+        request = GenerationRequest(sampling=params, conversation=Chat(tuple(messages)))
         started, text, outcome = time.time(), "", "stopped"
         chunks = entry.backend.generate(request)
         try:
@@ -249,19 +247,15 @@ class ArenaService:
         return uuid.uuid4().hex
 
     # ---------------------------------------------------------------- leaderboard
-    def leaderboard(self) -> Any:
-        """The leaderboard from anonymous battles in the store, or None without votes;
-        recomputed only when the number of battle votes changed (every page load asks)."""
-        from palestra.arena.leaderboard import RatingOptions, compute_leaderboard
+    def leaderboard(self) -> RatedBattles:
+        """The store's battles through the arena pipeline (the same cleaning and rating as
+        `palestra arena rate`); recomputed only when the number of battle votes changed
+        (every page load asks)."""
+        from palestra.arena.pipeline import rate_battles
 
         votes = self.store.count(*BATTLE_VOTES)
         if self._board is not None and self._board[0] == votes:
             return self._board[1]
-        battles = self.store.battles(anony_only=True)
-        board = (
-            compute_leaderboard(battles, RatingOptions(rounds=self.settings.leaderboard_rounds))
-            if battles
-            else None
-        )
-        self._board = (votes, board)
-        return board
+        result = rate_battles(self.store.battles(), self.rating, self.cleaning)
+        self._board = (votes, result)
+        return result

@@ -18,7 +18,7 @@ from palestra.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
 )
-from palestra.core.types import GenerationRequest, Message, SamplingParams
+from palestra.core.types import Conversation, GenerationRequest, Message, SamplingParams
 from palestra.judge.client import ChatModel
 from tests.fakes.anthropic_server import API_KEY, build_anthropic_app
 from tests.fakes.server import serve_in_thread
@@ -120,9 +120,8 @@ def test_anthropic_backend_streams(anthropic_server) -> None:  # type: ignore[no
     url, app = anthropic_server
     backend = remote_backend(_endpoint(url))
     request = GenerationRequest(
-        prompt="(rendered)",
         sampling=SamplingParams(temperature=0, max_tokens=50, stop=("END",)),
-        messages=(Message("system", "Be brief."), Message("user", "hello there")),
+        conversation=Conversation((Message("system", "Be brief."), Message("user", "hello there"))),
     )
     chunks = asyncio.run(_collect(backend, request))
     assert "".join(c.text for c in chunks) == "Claude heard: hello there"
@@ -134,7 +133,9 @@ def test_anthropic_backend_streams(anthropic_server) -> None:  # type: ignore[no
     assert body["system"] == "Be brief." and body["model"] == "claude-test"
     assert body["temperature"] == 0 and body["stop_sequences"] == ["END"]
     assert body["messages"] == [{"role": "user", "content": "hello there"}]
-    short = GenerationRequest("x", SamplingParams(max_tokens=2), messages=(Message("user", "a b"),))
+    short = GenerationRequest(
+        sampling=SamplingParams(max_tokens=2), conversation=Conversation((Message("user", "a b"),))
+    )
     assert asyncio.run(_collect(backend, short))[-1].finish_reason == "length"
     # The judge's chat function works over it the same way.
     reply = asyncio.run(

@@ -70,7 +70,7 @@ def test_unparsable_after_every_attempt_is_recorded_and_retried_next_run(tmp_pat
 
 def test_pairwise_swaps_order_and_maps_letters_to_models(tmp_path: Path) -> None:
     def longer(request: GenerationRequest) -> str:
-        text = request.messages[-1].content
+        text = request.conversation.messages[-1].content
         a = text.split("A: ")[1].split("\nB: ")[0]
         b = text.split("\nB: ")[1]
         return "[[A]]" if len(a) > len(b) else "[[B]]"
@@ -111,8 +111,8 @@ def test_missing_answers_and_models(tmp_path: Path) -> None:
 
 def test_answers_follow_the_conversation_and_resume(tmp_path: Path) -> None:
     def echo(request: GenerationRequest) -> str:
-        users = [m.content for m in request.messages if m.role == "user"]
-        return f"reply to {users[-1]} after {len(request.messages)} messages"
+        users = [m.content for m in request.conversation.messages if m.role == "user"]
+        return f"reply to {users[-1]} after {len(request.conversation.messages)} messages"
 
     backend = ScriptedBackend([echo], model_name="echo")
     model = ChatModel(backend)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from palestra.core.errors import InvalidRequestError
-from palestra.templates.library import get_template
+from palestra.plugins import get_template
 from palestra.templates.resolve import resolve_template
 from palestra.train.data import load_conversations, split_validation
 from palestra.train.examples import IGNORE, build_examples

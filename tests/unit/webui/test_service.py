@@ -16,7 +16,8 @@ from palestra.core.types import GenerationChunk, GenerationRequest
 from palestra.webui.conversation import Conversation
 from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.safety import KeywordModerator, RateLimiter
-from palestra.webui.service import ArenaService, Sampling, UISettings, client_address
+from palestra.webui.service import ArenaService, Sampling, client_address
+from palestra.webui.settings import WebUISettings
 
 
 class Failing(ScriptedBackend):
@@ -29,6 +30,7 @@ def service(tmp_path: Path, **options) -> ArenaService:  # type: ignore[no-untyp
     entries = [
         ModelEntry("alpha", ScriptedBackend(["I am alpha, made by nobody."], "alpha"), "test"),
         ModelEntry("beta", ScriptedBackend(["Plain answer."], "beta"), "test", vision=True),
+        ModelEntry("gamma", ScriptedBackend(["Another answer."], "gamma"), "test"),
         ModelEntry("broken", Failing(), "test"),
     ]
     return ArenaService(ModelDirectory.of(entries), ArenaStore(tmp_path / "s.db"), **options)
@@ -47,7 +49,7 @@ def test_admission_rules(tmp_path: Path) -> None:
         tmp_path,
         moderator=moderator,
         rate_limiter=RateLimiter(3, 60),
-        settings=UISettings(max_input_chars=20, max_turns=1),
+        settings=WebUISettings(max_input_chars=20, max_turns=1),
     )
     chat = Conversation("alpha")
     svc.admit("u1", "forbidden words", [chat], battle=False)  # chat is not moderated
@@ -67,7 +69,7 @@ def test_admission_rules(tmp_path: Path) -> None:
         svc.admit("u1", "hello", [Conversation("alpha")], battle=False)
     svc.admit("u3", "hello", [Conversation("alpha")], battle=False)  # others are not limited
     everywhere = service(
-        tmp_path / "2", moderator=moderator, settings=UISettings(moderate_everywhere=True)
+        tmp_path / "2", moderator=moderator, settings=WebUISettings(moderate_everywhere=True)
     )
     with pytest.raises(InvalidRequestError, match="blocked word"):
         everywhere.admit("u", "forbidden", [Conversation("alpha")], battle=False)
@@ -89,7 +91,7 @@ def test_a_crashing_model_ends_its_reply_not_the_service(tmp_path: Path) -> None
 
 def test_battle_stream_vote_and_leaderboard(tmp_path: Path) -> None:
     svc = service(tmp_path)
-    assert svc.leaderboard() is None
+    assert svc.leaderboard().board is None
     pair = (Conversation("alpha"), Conversation("beta"))
     with pytest.raises(InvalidRequestError, match="wait for both answers"):
         svc.vote_battle("leftvote", pair, "u", anonymous=True, battle_id="b1")
@@ -101,18 +103,26 @@ def test_battle_stream_vote_and_leaderboard(tmp_path: Path) -> None:
     (vote,) = svc.store.events_of("leftvote")
     assert vote.shown == ["", ""] and vote.models == ["alpha", "beta"]
     assert vote.flags == {"identity_leak": ["alpha"]}  # alpha named itself
-    board = svc.leaderboard()
-    assert [r.model for r in board.rows] == ["alpha", "beta"]
-    assert svc.leaderboard() is board  # no new vote: not recomputed
-    svc.vote_battle("rightvote", pair, "u", anonymous=True, battle_id="b2")
-    assert svc.leaderboard() is not board and svc.leaderboard().meta["battles"] == 2
+    # The Leaderboard cleans as `palestra arena rate` does: a vote that saw a name is out.
+    leaked = svc.leaderboard()
+    assert leaked.board is None and (leaked.total, leaked.kept) == (1, 0)
+    assert "identity leaks: 1" in leaked.summary()
+    fair = (Conversation("beta"), Conversation("gamma"))
+    for conversation in fair:
+        conversation.ask("Name a color.")
+    collect(svc.stream_pair(fair, Sampling(), "u"))
+    svc.vote_battle("rightvote", fair, "u", anonymous=True, battle_id="b2")
+    result = svc.leaderboard()
+    assert [r.model for r in result.board.rows] == ["gamma", "beta"]
+    assert (result.total, result.kept) == (2, 1) and "anonymous battles only" in result.filters
+    assert svc.leaderboard() is result  # no new vote: not recomputed
 
 
 def test_new_battles_follow_matchmaking(tmp_path: Path) -> None:
     svc = service(tmp_path)
     for _ in range(20):
         a, b = svc.new_battle()
-        assert a != b and {a, b} <= {"alpha", "beta", "broken"}
+        assert a != b and {a, b} <= {"alpha", "beta", "gamma", "broken"}
     with pytest.raises(Exception, match="no model may battle"):
         svc.new_battle(images=True)  # only beta accepts images
 
@@ -138,7 +148,7 @@ def test_battles_with_images_draw_vision_models(tmp_path: Path) -> None:
     for conversation in pair:
         conversation.ask("what is this?", ("data:image/png;base64,AA",))
     assert collect(svc.stream_pair(pair, Sampling(), "u"))[-1] == ("eye-1 sees it", "eye-2 sees it")
-    sent = entries[1].backend.requests[-1].messages  # type: ignore[attr-defined]
+    sent = entries[1].backend.requests[-1].conversation.messages  # type: ignore[attr-defined]
     assert sent[-1].images == ("data:image/png;base64,AA",)
     logged = list(svc.store.events_of("chat"))[-1].states[0]["messages"][0]
     assert logged[0] == "user" and logged[1][0] == "what is this?"

@@ -16,6 +16,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from palestra.arena.ratings.counts import PairCounts
+from palestra.arena.settings import ELO_BASE, ELO_MEAN, ELO_SCALE
 from palestra.core.errors import InvalidRequestError
 
 RIDGE = 1e-4  # keeps an unbeaten model's rating finite; negligible otherwise
@@ -23,9 +24,9 @@ RIDGE = 1e-4  # keeps an unbeaten model's rating finite; negligible otherwise
 
 @dataclass(frozen=True)
 class Scale:
-    scale: float = 400.0
-    base: float = 10.0
-    anchor_value: float = 1000.0
+    scale: float = ELO_SCALE
+    base: float = ELO_BASE
+    anchor_value: float = ELO_MEAN
     anchor_model: str | None = None  # None: the mean sits at anchor_value
 
     @property

@@ -14,16 +14,18 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.chunk_stream import ChunkStream, start_thread
 from palestra.backends.hf.constraints import GrammarFactory
-from palestra.backends.hf.engine import BatchEngine, BatchLimits
+from palestra.backends.hf.engine import BatchEngine, BatchLimits, batch_limits
 from palestra.backends.hf.kv_batch import supports_batching
-from palestra.backends.hf.loading import LoadedModel, LoadOptions, load_model
+from palestra.backends.hf.loading import LoadedModel, load_model
 from palestra.backends.hf.sequence import Sequence
+from palestra.backends.options import HFOptions
 from palestra.core.errors import InvalidRequestError
 from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
 from palestra.templates.resolve import resolve_template
@@ -56,7 +58,7 @@ class HFBackend(Backend):
         self._stop_ids = self._resolve_stop_ids()
         self._grammar_factory: GrammarFactory | None = None
         self._engine: BatchEngine | None = None
-        limits = limits or BatchLimits()
+        limits = limits or batch_limits(HFOptions())
         if loaded.info.kind == "chat":  # causal LMs; seq2seq decodes serially
             if not supports_batching(self.model):  # e.g. sliding-window caches
                 limits = BatchLimits(1, limits.max_cached_tokens, prefix_cache_tokens=0)
@@ -76,24 +78,16 @@ class HFBackend(Backend):
         cls,
         model_path: str | None = None,
         *,
+        options: HFOptions | None = None,
         model_name: str | None = None,
         conv_template: str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
-        num_gpus: int = 1,
-        max_gpu_memory: str | None = None,
-        load_8bit: bool = False,
-        adapters: dict[str, str] | None = None,
-        max_batch_size: int = 16,
-        max_cached_tokens: int = 0,
-        prefix_cache_tokens: int = -1,
+        **option_values: Any,
     ) -> HFBackend:
         from palestra.models.inspect import resolve_model_path, served_name
 
+        options = options or HFOptions(**option_values)  # unknown names: an error
         path = resolve_model_path(model_path)
-        loaded = load_model(
-            path, LoadOptions(device, dtype, num_gpus, max_gpu_memory, load_8bit, adapters or {})
-        )
+        loaded = load_model(path, options)
         family = loaded.info.family
         if loaded.info.kind == "embedding":
             template = resolve_template("raw")
@@ -102,12 +96,7 @@ class HFBackend(Backend):
                 conv_template, loaded.tokenizer, family.template if family else None
             )
         name = model_name or served_name(path, family)
-        return cls(
-            loaded,
-            template,
-            name,
-            BatchLimits(max_batch_size, max_cached_tokens, prefix_cache_tokens),
-        )
+        return cls(loaded, template, name, batch_limits(options))
 
     # ------------------------------------------------------------------ facts
     @property
@@ -132,8 +121,15 @@ class HFBackend(Backend):
         limit = getattr(self.tokenizer, "model_max_length", 0)
         return limit if 0 < limit < 1_000_000 else 2048
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def detokenize(self, token_ids: Seq[int]) -> str:
+        return str(self.tokenizer.decode(list(token_ids)))
+
+    @property
+    def capacity(self) -> int:
+        return self._engine.limits.max_batch_size if self._engine is not None else 1
 
     async def health(self) -> BackendHealth:
         return BackendHealth(
@@ -190,6 +186,7 @@ class HFBackend(Backend):
 
     # ------------------------------------------------------------------ generation
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        request = self.prepare(request)
         if request.adapter and request.adapter not in self.adapters:
             loaded = ", ".join(self.adapters) or "none"
             raise InvalidRequestError(

@@ -31,18 +31,27 @@ import torch
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
 from palestra.backends.hf.prefix_cache import PrefixCache
 from palestra.backends.hf.sequence import Sequence
+from palestra.backends.options import HFOptions
 from palestra.core.types import GenerationChunk
 
 
 @dataclass(frozen=True)
 class BatchLimits:
-    max_batch_size: int = 16  # sequences decoded together
-    max_cached_tokens: int = 0  # key/value slots, padding included; 0: size x context
-    prefix_cache_tokens: int = -1  # reusable prompt key/values kept; -1: max_cached_tokens
+    """The engine's limits (from `HFOptions`, whose fields say what each one means)."""
+
+    max_batch_size: int
+    max_cached_tokens: int
+    prefix_cache_tokens: int
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_cached_tokens < 0:
             raise ValueError("max_batch_size must be >= 1 and max_cached_tokens >= 0")
+
+
+def batch_limits(options: HFOptions) -> BatchLimits:
+    return BatchLimits(
+        options.max_batch_size, options.max_cached_tokens, options.prefix_cache_tokens
+    )
 
 
 @dataclass

@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, ModelNotFoundError, UnsupportedError
 from palestra.models.inspect import ModelInfo, inspect_model
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    device: str = "auto"  # auto | cpu | cuda | mps
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
-    num_gpus: int = 1
-    max_gpu_memory: str | None = None  # e.g. "20GiB", per GPU
-    load_8bit: bool = False
-    adapters: dict[str, str] = field(default_factory=dict)  # name -> PEFT adapter folder
 
 
 @dataclass
@@ -78,7 +69,7 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def _device_map_kwargs(device: torch.device, options: LoadOptions) -> dict[str, Any]:
+def _device_map_kwargs(device: torch.device, options: HFOptions) -> dict[str, Any]:
     if device.type != "cuda":
         return {}
     if options.num_gpus <= 1:
@@ -96,7 +87,7 @@ def _device_map_kwargs(device: torch.device, options: LoadOptions) -> dict[str, 
     return {"device_map": "auto", "max_memory": memory}
 
 
-def _quantization_kwargs(device: torch.device, options: LoadOptions) -> dict[str, Any]:
+def _quantization_kwargs(device: torch.device, options: HFOptions) -> dict[str, Any]:
     if not options.load_8bit:
         return {}
     if device.type != "cuda":
@@ -121,11 +112,11 @@ def _model_class(kind: str) -> Any:
     }[kind]
 
 
-def load_model(model_path: str, options: LoadOptions | None = None) -> LoadedModel:
+def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel:
     """Load a model folder (or PEFT adapter folder) with the given options."""
     from transformers import AutoTokenizer
 
-    options = options or LoadOptions()
+    options = options or HFOptions()
     info = inspect_model(model_path)
     device = pick_device(options.device)
     dtype = pick_dtype(options.dtype, device)

@@ -26,6 +26,7 @@ from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.chunk_stream import ChunkStream, start_thread
+from palestra.backends.options import LlamaCppOptions
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
 from palestra.templates.resolve import resolve_template
@@ -40,7 +41,8 @@ def require_llama_cpp() -> None:
 
 
 class GGUFTokenizer:
-    """The slice of a transformers tokenizer that Palestra uses, over llama.cpp's vocab."""
+    """llama.cpp's vocabulary: encode, decode and the special tokens (what `Sequence`
+    reads to detokenize and stop)."""
 
     def __init__(self, llm: Any):
         self._llm = llm
@@ -55,9 +57,6 @@ class GGUFTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
-        return {"input_ids": self.encode(text)}
 
     def decode(self, ids: Seq[int], skip_special_tokens: bool = True) -> str:
         raw = self._llm.detokenize(list(ids), special=not skip_special_tokens)
@@ -92,16 +91,13 @@ class LlamaCppBackend(Backend):
         cls,
         model_path: str | None = None,
         *,
+        options: LlamaCppOptions | None = None,
         model_name: str | None = None,
         conv_template: str | None = None,
-        parallel: int = 2,
-        context_length: int = 0,
-        threads: int = 0,
-        num_gpus: int = 0,
-        device: str = "auto",
-        **_ignored: Any,
+        **option_values: Any,
     ) -> LlamaCppBackend:
         require_llama_cpp()
+        options = options or LlamaCppOptions(**option_values)  # unknown names: an error
         from llama_cpp import Llama
 
         if not model_path:
@@ -117,16 +113,15 @@ class LlamaCppBackend(Backend):
             path = found[0]
         if not path.is_file():
             raise InvalidRequestError(f"{path} does not exist", param="model_path")
-        parallel = max(1, parallel)
-        threads = threads or max(1, (os.cpu_count() or 2) // parallel)
-        gpu_layers = -1 if (num_gpus > 1 or device == "cuda") else 0
+        parallel = options.capacity
+        threads = options.threads or max(1, (os.cpu_count() or 2) // parallel)
         try:
             contexts = [
                 Llama(
                     model_path=str(path),
-                    n_ctx=context_length,
+                    n_ctx=options.context_length,
                     n_threads=threads,
-                    n_gpu_layers=gpu_layers,
+                    n_gpu_layers=options.gpu_layers,
                     verbose=False,
                 )
                 for _ in range(parallel)
@@ -157,8 +152,15 @@ class LlamaCppBackend(Backend):
     def context_length(self) -> int:
         return int(self._contexts[0].n_ctx())
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text))
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text))
+
+    def detokenize(self, token_ids: Seq[int]) -> str:
+        return str(self.tokenizer.decode(list(token_ids)))
+
+    @property
+    def capacity(self) -> int:
+        return len(self._contexts)
 
     async def health(self) -> BackendHealth:
         return BackendHealth(
@@ -209,6 +211,7 @@ class LlamaCppBackend(Backend):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         from palestra.backends.hf.sequence import Sequence
 
+        request = self.prepare(request)
         self.check(request.sampling)
         params = request.sampling
         prompt_ids = (

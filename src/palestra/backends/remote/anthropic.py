@@ -1,16 +1,26 @@
 """`AnthropicBackend`: Claude models through the official `anthropic` SDK's Messages API
 (system messages go in `system`; consecutive turns of one role are merged, as the API
-requires alternating roles)."""
+requires alternating roles). OpenAI-shaped tools, tool choices, assistant tool calls and
+tool results are translated to Anthropic's `tools`, `tool_choice`, `tool_use` and
+`tool_result` blocks, and the `tool_use` blocks of a reply back into OpenAI tool calls."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from palestra.backends.remote.base import RemoteBackend, provider_error
 from palestra.backends.remote.endpoints import RemoteEndpoint
 from palestra.core.errors import UnsupportedError
-from palestra.core.types import GenerationChunk, Message, SamplingParams, Usage
+from palestra.core.types import (
+    Conversation,
+    FinishReason,
+    GenerationChunk,
+    Message,
+    SamplingParams,
+    Usage,
+)
 
 
 def _image_block(url: str) -> dict[str, Any]:
@@ -23,17 +33,65 @@ def _image_block(url: str) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
-def anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id or "",
+                "content": message.content,
+            }
+        ]
+    blocks = [_image_block(url) for url in message.images]
+    if message.content or not message.tool_calls:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls:
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or "{}"
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            parsed = {}
+        blocks.append(
+            {"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", ""),
+             "input": parsed}
+        )  # fmt: skip
+    return blocks
+
+
+def anthropic_tools(conversation: Conversation) -> dict[str, Any]:
+    """`tools` and `tool_choice` in the Messages API's shape (nothing when none offered)."""
+    if not conversation.tools:
+        return {}
+    tools = [
+        {
+            "name": function["name"],
+            "description": function.get("description", ""),
+            "input_schema": function.get("parameters") or {"type": "object"},
+        }
+        for function in (tool["function"] for tool in conversation.tools)
+    ]
+    choice = conversation.tool_choice
+    if choice == "none":
+        return {"tools": tools, "tool_choice": {"type": "none"}}
+    if choice == "required":
+        return {"tools": tools, "tool_choice": {"type": "any"}}
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return {"tools": tools, "tool_choice": {"type": "tool", "name": name}}
+    return {"tools": tools}
+
+
+def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
     """(system text, alternating user/assistant turns) in the Messages API's shape; turns
-    with images carry content blocks."""
+    with images or tools carry content blocks."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = [_image_block(url) for url in message.images]
-        blocks.append({"type": "text", "text": message.content})
+        blocks = _blocks(message)
         if turns and turns[-1]["role"] == role:
             turns[-1]["blocks"] += blocks
         else:
@@ -66,15 +124,16 @@ class AnthropicBackend(RemoteBackend):
         self.client = AsyncAnthropic(api_key=endpoint.key(), **options)
 
     async def stream(
-        self, messages: list[Message], sampling: SamplingParams
+        self, conversation: Conversation, sampling: SamplingParams
     ) -> AsyncIterator[GenerationChunk]:
         import anthropic
 
-        system, turns = anthropic_messages(messages)
+        system, turns = anthropic_messages(conversation.messages)
         arguments: dict[str, Any] = {
             "model": self.endpoint.provider_model,
             "max_tokens": self.max_tokens(sampling),
             "messages": turns,
+            **anthropic_tools(conversation),
         }
         if system:
             arguments["system"] = system
@@ -98,8 +157,21 @@ class AnthropicBackend(RemoteBackend):
             raise provider_error(self.endpoint, exc.status_code, str(exc.message)) from None
         except anthropic.APIConnectionError as exc:
             raise provider_error(self.endpoint, None, str(exc)) from None
+        uses: list[Any] = [b for b in final.content if getattr(b, "type", "") == "tool_use"]
+        calls = tuple(
+            {
+                "id": use.id,
+                "type": "function",
+                "function": {"name": use.name, "arguments": json.dumps(use.input)},
+            }
+            for use in uses
+        )
+        reason: FinishReason = (
+            "tool_calls" if calls else "length" if final.stop_reason == "max_tokens" else "stop"
+        )
         yield GenerationChunk(
             text="",
-            finish_reason="length" if final.stop_reason == "max_tokens" else "stop",
+            finish_reason=reason,
             usage=Usage(final.usage.input_tokens, final.usage.output_tokens),
+            tool_calls=calls,
         )

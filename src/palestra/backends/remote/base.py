@@ -1,8 +1,10 @@
 """`RemoteBackend`: the part every API-provider backend shares.
 
-A remote backend serves a model that runs elsewhere. It takes the conversation
-(`GenerationRequest.messages`) rather than a rendered prompt, because providers apply
-their own templates; a request with only a prompt is sent as one user message. Token counts
+A remote backend serves a model that runs elsewhere. It sends the conversation
+(`GenerationRequest.conversation`: messages, tools, tool choice, response format) to the
+provider as it is, because providers apply their own templates, and returns the
+provider's tool calls in OpenAI's shape; a request with only a prompt is sent as one user
+message. Token counts
 before a request are estimates (about four characters per token); the usage a provider
 reports at the end of a reply is exact. Errors from the provider become Palestra's typed
 errors with the provider's status, and never carry the key.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.remote.endpoints import RemoteEndpoint
@@ -24,11 +27,18 @@ from palestra.core.errors import (
     PalestraError,
     UnsupportedError,
 )
-from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
-from palestra.templates.library import get_template
+from palestra.core.types import (
+    Conversation,
+    GenerationChunk,
+    GenerationRequest,
+    Message,
+    SamplingParams,
+)
+from palestra.plugins import get_template
 from palestra.templates.spec import ChatTemplate
 
 CHARS_PER_TOKEN = 4
+PROVIDER_CONCURRENCY = 16  # requests in flight to a provider, per served model
 
 
 def estimate_tokens(text: str) -> int:
@@ -63,6 +73,7 @@ class RemoteBackend(Backend):
     """A model behind a provider's chat API."""
 
     name = "remote"
+    response_formats: tuple[str, ...] = ("text",)  # what the provider's API takes natively
 
     def __init__(self, endpoint: RemoteEndpoint):
         self.endpoint = endpoint
@@ -80,8 +91,30 @@ class RemoteBackend(Backend):
     def context_length(self) -> int:
         return self.endpoint.context_length
 
+    @property
+    def capacity(self) -> int:
+        return PROVIDER_CONCURRENCY
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
+
+    def prepare(self, request: GenerationRequest) -> GenerationRequest:
+        """The conversation as it goes to the provider (a bare prompt: one user turn)."""
+        conversation = request.conversation or Conversation((Message("user", request.prompt),))
+        kind = (conversation.response_format or {}).get("type", "text")
+        if kind not in self.response_formats:
+            raise UnsupportedError(
+                f"{self.endpoint.api_type} endpoint {self.endpoint.name!r} takes no "
+                f"response_format {kind!r} through Palestra",
+                param="response_format",
+            )
+        return replace(request, conversation=conversation, prompt="", prompt_token_ids=None)
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        conversation = request.conversation
+        if conversation is None:
+            return estimate_tokens(request.prompt)
+        return sum(estimate_tokens(m.content) for m in conversation.messages)
 
     def check(self, sampling: SamplingParams) -> None:
         if sampling.logprobs:
@@ -100,19 +133,18 @@ class RemoteBackend(Backend):
     def max_tokens(self, sampling: SamplingParams) -> int:
         return min(sampling.max_tokens, self.endpoint.max_output_tokens)
 
-    @staticmethod
-    def conversation(request: GenerationRequest) -> list[Message]:
-        return list(request.messages) or [Message("user", request.prompt)]
-
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        request = self.prepare(request)
         self.check(request.sampling)
-        return self.stream(self.conversation(request), request.sampling)
+        assert request.conversation is not None  # prepare made one
+        return self.stream(request.conversation, request.sampling)
 
     @abc.abstractmethod
     def stream(
-        self, messages: list[Message], sampling: SamplingParams
+        self, conversation: Conversation, sampling: SamplingParams
     ) -> AsyncIterator[GenerationChunk]:
-        """The provider's reply as deltas; the last chunk has finish_reason and usage."""
+        """The provider's reply as deltas; the last chunk has finish_reason, usage and the
+        tool calls the provider made (OpenAI's shape)."""
 
     async def health(self) -> BackendHealth:
         return BackendHealth(ok=True, detail={**self.endpoint.describe(), "backend": self.name})

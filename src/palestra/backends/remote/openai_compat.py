@@ -9,11 +9,18 @@ from typing import Any
 
 from palestra.backends.remote.base import RemoteBackend, estimate_tokens, provider_error
 from palestra.backends.remote.endpoints import RemoteEndpoint
-from palestra.core.types import GenerationChunk, Message, SamplingParams, Usage
+from palestra.core.types import (
+    Conversation,
+    FinishReason,
+    GenerationChunk,
+    SamplingParams,
+    Usage,
+)
 
 
 class OpenAICompatibleBackend(RemoteBackend):
     name = "openai"
+    response_formats = ("text", "json_object", "json_schema")
 
     def __init__(self, endpoint: RemoteEndpoint, *, max_retries: int = 2, timeout: float = 600):
         super().__init__(endpoint)
@@ -26,16 +33,22 @@ class OpenAICompatibleBackend(RemoteBackend):
             timeout=timeout,
         )
 
-    def _arguments(self, messages: list[Message], sampling: SamplingParams) -> dict[str, Any]:
+    def _arguments(self, conversation: Conversation, sampling: SamplingParams) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "model": self.endpoint.provider_model,
-            "messages": [m.to_openai() for m in messages],
+            "messages": [m.to_openai() for m in conversation.messages],
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": self.max_tokens(sampling),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if conversation.tools:
+            arguments["tools"] = list(conversation.tools)
+        if conversation.tool_choice is not None:
+            arguments["tool_choice"] = conversation.tool_choice
+        if conversation.response_format is not None:
+            arguments["response_format"] = conversation.response_format
         if sampling.stop:
             arguments["stop"] = list(sampling.stop)
         if sampling.seed is not None:
@@ -47,16 +60,17 @@ class OpenAICompatibleBackend(RemoteBackend):
         return arguments
 
     async def stream(
-        self, messages: list[Message], sampling: SamplingParams
+        self, conversation: Conversation, sampling: SamplingParams
     ) -> AsyncIterator[GenerationChunk]:
         import openai
 
         finish: str | None = None
         usage: Usage | None = None
         produced: list[str] = []
+        calls = ToolCallAccumulator()
         try:
             events = await self.client.chat.completions.create(
-                **self._arguments(messages, sampling)
+                **self._arguments(conversation, sampling)
             )
             try:
                 async for event in events:
@@ -66,7 +80,10 @@ class OpenAICompatibleBackend(RemoteBackend):
                         continue
                     choice = event.choices[0]
                     finish = choice.finish_reason or finish
-                    text = choice.delta.content if choice.delta else None
+                    delta = choice.delta
+                    if delta is not None and delta.tool_calls:
+                        calls.add(delta.tool_calls)
+                    text = delta.content if delta else None
                     if text:
                         produced.append(text)
                         yield GenerationChunk(text=text)
@@ -77,11 +94,35 @@ class OpenAICompatibleBackend(RemoteBackend):
         except openai.APIConnectionError as exc:
             raise provider_error(self.endpoint, None, str(exc)) from None
         if usage is None:  # a server that does not report usage in streams
-            prompt = sum(estimate_tokens(m.content) for m in messages)
+            prompt = sum(estimate_tokens(m.content) for m in conversation.messages)
             usage = Usage(prompt, estimate_tokens("".join(produced)))
-        yield GenerationChunk(
-            text="", finish_reason="length" if finish == "length" else "stop", usage=usage
-        )
+        made = calls.finished()
+        reason: FinishReason = "tool_calls" if made else "length" if finish == "length" else "stop"
+        yield GenerationChunk(text="", finish_reason=reason, usage=usage, tool_calls=made)
+
+
+class ToolCallAccumulator:
+    """Streamed tool-call deltas (an id and name first, then pieces of the arguments,
+    matched by index) assembled into complete calls in OpenAI's shape."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, deltas: Any) -> None:
+        for delta in deltas:
+            call = self._calls.setdefault(
+                int(delta.index or 0),
+                {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            if delta.id:
+                call["id"] = delta.id
+            function = delta.function
+            if function is not None:
+                call["function"]["name"] += function.name or ""
+                call["function"]["arguments"] += function.arguments or ""
+
+    def finished(self) -> tuple[dict[str, Any], ...]:
+        return tuple(self._calls[index] for index in sorted(self._calls))
 
 
 def _detail(exc: Any) -> str:

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from palestra.serve.controller.table import Policy, WorkerTable
+from palestra.serve.controller.settings import ControllerSettings
+from palestra.serve.controller.table import WorkerTable
 from palestra.serve.http_errors import install_error_handlers
 from palestra.serve.wire import (
     DispatchRequest,
@@ -28,12 +28,6 @@ from palestra.serve.wire import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ControllerSettings:
-    expiry: float = 30.0  # seconds without a heartbeat before a worker is dropped
-    policy: Policy = "shortest_queue"
 
 
 def build_controller_app(settings: ControllerSettings) -> FastAPI:

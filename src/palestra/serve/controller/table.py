@@ -6,12 +6,10 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 from palestra.core.errors import ModelNotFoundError, NoWorkerError
+from palestra.serve.controller.settings import Policy
 from palestra.serve.wire import WorkerRow
-
-Policy = Literal["shortest_queue", "lottery"]
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,17 +13,8 @@ from palestra.serve.http_errors import install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models
 from palestra.serve.openai.auth import RequireApiKey
+from palestra.serve.openai.settings import ApiSettings
 from palestra.serve.openai.upstream import Upstream
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    controller: str
-    api_keys: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    allow_credentials: bool = False
-    allowed_methods: tuple[str, ...] = ("*",)
-    allowed_headers: tuple[str, ...] = ("*",)
 
 
 def build_api_app(settings: ApiSettings) -> FastAPI:

@@ -54,9 +54,10 @@ def _payloads(body: ChatCompletionRequest) -> list[dict[str, Any]]:
                 logprobs=body.logprobs,
                 top_logprobs=body.top_logprobs or 0,
                 index=i,
-                json_schema=body.json_schema(),
             ),
-            tools=body.tools_in_play,
+            tools=body.tools,
+            tool_choice=body.tool_choice,
+            response_format=body.response_format,
         ).model_dump()
         for i in range(body.n)
     ]
@@ -81,7 +82,9 @@ async def chat_completions(
     results = await collect(streams, body.n)
     choices = []
     for index, result in enumerate(results):
-        message, finish_reason = _message(body, result.text, result.finish_reason)
+        message, finish_reason = _message(
+            body, result.text, result.finish_reason, result.tool_calls
+        )
         choice: dict[str, Any] = {
             "index": index,
             "message": message,
@@ -106,20 +109,29 @@ async def chat_completions(
     )
 
 
-def _tool_calls(body: ChatCompletionRequest, text: str) -> tuple[str | None, list[dict]]:
-    """Tool calls in a finished reply (none when the request offered no tools)."""
+def _tool_calls(
+    body: ChatCompletionRequest, text: str, native: list[dict[str, Any]] | None = None
+) -> tuple[str | None, list[dict]]:
+    """Tool calls in a finished reply: those a provider returned natively, else those a
+    local model wrote as text (none when the request offered no tools)."""
     if not body.tools_in_play:
         return text, []
-    content, calls = parse_tool_calls(text, body.tools_in_play)
+    if native:
+        content, calls = (text or None), list(native)
+    else:
+        content, calls = parse_tool_calls(text, body.tools_in_play)
     if body.parallel_tool_calls is False:
         calls = calls[:1]
     return content, calls
 
 
 def _message(
-    body: ChatCompletionRequest, text: str, finish_reason: str | None
+    body: ChatCompletionRequest,
+    text: str,
+    finish_reason: str | None,
+    native_calls: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
-    content, calls = _tool_calls(body, text)
+    content, calls = _tool_calls(body, text, native_calls)
     if not calls:
         return {"role": "assistant", "content": text}, finish_reason
     return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
@@ -137,6 +149,7 @@ async def _stream(
     # With tools in play a reply may turn out to be a call: hold each choice's text
     # until it finishes, then send it as content or as tool_calls.
     held: dict[int, str] = {}
+    native_calls: dict[int, list[dict[str, Any]]] = {}
     try:
         async for index, chunk in streams:
             if index not in started:
@@ -153,6 +166,7 @@ async def _stream(
                 )
             if body.tools_in_play:
                 held[index] = held.get(index, "") + chunk.text
+                native_calls.setdefault(index, []).extend(chunk.tool_calls)
             elif chunk.text or chunk.logprobs:
                 yield frame(
                     [
@@ -169,7 +183,9 @@ async def _stream(
                 completion_tokens += chunk.completion_tokens or 0
                 finish_reason: str = chunk.finish_reason
                 if body.tools_in_play:
-                    content, calls = _tool_calls(body, held.pop(index, ""))
+                    content, calls = _tool_calls(
+                        body, held.pop(index, ""), native_calls.pop(index, None)
+                    )
                     delta: dict[str, Any] = {"content": content} if content else {}
                     if calls:
                         finish_reason = "tool_calls"

@@ -111,6 +111,7 @@ class ChoiceResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     chunks: list[ChunkMessage] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # a provider's own
 
 
 async def collect(streams: ChoiceStreams, count: int) -> list[ChoiceResult]:
@@ -120,6 +121,7 @@ async def collect(streams: ChoiceStreams, count: int) -> list[ChoiceResult]:
             result = results[index]
             result.text += chunk.text
             result.chunks.append(chunk)
+            result.tool_calls.extend(chunk.tool_calls)
             result.prompt = chunk.prompt if chunk.prompt is not None else result.prompt
             if chunk.finish_reason:
                 result.finish_reason = chunk.finish_reason

@@ -4,12 +4,11 @@ each endpoint module."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from palestra.serve.openai.tool_calls import forced_call_schema, validate_tools
+from palestra.serve.openai.tool_calls import validate_tools
 from palestra.serve.wire import SamplingWire
 
 
@@ -125,7 +124,7 @@ class ChatCompletionRequest(SamplingFields):
         validate_tools(self.tools, self.tool_choice)
         if self.forces_tool_call and (self.response_format or {}).get("type", "text") != "text":
             raise ValueError("response_format cannot be combined with a forced tool_choice")
-        self.json_schema()  # refuses a malformed response_format
+        self.check_response_format()
         for message in self.messages:
             message.text()  # refuses non-text parts with a clear message
         return self
@@ -139,26 +138,20 @@ class ChatCompletionRequest(SamplingFields):
     def forces_tool_call(self) -> bool:
         return bool(self.tools) and self.tool_choice not in (None, "none", "auto")
 
-    def json_schema(self) -> str | None:
-        """The schema the reply must match: a forced tool call, or `response_format`."""
-        if self.forces_tool_call and self.tools:
-            return forced_call_schema(self.tools, self.tool_choice)
+    def check_response_format(self) -> None:
+        """Refuse a response_format no backend could follow (ValueError: a 400)."""
         kind = (self.response_format or {}).get("type", "text")
-        if kind == "text":
-            return None
-        if kind == "json_object":
-            return json.dumps({"type": "object"})
-        if kind == "json_schema":
-            spec = (self.response_format or {}).get("json_schema")
-            if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-                raise ValueError(
-                    "response_format json_schema needs {'json_schema': "
-                    "{'name': ..., 'schema': {...}}}"
-                )
-            return json.dumps(spec["schema"])
-        raise ValueError(
-            f"response_format type {kind!r} is not one of text, json_object, json_schema"
-        )
+        if kind not in ("text", "json_object", "json_schema"):
+            raise ValueError(
+                f"response_format type {kind!r} is not one of text, json_object, json_schema"
+            )
+        spec = (self.response_format or {}).get("json_schema")
+        if kind == "json_schema" and (
+            not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict)
+        ):
+            raise ValueError(
+                "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}"
+            )
 
     @property
     def token_limit(self) -> int | None:

@@ -1,6 +1,6 @@
-"""Tool calls for the chat endpoint: validating `tools` / `tool_choice`, the JSON schema
-that forces a call (`required` or a named function, through constrained decoding), and
-parsing a reply back into OpenAI `tool_calls`.
+"""Tool calls for the chat endpoint: validating `tools` / `tool_choice`, and parsing a
+local model's reply back into OpenAI `tool_calls` (the schema that forces a call lives
+with the other tool helpers in `templates.tools`).
 
 Parsed formats: `<tool_call>{json}</tool_call>` blocks (Hermes, Qwen), Mistral's
 `[TOOL_CALLS] [...]`, and a reply that is a bare JSON call or list of calls (Llama 3.1,
@@ -49,29 +49,6 @@ def validate_tools(tools: list[dict[str, Any]] | None, tool_choice: Any) -> None
         "tool_choice must be 'none', 'auto', 'required' or "
         "{'type': 'function', 'function': {'name': ...}}"
     )
-
-
-def forced_call_schema(tools: list[dict[str, Any]], tool_choice: Any) -> str | None:
-    """For `required` or a named function: the JSON schema of the call to force."""
-
-    def call_schema(tool: dict[str, Any]) -> dict[str, Any]:
-        function = tool["function"]
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "name": {"const": function["name"]},
-                "arguments": function.get("parameters") or {"type": "object"},
-            },
-            "required": ["name", "arguments"],
-        }
-
-    if tool_choice == "required":
-        return json.dumps({"anyOf": [call_schema(tool) for tool in tools]})
-    if isinstance(tool_choice, dict):
-        name = tool_choice["function"]["name"]
-        return json.dumps(call_schema(next(t for t in tools if t["function"]["name"] == name)))
-    return None
 
 
 def _as_call(data: Any, names: list[str]) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
-from palestra.core.types import GenerationRequest, messages_from_dicts
+from palestra.core.types import GenerationRequest
 from palestra.serve.disconnect import unless_disconnected
 from palestra.serve.http_errors import install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
@@ -40,33 +40,25 @@ from palestra.serve.wire import (
 )
 from palestra.serve.worker.models import ModelTable, ServedModel
 from palestra.serve.worker.registration import keep_registered
-from palestra.templates.tools import normalise_tool_messages, with_tools
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
+class WorkerIdentity:
+    """Where this worker is reached and whom it reports to (resolved from the settings)."""
+
     address: str  # what the controller and API server call back
     controller: str | None = None  # None: run standalone, no registration
     heartbeat_interval: float = 10.0
 
 
-def _prompt_for(
-    model: ServedModel,
-    messages: list[dict[str, Any]] | None,
-    prompt: str | None,
-    tools: list[dict[str, Any]] | None = None,
-) -> str:
-    if messages is not None:
-        if not messages:
-            raise InvalidRequestError("messages must not be empty", param="messages")
-        messages_from_dicts(messages)  # validates roles
-        rendered, variables = with_tools(
-            model.backend.template, normalise_tool_messages(messages), tools
-        )
-        return model.backend.chat_prompt(rendered, **variables)
-    if prompt is None:
+def _request_for(model: ServedModel, body: GenerateRequest | TokenizeRequest) -> GenerationRequest:
+    """The backend's own rendering of the body's conversation, or its raw prompt."""
+    conversation = body.conversation()
+    if conversation is None and body.prompt is None:
         raise InvalidRequestError("give messages or prompt", param="prompt")
-    return prompt
+    return model.backend.prepare(
+        GenerationRequest(prompt=body.prompt or "", conversation=conversation)
+    )
 
 
 def _token_budget(model: ServedModel, prompt_tokens: int, requested: int | None) -> int:
@@ -86,7 +78,7 @@ def _token_budget(model: ServedModel, prompt_tokens: int, requested: int | None)
     return requested or context - prompt_tokens
 
 
-def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
+def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
     def registration() -> RegisterRequest:
         return RegisterRequest(
             address=settings.address,
@@ -128,18 +120,25 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
     @app.post("/generate")
     async def generate(body: GenerateRequest, http_request: Request) -> StreamingResponse:
         model = table.get(body.model)
-        prompt = _prompt_for(model, body.messages, body.prompt, body.tools)
-        prompt_ids = body.prompt_token_ids
-        prompt_tokens = len(prompt_ids) if prompt_ids else model.backend.count_tokens(prompt)
-        budget = _token_budget(model, prompt_tokens, body.sampling.max_tokens)
-        request = GenerationRequest(
-            prompt=prompt,
-            sampling=body.sampling.to_params(budget),
-            prompt_token_ids=tuple(prompt_ids) if prompt_ids else None,
+        prompt_ids = tuple(body.prompt_token_ids) if body.prompt_token_ids else None
+        draft = GenerationRequest(
+            prompt=body.prompt or "",
+            prompt_token_ids=prompt_ids,
+            conversation=body.conversation() if not prompt_ids else None,
             request_id=body.request_id,
             adapter=model.adapter,
-            messages=tuple(messages_from_dicts(body.messages)) if body.messages else (),
         )
+        if draft.conversation is None and body.prompt is None and not prompt_ids:
+            raise InvalidRequestError("give messages or prompt", param="prompt")
+        prepared = model.backend.prepare(draft)
+        budget = _token_budget(
+            model, model.backend.prompt_tokens(prepared), body.sampling.max_tokens
+        )
+        sampling = body.sampling.to_params(budget)
+        if prepared.sampling.json_schema and not sampling.json_schema:
+            sampling = replace(sampling, json_schema=prepared.sampling.json_schema)
+        request = replace(prepared, sampling=sampling)
+        prompt = request.prompt
         model.backend.check(request.sampling)
         ticket = await unless_disconnected(
             http_request, model.admission.acquire(), abandon=lambda held: held.release()
@@ -185,11 +184,7 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
         model = table.get(body.model)
-        prompt = _prompt_for(model, body.messages, body.prompt)
-        tokenizer = getattr(model.backend, "tokenizer", None)
-        if tokenizer is None:
-            raise InvalidRequestError(f"backend {model.backend.name!r} does not tokenize")
-        ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        ids = model.backend.tokenize(_request_for(model, body).prompt)
         return TokenizeResponse(
             tokens=ids, count=len(ids), max_model_len=model.backend.context_length
         )
@@ -197,10 +192,7 @@ def build_worker_app(settings: WorkerSettings, table: ModelTable) -> FastAPI:
     @app.post("/detokenize")
     async def detokenize(body: DetokenizeRequest) -> dict[str, str]:
         model = table.get(body.model)
-        tokenizer = getattr(model.backend, "tokenizer", None)
-        if tokenizer is None:
-            raise InvalidRequestError(f"backend {model.backend.name!r} does not tokenize")
-        return {"prompt": str(tokenizer.decode(body.tokens))}
+        return {"prompt": model.backend.detokenize(body.tokens)}
 
     @app.get("/status")
     async def status() -> WorkerStatus:

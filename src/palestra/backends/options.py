@@ -1,0 +1,100 @@
+"""The options of the built-in backends, one settings class each, and `ModelSettings`
+(which models a worker or chat loads, whatever the backend).
+
+A backend's factory names its options class; commands offer every backend's options and
+pass the chosen backend only its own (an option of another backend is an error that lists
+the chosen backend's options), so nothing is silently ignored. Plugins' backends declare
+their classes the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from palestra.core.errors import InvalidRequestError
+from palestra.core.settings import Settings, option
+
+
+class ModelSettings(Settings):
+    """Which models to load and how to serve them, for every backend."""
+
+    model_path: list[str] = option(
+        [], "Model folder or file; repeat for several models. Default: the bundled model."
+    )
+    model_names: list[str] = option(
+        [], "The names to serve the models under, one per --model-path.", comma=True
+    )
+    backend: str = option("hf", "hf, llamacpp, vllm, scripted, or a plugin's backend.")
+    conv_template: str | None = option(
+        None, "Chat template name or .jinja file; default: the tokenizer's own."
+    )
+
+
+class HFOptions(Settings):
+    """transformers: devices, dtypes, multi-GPU, 8-bit, PEFT adapters, continuous batching."""
+
+    device: str = option("auto", "auto, cpu, cuda or mps.")
+    dtype: str = option("auto", "auto, float32, float16 or bfloat16.")
+    num_gpus: int = option(1, "GPUs to spread the model over (transformers: a device map).")
+    max_gpu_memory: str | None = option(None, "Per GPU, e.g. 20GiB.")
+    load_8bit: bool = option(False, "8-bit weights through bitsandbytes (CUDA).")
+    adapter: list[str] = option([], "NAME=PATH: a PEFT adapter on the first model (repeatable).")
+    max_batch_size: int = option(16, "Sequences decoded together (continuous batching).")
+    max_cached_tokens: int = option(0, "Key/value slots in a batch; 0: batch size x context.")
+    prefix_cache_tokens: int = option(
+        -1, "Prompt key/values kept for reuse; -1: as --max-cached-tokens, 0: off."
+    )
+
+    @property
+    def adapters(self) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for spec in self.adapter:
+            name, sep, path = spec.partition("=")
+            if not sep or not name or not path:
+                raise InvalidRequestError(f"--adapter {spec!r}: expected NAME=PATH")
+            mapping[name] = path
+        return mapping
+
+    @property
+    def capacity(self) -> int:
+        return self.max_batch_size
+
+
+class LlamaCppOptions(Settings):
+    """llama.cpp (GGUF files): contexts side by side, threads, context length, GPU layers."""
+
+    parallel: int = option(2, "Contexts decoding side by side.")
+    threads: int = option(0, "CPU threads per context; 0: the cores shared among contexts.")
+    context_length: int = option(0, "Context length (n_ctx); 0: the model's own.")
+    gpu_layers: int = option(0, "Layers offloaded to the GPU; -1: all.")
+
+    @property
+    def capacity(self) -> int:
+        return max(1, self.parallel)
+
+
+class VLLMOptions(Settings):
+    """vLLM on GPUs: tensor parallelism, memory share, multi-node executor."""
+
+    dtype: str = option("auto", "auto, float32, float16 or bfloat16.")
+    num_gpus: int = option(1, "GPUs for tensor parallelism.")
+    gpu_memory_utilization: float = option(0.85, "Share of each GPU's memory vLLM may take.")
+    distributed_executor_backend: Literal["mp", "ray"] | None = option(
+        None, "mp (one machine) or ray (several machines, `ray start` on each first)."
+    )
+    max_model_len: int = option(0, "Context length; 0: the model's own.")
+    max_num_seqs: int = option(256, "Sequences vLLM schedules together.")
+
+    @property
+    def capacity(self) -> int:
+        return self.max_num_seqs
+
+
+class ScriptedOptions(Settings):
+    """The scripted test double: canned replies from the JSON file given as --model-path."""
+
+    max_concurrency: int = option(16, "Requests answered at once.")
+
+    @property
+    def capacity(self) -> int:
+        return self.max_concurrency

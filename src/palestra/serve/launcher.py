@@ -1,0 +1,147 @@
+"""`palestra serve`: controller, worker, OpenAI-compatible API and web UI on one machine,
+composed from each room's settings (`ServeSettings` holds only what composing adds: the
+ports and whether the UI runs).
+
+The model worker runs in a child process (as vLLM keeps its engine apart from its API
+server): decoding and HTTP streaming then do not share one interpreter lock. The child
+receives its settings as data, a JSON config file read by `palestra worker --config`.
+The internal controller and worker ports default to free ones; every port is bound
+before anything starts, so a taken one is a one-line error naming its option.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from palestra.arena.settings import CleaningOptions, RatingOptions
+from palestra.backends.options import ModelSettings
+from palestra.core.settings import Settings, option
+from palestra.serve.controller.settings import ControllerSettings
+from palestra.serve.openai.settings import ApiSettings
+from palestra.serve.worker.settings import WorkerSettings
+from palestra.webui.settings import WebUISettings
+
+# What `serve` sets itself in the rooms it composes (so they are not `serve` options).
+WORKER_WIRED = frozenset({"worker_address", "controller_address", "no_register", "endpoint_file"})
+API_WIRED = frozenset({"controller"})
+WEBUI_WIRED = frozenset({"api_base", "api_key"})
+
+
+class ServeSettings(Settings):
+    """The ports of the servers `palestra serve` runs together."""
+
+    host: str = option("127.0.0.1", "Interface every server listens on.")
+    port: int = option(8000, "The OpenAI-compatible API's port.")
+    controller_port: int = option(0, "The controller's port; 0: any free port.")
+    worker_port: int = option(0, "The model worker's port; 0: any free port.")
+    webui_port: int = option(7860, "The web UI's port.")
+    no_webui: bool = option(False, "Do not serve the web UI.")
+
+
+def run_serve(
+    serve: ServeSettings,
+    controller: ControllerSettings,
+    worker: WorkerSettings,
+    model: ModelSettings,
+    backend_options: dict[str, Any],
+    api: ApiSettings,
+    webui: WebUISettings,
+    leaderboard: tuple[RatingOptions, CleaningOptions],
+    log_level: str,
+) -> int:
+    """Start everything; returns the exit status (0 after Ctrl-C)."""
+    import httpx
+
+    from palestra.serve.controller.app import build_controller_app
+    from palestra.serve.openai.app import build_api_app
+    from palestra.serve.runner import Endpoint, bound_port, reserve, run_servers
+
+    host = serve.host
+    api_sock = reserve(host, serve.port, "--port")
+    controller_sock = reserve(host, serve.controller_port, "--controller-port")
+    webui_sock = None if serve.no_webui else reserve(host, serve.webui_port, "--webui-port")
+    worker_probe = reserve(host, serve.worker_port, "--worker-port")
+    worker_port = bound_port(worker_probe)
+    worker_probe.close()  # the child binds it again at once
+    controller_url = f"http://{host}:{bound_port(controller_sock)}"
+    worker_url = f"http://{host}:{worker_port}"
+    api_url = f"http://{host}:{bound_port(api_sock)}/v1"
+    webui_url = f"http://{host}:{bound_port(webui_sock)}" if webui_sock else None
+
+    config = {
+        "host": host,
+        "port": worker_port,
+        "controller_address": controller_url,
+        "log_level": log_level,
+        **worker.model_dump(mode="json", exclude=set(WORKER_WIRED)),
+        **model.model_dump(mode="json"),
+        **backend_options,
+    }
+    folder = tempfile.TemporaryDirectory(prefix="palestra-serve-")
+    config_file = Path(folder.name) / "worker.json"
+    config_file.write_text(json.dumps(config, indent=1))
+    command = [sys.executable, "-m", "palestra.cli.main", "worker", "--config", str(config_file)]
+
+    async def run_worker() -> int:
+        """Start the worker, announce once it has registered, and outlive it never."""
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                while process.returncode is None:
+                    try:
+                        served = (await client.get(f"{controller_url}/models")).json()
+                    except (httpx.HTTPError, ValueError):
+                        served = {}
+                    if served.get("models"):
+                        ui = f"  web UI      {webui_url}\n" if webui_url else ""
+                        print(
+                            f"palestra serve: {', '.join(served['models'])}\n"
+                            f"  OpenAI API  {api_url}\n{ui}  controller  {controller_url}\n"
+                            f"  worker      {worker_url}\nCtrl-C stops everything.",
+                            flush=True,
+                        )
+                        break
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(process.wait(), 0.25)
+            return await process.wait() or 1  # the worker never ends on its own
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
+
+    api_settings = api.model_copy(update={"controller": controller_url})
+    endpoints = [
+        Endpoint("controller", build_controller_app(controller), host, 0, sock=controller_sock),
+        Endpoint("api", build_api_app(api_settings), host, 0, sock=api_sock),
+    ]
+    if webui_sock is not None:
+        from palestra.webui.settings import build_webui_app
+
+        keys = api.api_keys
+        ui = webui.model_copy(update={"api_base": api_url, "api_key": keys[0] if keys else None})
+        app = build_webui_app(ui, *leaderboard)
+        endpoints.append(Endpoint("webui", app, host, 0, sock=webui_sock))
+    try:
+        return run_servers(endpoints, supervise=run_worker)
+    finally:
+        folder.cleanup()
+
+
+def _die_with_parent() -> None:
+    """In the worker child (Linux): exit when `palestra serve` dies, even by SIGKILL."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -1,0 +1,78 @@
+"""`WorkerSettings`: how a worker reaches its controller and admits requests; and
+`build_model_table`, which loads the models a worker serves (its `ModelSettings`, with
+the chosen backend's options) and its API-provider models into a `ModelTable`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from palestra.backends.options import ModelSettings
+from palestra.core.errors import InvalidRequestError
+from palestra.core.settings import Settings, option
+from palestra.serve.openai.settings import DEFAULT_CONTROLLER
+from palestra.serve.worker.models import ModelTable
+
+
+class WorkerSettings(Settings):
+    """A worker's place in the cluster and its admission limits."""
+
+    worker_address: str | None = option(
+        None, "URL the controller calls back (for other machines); default http://HOST:PORT."
+    )
+    controller_address: str = option(DEFAULT_CONTROLLER, "The controller's URL.")
+    no_register: bool = option(False, "Run standalone: do not register with a controller.")
+    heartbeat_interval: float = option(10.0, "Seconds between heartbeats to the controller.")
+    limit_concurrency: int = option(
+        0, "Requests running at once per model; 0: what the backend decodes together."
+    )
+    max_queue: int = option(32, "Requests waiting per model; past it, 429.")
+    endpoint_file: Path | None = option(
+        None,
+        "Also serve these API provider models (FastChat's JSON); alone, serve only them.",
+        flag="--register-api-endpoint-file",
+    )
+
+
+def build_model_table(
+    worker: WorkerSettings, model: ModelSettings, backend_options: Settings
+) -> ModelTable:
+    """Load every model (adapters go on the first one) and the endpoint file's models."""
+    from palestra.plugins import create_backend
+    from palestra.serve.worker.admission import Admission
+    from palestra.serve.worker.models import ServedModel
+
+    table = ModelTable()
+    paths: list[str | None] = list(model.model_path)
+    if not paths and not worker.endpoint_file:
+        paths = [None]  # the bundled model
+    names = model.model_names
+    if names and len(names) != len(paths):
+        raise InvalidRequestError(
+            f"--model-names has {len(names)} names for {len(paths)} "
+            "--model-path values; give one name per path"
+        )
+    adapters = getattr(backend_options, "adapters", {})
+    for index, path in enumerate(paths):
+        options = backend_options
+        if index > 0 and adapters:  # adapters load on the first model only
+            options = backend_options.model_copy(update={"adapter": []})
+        backend = create_backend(
+            model.backend,
+            path,
+            model_name=names[index] if names else None,
+            conv_template=model.conv_template,
+            options=options,
+        )
+        admission = Admission(worker.limit_concurrency or backend.capacity, worker.max_queue)
+        table.add(ServedModel(backend.model_name, backend, admission))
+        if index == 0:
+            for adapter in adapters:
+                table.add(ServedModel(adapter, backend, admission, adapter=adapter))
+    if worker.endpoint_file:
+        from palestra.backends.remote import load_endpoint_file, remote_backend
+
+        for endpoint in load_endpoint_file(worker.endpoint_file):
+            backend = remote_backend(endpoint)
+            limit = worker.limit_concurrency or backend.capacity
+            table.add(ServedModel(endpoint.name, backend, Admission(limit, worker.max_queue)))
+    return table
