@@ -87,12 +87,13 @@ class Cluster:
         self, controller: str, *extra: str, heartbeat: float = 1.0, wait_ready: bool = True
     ) -> Process:
         port = free_port()
+        backend = extra[extra.index("--backend") + 1] if "--backend" in extra else "hf"
+        device = ["--device", "cpu"] if backend == "hf" else []  # an option of hf only
         args = [
             "worker",
             "--controller-address",
             controller,
-            "--device",
-            "cpu",
+            *device,
             "--heartbeat-interval",
             str(heartbeat),
             *extra,

@@ -90,7 +90,6 @@ def test_lora_trains_serves_merges_and_resumes(random_llama_dir: Path, tmp_path:
     # The adapter folder serves its adapter (not the bare base): same answers as merged.
     assert _chat(str(adapter), FACT_Q) == _chat(str(merged), FACT_Q)
 
-    config.max_steps, config.resume = 40, True
-    resumed = run_sft(config)
+    resumed = run_sft(config.model_copy(update={"max_steps": 40, "resume": True}))
     assert resumed.steps == 40
     assert len(resumed.losses) < len(first.losses) + 3  # it went on from step 30, not 0

@@ -1,14 +1,20 @@
 """Mapping errors to HTTP in one place, for every Palestra app: typed errors, request
 validation failures, malformed JSON, unknown routes and crashes all answer in OpenAI's
-envelope `{"error": {"message", "type", "param", "code"}}` with the right status."""
+envelope `{"error": {"message", "type", "param", "code"}}` with the right status (a 405
+with its `Allow` header). The OpenAPI document says so: every operation lists those
+statuses with the envelope's schema (`ERROR_RESPONSES`), and FastAPI's 422, which Palestra
+never sends (validation failures are 400s), is left out."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from palestra.core.errors import (
@@ -19,6 +25,49 @@ from palestra.core.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """OpenAI's error body."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in {
+        400: "Invalid request: a malformed body, a bad value or an unknown parameter",
+        401: "Missing or wrong API key",
+        404: "Unknown model or route",
+        405: "Method not allowed (the Allow header lists the allowed ones)",
+        429: "Overloaded or rate limited: retry later",
+        500: "Internal error",
+        502: "An upstream provider could not be reached",
+        503: "No live worker serves the model",
+    }.items()
+}
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, routes=app.routes, description=app.description
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def error_response(error: PalestraError) -> JSONResponse:
@@ -47,6 +96,10 @@ def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers, and an OpenAPI document without FastAPI's unused 422 (build the app
+    with `responses=ERROR_RESPONSES` so every operation lists the errors)."""
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+
     @app.exception_handler(PalestraError)
     async def _palestra(_: Request, exc: PalestraError) -> JSONResponse:
         return error_response(exc)
@@ -64,7 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             error = PalestraError(str(exc.detail))
         error.http_status = exc.status_code
-        return error_response(error)
+        response = error_response(error)
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from palestra.serve.controller.settings import ControllerSettings
 from palestra.serve.controller.table import WorkerTable
-from palestra.serve.http_errors import install_error_handlers
+from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.wire import (
     DispatchRequest,
     DispatchResponse,
@@ -47,7 +47,7 @@ def build_controller_app(settings: ControllerSettings) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app = FastAPI(title="Palestra controller", lifespan=lifespan)
+    app = FastAPI(title="Palestra controller", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.table = table
     install_error_handlers(app)
 

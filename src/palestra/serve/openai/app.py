@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-from palestra.serve.http_errors import install_error_handlers
+from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models
 from palestra.serve.openai.auth import RequireApiKey
@@ -24,7 +24,9 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
         yield
         await app.state.upstream.close()
 
-    app = FastAPI(title="Palestra OpenAI-compatible API", lifespan=lifespan)
+    app = FastAPI(
+        title="Palestra OpenAI-compatible API", lifespan=lifespan, responses=ERROR_RESPONSES
+    )
     app.state.settings = settings
     install_error_handlers(app)
     for router in (models.router, chat.router, completions.router, embeddings.router):

@@ -55,8 +55,8 @@ def _payloads(body: ChatCompletionRequest) -> list[dict[str, Any]]:
                 top_logprobs=body.top_logprobs or 0,
                 index=i,
             ),
-            tools=body.tools,
-            tool_choice=body.tool_choice,
+            tools=body.tool_dicts,
+            tool_choice=body.tool_choice_value,
             response_format=body.response_format,
         ).model_dump()
         for i in range(body.n)

@@ -4,12 +4,26 @@ each endpoint module."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from palestra.serve.openai.tool_calls import validate_tools
 from palestra.serve.wire import SamplingWire
+
+# Accepted only empty (or null), and said so in the OpenAI schema, so that a schema-valid
+# request is never refused: Palestra does not bias logits or add suffixes yet.
+EmptyBias = Annotated[dict[str, float], Field(max_length=0)] | None
+EmptyText = Annotated[str, Field(max_length=0)] | None
+Stop = Annotated[str, Field(min_length=1)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _refuse(name: str, value: Any) -> Any:
+    """A clear 400 for a value the schema does not allow, before pydantic's own message."""
+    if value:
+        raise ValueError(f"{name} is not supported")
+    return value
 
 
 class Request(BaseModel):
@@ -29,7 +43,7 @@ class SamplingFields(Request):
     top_k: int | None = Field(default=None, ge=-1)  # extension, as vLLM
     n: int = Field(default=1, ge=1, le=16)
     max_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
+    stop: Stop | Annotated[list[Stop], Field(max_length=4)] | None = None
     seed: int | None = None
     presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
@@ -81,25 +95,61 @@ class SamplingFields(Request):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+class TextPart(BaseModel):
+    """A text content part (the only kind the served models take here)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
+class FunctionName(BaseModel):
+    name: NonEmpty
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: NonEmpty
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: FunctionName
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[TextPart] | None = None
     name: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts(cls, value: Any) -> Any:
+        for part in value if isinstance(value, list) else []:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                raise ValueError(
+                    f"content part of type {kind!r} is not supported by this model; send text parts"
+                )
+        return value
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
             return self.content or ""
-        parts = []
-        for part in self.content:
-            if part.get("type") != "text":
-                raise ValueError(
-                    f"content part of type {part.get('type')!r} is not supported "
-                    "by this model; send text parts"
-                )
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
+        return "".join(part.text for part in self.content)
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -108,20 +158,23 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: EmptyBias = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
+
+    @field_validator("logit_bias", mode="before")
+    @classmethod
+    def _no_bias(cls, value: Any) -> Any:
+        return _refuse("logit_bias", value)
 
     @model_validator(mode="after")
     def _checks(self) -> ChatCompletionRequest:
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs: true")
-        if self.logit_bias:
-            raise ValueError("logit_bias is not supported")
-        validate_tools(self.tools, self.tool_choice)
+        validate_tools(self.tool_dicts, self.tool_choice_value)
         if self.forces_tool_call and (self.response_format or {}).get("type", "text") != "text":
             raise ValueError("response_format cannot be combined with a forced tool_choice")
         self.check_response_format()
@@ -130,9 +183,19 @@ class ChatCompletionRequest(SamplingFields):
         return self
 
     @property
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        """The tools as OpenAI's JSON (what templates and providers take)."""
+        return [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None
+
+    @property
+    def tool_choice_value(self) -> str | dict[str, Any] | None:
+        choice = self.tool_choice
+        return choice.model_dump() if isinstance(choice, NamedToolChoice) else choice
+
+    @property
     def tools_in_play(self) -> list[dict[str, Any]] | None:
         """The tools the model may call (None when there are none or tool_choice is none)."""
-        return self.tools if self.tools and self.tool_choice != "none" else None
+        return self.tool_dicts if self.tools and self.tool_choice != "none" else None
 
     @property
     def forces_tool_call(self) -> bool:
@@ -175,22 +238,26 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: (
+        str
+        | Annotated[list[str], Field(min_length=1)]
+        | Annotated[list[int], Field(min_length=1)]
+        | Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1)]
+    )
     max_tokens: int | None = Field(default=16, ge=1)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
-    suffix: str | None = None
-    best_of: int | None = None
-    logit_bias: dict[str, float] | None = None
+    suffix: EmptyText = None
+    best_of: Literal[1] | None = None  # more candidates than returned: not supported
+    logit_bias: EmptyBias = None
+
+    @field_validator("suffix", "logit_bias", mode="before")
+    @classmethod
+    def _unsupported(cls, value: Any, info: Any) -> Any:
+        return _refuse(info.field_name, value)
 
     @model_validator(mode="after")
     def _checks(self) -> CompletionRequest:
-        if self.suffix:
-            raise ValueError("suffix is not supported")
-        if self.best_of not in (None, 1, self.n):
-            raise ValueError("best_of is not supported")
-        if self.logit_bias:
-            raise ValueError("logit_bias is not supported")
         if isinstance(self.prompt, list) and not self.prompt:
             raise ValueError("prompt must not be empty")
         return self
@@ -206,15 +273,20 @@ class CompletionRequest(SamplingFields):
 
 class EmbeddingRequest(Request):
     model: str = Field(min_length=1)
-    input: str | list[str]
+    input: str | Annotated[list[str], Field(min_length=1)]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    dimensions: None = None  # shortened embeddings: not supported
     user: str | None = None
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _unsupported(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError("dimensions is not supported")
+        return value
 
     @model_validator(mode="after")
     def _checks(self) -> EmbeddingRequest:
-        if self.dimensions is not None:
-            raise ValueError("dimensions is not supported")
         if isinstance(self.input, list) and not self.input:
             raise ValueError("input must not be empty")
         return self

@@ -24,7 +24,7 @@ from starlette.background import BackgroundTask
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
 from palestra.core.types import GenerationRequest
 from palestra.serve.disconnect import unless_disconnected
-from palestra.serve.http_errors import install_error_handlers
+from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.wire import (
     ChunkMessage,
@@ -106,7 +106,7 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
         for backend in {id(m.backend): m.backend for m in table.models.values()}.values():
             await backend.close()
 
-    app = FastAPI(title="Palestra worker", lifespan=lifespan)
+    app = FastAPI(title="Palestra worker", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
     app.state.models = table
     install_error_handlers(app)
