@@ -3,7 +3,14 @@ the real API. By the requested model id:
 
 - `scripted-slow`: 40 numbered words, one every 0.25 s (to stop mid-answer);
 - `scripted-vision`: "I see N image(s)." for messages with `image_url` parts;
+- with `tools` (and tool_choice not "none") after a user turn: a call of the first tool
+  (or the named one) with `{"text": <last user text>}`, streamed as OpenAI streams calls
+  (id and name first, the arguments in pieces), finish_reason "tool_calls";
+- after a `tool` turn: "The tool said: <its content>";
 - anything else: "Scripted <model> heard: <last user text>".
+
+As strict as OpenAI about tools: a tool_choice without tools, a malformed tool, or a tool
+message answering no earlier call id is a 400 in OpenAI's error envelope.
 
 `GET /v1/models` lists `app.state.models` and counts calls in `app.state.listings`; every
 chat request body is kept in `app.state.bodies`.
@@ -17,7 +24,24 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+
+
+def _tool_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI would refuse about the request's tools, or None."""
+    tools = body.get("tools")
+    if body.get("tool_choice") is not None and not tools:
+        return "'tool_choice' is only allowed when 'tools' are specified."
+    for tool in tools or []:
+        if tool.get("type") != "function" or not (tool.get("function") or {}).get("name"):
+            return "Invalid 'tools': each needs type 'function' and a function name."
+    call_ids: set[str] = set()
+    for message in body["messages"]:
+        for call in message.get("tool_calls") or []:
+            call_ids.add(call.get("id"))
+        if message["role"] == "tool" and message.get("tool_call_id") not in call_ids:
+            return "Invalid 'messages': a 'tool' message must answer a preceding tool call."
+    return None
 
 
 def _text_and_images(content: Any) -> tuple[str, int]:
@@ -46,10 +70,27 @@ def build_openai_app() -> FastAPI:
     async def chat(request: Request) -> StreamingResponse:
         body = await request.json()
         app.state.bodies.append(body)
+        problem = _tool_problem(body)
+        if problem:
+            error = {"message": problem, "type": "invalid_request_error", "param": None,
+                     "code": None}  # fmt: skip
+            return JSONResponse({"error": error}, status_code=400)  # type: ignore[return-value]
         model = body["model"]
-        text, images = _text_and_images(body["messages"][-1]["content"])
+        last = body["messages"][-1]
+        text, images = _text_and_images(last["content"] or "")
         delay = 0.0
-        if model == "scripted-slow":
+        tools, choice = body.get("tools") or [], body.get("tool_choice")
+        if tools and choice != "none" and last["role"] == "user":
+            named = (
+                (choice or {}).get("function", {}).get("name") if isinstance(choice, dict) else None
+            )
+            return StreamingResponse(
+                _tool_call_events(model, named or tools[0]["function"]["name"], text),
+                media_type="text/event-stream",
+            )
+        if last["role"] == "tool":
+            words = ["The", "tool", "said:", text]
+        elif model == "scripted-slow":
             words, delay = [f"word{i}" for i in range(1, 41)], 0.25
         elif model == "scripted-vision":
             words = f"I see {images} image(s).".split()
@@ -74,3 +115,22 @@ def build_openai_app() -> FastAPI:
         return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
+
+
+async def _tool_call_events(model: str, name: str, text: str) -> Any:
+    base = {"id": "c2", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model}  # fmt: skip
+    arguments = json.dumps({"text": text})
+    head = {"index": 0, "id": "call_abc123", "type": "function",
+            "function": {"name": name, "arguments": ""}}  # fmt: skip
+    deltas = [{"role": "assistant", "content": None, "tool_calls": [head]}]
+    for start in range(0, len(arguments), 5):  # the arguments arrive in pieces
+        piece = {"index": 0, "function": {"arguments": arguments[start : start + 5]}}
+        deltas.append({"tool_calls": [piece]})
+    for delta in deltas:
+        yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': delta}]})}\n\n"
+    done = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+    yield f"data: {json.dumps({**base, 'choices': [done]})}\n\n"
+    usage = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
+    yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"

@@ -33,8 +33,9 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
         wait_for(registered(controller, 1), 30, "the scripted worker")
         api = cluster.api(controller.url)
         result = subprocess.run(
-            [st, "--config-file", str(CONFIG), "run", f"{api.url}/openapi.json", "--checks", "all", "--max-examples", "100",
-             "--workers", "1", "--seed", SEED, "--request-timeout", "30"],
+            [st, "--config-file", str(CONFIG), "run", f"{api.url}/openapi.json",
+             "--checks", "all", "--max-examples", "100", "--workers", "1", "--seed", SEED,
+             "--request-timeout", "30"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )  # fmt: skip
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from fastapi import FastAPI
 from openai import OpenAI
 
 from tests.fakes.openai_server import build_openai_app
@@ -19,9 +20,14 @@ from tests.integration.cluster import Cluster, free_port, registered, wait_for
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fake_app() -> FastAPI:
+    return build_openai_app()
+
+
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("endpoints")
-    with serve_in_thread(build_openai_app()) as fake_url:
+    with serve_in_thread(fake_app) as fake_url:
         endpoints = {
             "hosted": {"model_name": "scripted", "api_base": fake_url + "/v1"},
             "gone": {"model_name": "x", "api_base": f"http://127.0.0.1:{free_port()}/v1"},
@@ -62,3 +68,72 @@ def test_unreachable_provider_is_an_error_envelope(api_url: str) -> None:
     error = caught.value.response.json()["error"]  # OpenAI's envelope
     assert error["type"] == "backend_error" and error["code"] == "provider_unreachable"
     assert "cannot reach openai endpoint 'gone'" in error["message"]
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
+    },
+}
+
+
+def test_tools_reach_a_hosted_model_and_its_calls_come_back(api_url: str) -> None:
+    """The conversation seam: tools, tool choice, the assistant's calls and the tool's
+    answer go to the provider as they are; its native calls come back in OpenAI's shape,
+    streamed and not."""
+    client = OpenAI(base_url=api_url, api_key="none", max_retries=0)
+    ask = [{"role": "user", "content": "Weather in Oslo?"}]
+    reply = client.chat.completions.create(
+        model="hosted", messages=ask, tools=[WEATHER], tool_choice="auto"
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.id == "call_abc123" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"text": "Weather in Oslo?"}
+
+    stream = client.chat.completions.create(
+        model="hosted", messages=ask, tools=[WEATHER], stream=True
+    )
+    chunks = [c for c in stream if c.choices]
+    streamed = [t for c in chunks for t in (c.choices[0].delta.tool_calls or [])]
+    assert [t.function.name for t in streamed if t.function] == ["get_weather"]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+    history = [
+        *ask,
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 4 C"},
+    ]
+    answer = client.chat.completions.create(model="hosted", messages=history, tools=[WEATHER])
+    assert answer.choices[0].message.content == "The tool said: sunny, 4 C"
+    assert answer.choices[0].finish_reason == "stop"
+
+
+def test_the_provider_sees_the_conversation_as_sent(api_url: str, fake_app: FastAPI) -> None:
+    """What reached the stand-in: the tools, the choice and the tool turn, untouched (a
+    tool message answering no call would have been the provider's 400)."""
+    client = OpenAI(base_url=api_url, api_key="none", max_retries=0)
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    reply = client.chat.completions.create(
+        model="hosted",
+        messages=[{"role": "user", "content": "Oslo"}],
+        tools=[WEATHER],
+        tool_choice=forced,
+    )
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+    sent = fake_app.state.bodies[-1]
+    assert sent["tools"] == [WEATHER] and sent["tool_choice"] == forced
+    assert sent["messages"] == [{"role": "user", "content": "Oslo"}]
+    with pytest.raises(openai.BadRequestError, match="must answer a preceding tool call"):
+        client.chat.completions.create(
+            model="hosted",
+            messages=[
+                {"role": "user", "content": "Oslo"},
+                {"role": "tool", "tool_call_id": "call_nobody_made", "content": "x"},
+            ],
+            tools=[WEATHER],
+        )
