@@ -3,7 +3,9 @@ serves, and it never outlives the command, even when the command is killed outri
 
 from __future__ import annotations
 
+import signal
 import subprocess
+from pathlib import Path
 
 import httpx
 
@@ -36,3 +38,51 @@ def test_killed_serve_takes_its_worker_down() -> None:
     finally:
         if serve.poll() is None:
             serve.kill()
+
+
+def test_worker_options_reach_the_worker_from_the_line_and_a_config_file(tmp_path: Path) -> None:
+    """Every worker option is a serve option, from the command line or `--config`; the
+    internal ports default to free ones; a taken port is one line naming its option."""
+    config = tmp_path / "serve.toml"
+    config.write_text('limit-concurrency = 2\nmax_queue = 7\ndtype = "float32"\nno_webui = true\n')
+    api = free_port()
+    serve = subprocess.Popen(
+        [*CLI, "serve", "--config", str(config), "--port", str(api), "--max-batch-size", "3",
+         "--max-queue", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        models_url = f"http://127.0.0.1:{api}/v1/models"
+        wait_for(lambda: _answers(models_url) and httpx.get(models_url).json()["data"], 90,
+                 "the worker to register")  # fmt: skip
+        assert serve.stdout is not None
+        lines = [serve.stdout.readline() for _ in range(5)]
+        address = {line.split()[0]: line.split()[-1] for line in lines[1:] if line.strip()}
+        assert "web UI" not in "".join(lines)  # no_webui from the file
+        (row,) = httpx.get(address["controller"] + "/workers").json()
+        assert row["capacity"] == 2  # limit-concurrency from the file
+        health = httpx.get(address["worker"] + "/health").json()["models"][0]
+        assert health["max_batch_size"] == 3 and health["dtype"] == "float32"
+        status = httpx.get(address["worker"] + "/status").json()
+        assert status["capacity"] == 2
+        taken = subprocess.run(
+            [*CLI, "serve", "--port", str(api), "--no-webui"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert taken.returncode == 2
+        errors = [line for line in taken.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1 and f"port {api}" in errors[0] and "--port" in errors[0]
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(30)
+    assert serve.returncode == 0
+
+
+def test_an_option_of_another_backend_is_refused_with_the_right_list() -> None:
+    result = subprocess.run(
+        [*CLI, "serve", "--backend", "llamacpp", "--load-8bit", "--no-webui"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--load-8bit is an option of the hf backend" in result.stderr
+    assert "llamacpp takes: --parallel, --threads, --context-length" in result.stderr

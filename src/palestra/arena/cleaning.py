@@ -46,7 +46,8 @@ IDENTITY_WORDS = (
     "deepseek",
     "palestra",
 )
-ERROR_MARKERS = ("network error", "**error**", "(error_code:", "conversation limit")
+# FastChat's error texts, and the web UI's own ("**Error:** ..." in a failed reply).
+ERROR_MARKERS = ("network error", "**error**", "**error:**", "(error_code:", "conversation limit")
 
 
 @dataclass(frozen=True)

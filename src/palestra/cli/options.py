@@ -74,21 +74,26 @@ class Parsed:
         section's options."""
         chosen = next(s for s in candidates if s.name == section_name)
         values: dict[str, Any] = {}
+        foreign: dict[str, set[str]] = {}  # flag -> the backends that have it
         for param, value in self.given.items():
-            owners = self.owners[param]
-            optional_owners = [(s, f) for s, f in owners if s.optional]
+            optional_owners = [(s, f) for s, f in self.owners[param] if s.optional]
             if not optional_owners:
                 continue
             mine = [f for s, f in optional_owners if s.name == section_name]
             if mine:
                 values[mine[0]] = value
-                continue
-            flag = optional_owners[0][0].flag(optional_owners[0][1])
-            others = sorted({s.label or s.name for s, _ in optional_owners})
+            else:
+                flag = optional_owners[0][0].flag(optional_owners[0][1])
+                foreign[flag] = {s.label or s.name for s, _ in optional_owners}
+        if foreign:
+            flags = sorted(foreign)
+            owners = sorted(set().union(*foreign.values()))
+            name = chosen.label or chosen.name
             offered = ", ".join(chosen.flag(f) for f in chosen.fields()) or "none"
+            verb = "is an option" if len(flags) == 1 else "are options"
             raise InvalidRequestError(
-                f"{flag} is an option of the {', '.join(others)} backend, not of "
-                f"{chosen.label or chosen.name!r}; {chosen.label or chosen.name} takes: {offered}"
+                f"{', '.join(flags)} {verb} of the {', '.join(owners)} backend, not of "
+                f"{name!r}; {name} takes: {offered}"
             )
         return build_settings(chosen.model, values, chosen)
 

@@ -66,9 +66,7 @@ def _command_section(path: str, command: Any) -> list[str]:
         lines += ["| option | type | default | meaning |", "|---|---|---|---|"]
         for param in params:
             meaning = (getattr(param, "help", None) or "").replace("\n", " ").replace("|", "\\|")
-            lines.append(
-                f"| {_names(param)} | {_type(param)} | {_default(param)} | {meaning} |"
-            )
+            lines.append(f"| {_names(param)} | {_type(param)} | {_default(param)} | {meaning} |")
         lines.append("")
     return lines
 
