@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck unit screenshots tiny-model eval-tiny clean
+.PHONY: setup run test lint typecheck unit docs screenshots tiny-model eval-tiny clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -32,6 +32,9 @@ unit: setup
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit  ## everything CI runs
+
+docs: setup  ## regenerate docs/cli.md from the commands (a test fails when it is stale)
+	PALESTRA_PLUGINS=none $(BIN)/python -m palestra.cli.reference docs/cli.md
 
 screenshots: setup  ## refresh docs/screenshots/ from the browser tests
 	PALESTRA_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e
