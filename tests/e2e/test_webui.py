@@ -75,7 +75,10 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
             [*CLI, "serve", "--port", str(ports[0]), "--controller-port", str(ports[1]),
              "--worker-port", str(ports[2]), "--webui-port", str(ports[3]),
              "--register-api-endpoint-file", str(folder / "endpoints.json"),
-             "--arena-config", str(folder / "arena.json"), "--store", str(store)],
+             "--arena-config", str(folder / "arena.json"), "--store", str(store),
+             # The scripted model names itself ("Scripted scripted heard: ..."): the
+             # Leaderboard would drop every battle it is in as an identity leak.
+             "--keep-identity-leaks"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{ports[3]}"
@@ -247,6 +250,9 @@ def test_leaderboard_updates(page: Any, arena: Arena) -> None:
         for e in arena.events(kind) if e["shown"] == ["", ""]
     ]  # fmt: skip
     assert count == len(anonymous)
+    said = table.inner_text()  # the page says which filters ran
+    assert f"{count} of " in said and "battles rated (anonymous battles only" in said
+    assert "identity leaks dropped" not in said  # --keep-identity-leaks
     assert "palestra-tiny" in table.inner_text() and "scripted" in table.inner_text()
     for chart in ("win-rate", "counts"):  # the plotly heat maps render
         page.locator(f"#leaderboard-{chart} .js-plotly-plot").wait_for(timeout=30_000)

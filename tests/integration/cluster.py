@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -121,3 +123,16 @@ class Cluster:
 
 def registered(controller: Process, count: int) -> Callable[[], bool]:
     return lambda: len(httpx.get(controller.url + "/workers", timeout=2).json()) == count
+
+
+@contextmanager
+def scripted_api(script: Path) -> Iterator[Process]:
+    """A controller, a scripted-backend worker running `script` and an API server."""
+    cluster = Cluster()
+    try:
+        controller = cluster.controller()
+        cluster.worker(controller.url, "--backend", "scripted", "--model-path", str(script))
+        wait_for(registered(controller, 1), 30, "scripted worker")
+        yield cluster.api(controller.url)
+    finally:
+        cluster.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster, registered, wait_for
+from tests.integration.cluster import scripted_api
 
 SEED = "20261130"
 CONFIG = Path(__file__).with_name("schemathesis.toml")  # why chat completions may answer 400
@@ -26,20 +26,13 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
         pytest.skip("schemathesis is not installed (pip install 'palestra[dev]')")
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"model_name": "scripted", "replies": ["Hello there."]}))
-    cluster = Cluster()
-    try:
-        controller = cluster.controller()
-        cluster.worker(controller.url, "--backend", "scripted", "--model-path", str(script))
-        wait_for(registered(controller, 1), 30, "the scripted worker")
-        api = cluster.api(controller.url)
+    with scripted_api(script) as api:
         result = subprocess.run(
             [st, "--config-file", str(CONFIG), "run", f"{api.url}/openapi.json",
              "--checks", "all", "--max-examples", "100", "--workers", "1", "--seed", SEED,
              "--request-timeout", "30"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )  # fmt: skip
-    finally:
-        cluster.stop()
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert "generated" in result.stdout and " failed" not in result.stdout, report

@@ -19,17 +19,29 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_killed_serve_takes_its_worker_down() -> None:
-    api, controller, worker = free_port(), free_port(), free_port()
+def _serve(api: int, *options: str) -> subprocess.Popen[str]:
+    """`palestra serve` on API port `api`, once its worker has registered."""
     serve = subprocess.Popen(
-        [*CLI, "serve", "--port", str(api), "--controller-port", str(controller),
-         "--worker-port", str(worker), "--no-webui"],
+        [*CLI, "serve", "--port", str(api), *options],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
+    models_url = f"http://127.0.0.1:{api}/v1/models"
     try:
-        models_url = f"http://127.0.0.1:{api}/v1/models"
         wait_for(lambda: _answers(models_url) and httpx.get(models_url).json()["data"], 90,
                  "the worker to register")  # fmt: skip
+    except TimeoutError:
+        serve.kill()
+        raise
+    return serve
+
+
+def test_killed_serve_takes_its_worker_down() -> None:
+    api, controller, worker = free_port(), free_port(), free_port()
+    serve = _serve(
+        api, "--controller-port", str(controller), "--worker-port", str(worker), "--no-webui"
+    )
+    models_url = f"http://127.0.0.1:{api}/v1/models"
+    try:
         assert httpx.get(models_url).json()["data"][0]["id"] == "palestra-tiny"
         assert _answers(f"http://127.0.0.1:{worker}/health")
         serve.kill()  # SIGKILL: no chance to clean up
@@ -46,15 +58,8 @@ def test_worker_options_reach_the_worker_from_the_line_and_a_config_file(tmp_pat
     config = tmp_path / "serve.toml"
     config.write_text('limit-concurrency = 2\nmax_queue = 7\ndtype = "float32"\nno_webui = true\n')
     api = free_port()
-    serve = subprocess.Popen(
-        [*CLI, "serve", "--config", str(config), "--port", str(api), "--max-batch-size", "3",
-         "--max-queue", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    serve = _serve(api, "--config", str(config), "--max-batch-size", "3", "--max-queue", "5")
     try:
-        models_url = f"http://127.0.0.1:{api}/v1/models"
-        wait_for(lambda: _answers(models_url) and httpx.get(models_url).json()["data"], 90,
-                 "the worker to register")  # fmt: skip
         assert serve.stdout is not None
         lines = [serve.stdout.readline() for _ in range(5)]
         address = {line.split()[0]: line.split()[-1] for line in lines[1:] if line.strip()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.integration.cluster import Cluster, Process, registered, wait_for
+from tests.integration.cluster import Process, scripted_api
 
 WEATHER = {
     "type": "function",
@@ -109,15 +109,8 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI
             }
         )
     )
-    cluster = Cluster()
-    try:
-        controller = cluster.controller()
-        cluster.worker(controller.url, "--backend", "scripted", "--model-path", str(script))
-        wait_for(registered(controller, 1), 30, "scripted worker")
-        api = cluster.api(controller.url)
+    with scripted_api(script) as api:
         yield openai.OpenAI(base_url=api.url + "/v1", api_key="x", max_retries=0)
-    finally:
-        cluster.stop()
 
 
 def test_auto_tool_call_round_trip(scripted: openai.OpenAI) -> None:

@@ -36,15 +36,13 @@ GIVEN = ("COMMANDLINE", "ENVIRONMENT", "DEFAULT_MAP")  # parameter sources the u
 
 @dataclass(frozen=True)
 class Section:
-    """One settings class inside a command. `flags` respells fields for this command
-    (`serve`'s worker `port` is `--worker-port`), `exclude` leaves fields out (the command
-    sets them itself), `defaults` changes a default for this command only; `optional`
-    sections (backend options) pass on only what the user gave."""
+    """One settings class inside a command. `exclude` leaves fields out (the command sets
+    them itself), `defaults` changes a default for this command only (a worker listens on
+    21002); `optional` sections (backend options) pass on only what the user gave."""
 
     name: str
     model: type[Settings]
     exclude: frozenset[str] = frozenset()
-    flags: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     optional: bool = False
     label: str = ""
@@ -53,13 +51,13 @@ class Section:
         return [name for name in self.model.model_fields if name not in self.exclude]
 
     def flag(self, name: str) -> str:
-        return self.flags.get(name) or flag_of(self.model, name)
+        return flag_of(self.model, name)
 
 
 @dataclass
 class Parsed:
     """What a generated command received: each section's settings (optional sections only
-    when asked for by `backend_options`), and which options the user gave."""
+    through `optional_settings`), and which options the user gave."""
 
     sections: dict[str, Settings]
     given: dict[str, Any]  # option name -> value, for options given on the line or in --config

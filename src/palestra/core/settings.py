@@ -20,10 +20,6 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
-    @classmethod
-    def option_names(cls) -> list[str]:
-        return list(cls.model_fields)
-
 
 def option(
     default: Any = ...,

@@ -11,21 +11,28 @@ from typing import Any
 
 import gradio as gr
 
+from palestra.arena.battles import BATTLE_VOTES
 from palestra.core.errors import InvalidRequestError, PalestraError
 from palestra.webui.conversation import Conversation
 from palestra.webui.service import ArenaService, Sampling
 from palestra.webui.widgets import images_of, notice, sampling_controls, user_of
 
-VOTES = (
-    ("A is better", "leftvote", "vote-a"),
-    ("B is better", "rightvote", "vote-b"),
-    ("Tie", "tievote", "vote-tie"),
-    ("Both are bad", "bothbad_vote", "vote-bothbad"),
+# The buttons, by the outcome each vote means (the vote kinds live in arena.battles).
+BUTTONS = {
+    "model_a": ("A is better", "vote-a"),
+    "model_b": ("B is better", "vote-b"),
+    "tie": ("Tie", "vote-tie"),
+    "tie (bothbad)": ("Both are bad", "vote-bothbad"),
+}
+VOTES = tuple(
+    (BUTTONS[winner][0], kind, BUTTONS[winner][1]) for kind, winner in BATTLE_VOTES.items()
 )
 
 
 @dataclass
-class Battle:
+class Round:
+    """One round on the page: the pair of conversations a vote will be about."""
+
     pair: tuple[Conversation, Conversation]
     battle_id: str
     voted: bool = False
@@ -74,24 +81,24 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
         with gr.Accordion("Parameters", open=False):
             temperature, top_p, max_tokens = sampling_controls()
 
-        def start(images: tuple[str, ...], a: str | None, b: str | None) -> Battle:
+        def start(images: tuple[str, ...], a: str | None, b: str | None) -> Round:
             if anonymous:
                 a, b = service.new_battle(images=bool(images))
             elif not (a and b):
                 raise InvalidRequestError("pick two models")
-            return Battle(
+            return Round(
                 (Conversation(a or ""), Conversation(b or "")),
                 service.battle_id(),
                 images=bool(images),
             )
 
-        def names(battle: Battle) -> str:
+        def names(battle: Round) -> str:
             a, b = battle.pair[0].model, battle.pair[1].model
             return f"**Model A: {a}** · **Model B: {b}**"
 
         async def send(
             message: Any,
-            battle: Battle | None,
+            battle: Round | None,
             a: str | None,
             b: str | None,
             t: float,
@@ -129,7 +136,7 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                    gr.update(), hint)  # fmt: skip
 
         def vote(kind: str) -> Any:
-            def record(battle: Battle | None, request: gr.Request) -> tuple[Any, ...]:
+            def record(battle: Round | None, request: gr.Request) -> tuple[Any, ...]:
                 if battle is None:
                     return battle, gr.update(), notice("start a battle first", "error")
                 if battle.voted:

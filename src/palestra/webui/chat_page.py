@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from palestra.arena.battles import MODEL_VOTES
 from palestra.core.errors import PalestraError
 from palestra.webui.conversation import Conversation
 from palestra.webui.service import ArenaService, Sampling
@@ -119,7 +120,7 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
         )
         regenerating = regenerate.click(again, [state, *controls], outputs, concurrency_limit=None)
         stop.click(None, cancels=[sending, regenerating])
-        for button, kind in ((upvote, "upvote"), (downvote, "downvote"), (flag, "flag")):
+        for button, kind in zip((upvote, downvote, flag), MODEL_VOTES, strict=True):
             button.click(vote(kind), [state], [status])
         fresh = [state, chatbot, status]
         clear.click(reset, None, fresh, cancels=[sending, regenerating])
