@@ -17,7 +17,7 @@ from palestra.cli.sections import backend_sections, chosen_backend_options
 from palestra.serve.controller.settings import ControllerSettings
 from palestra.serve.launcher import API_WIRED, WEBUI_WIRED, WORKER_WIRED, ServeSettings
 from palestra.serve.openai.settings import DEFAULT_CONTROLLER, ApiSettings
-from palestra.serve.runner import LogSettings, ServerAddress
+from palestra.serve.settings import LogSettings, ServerAddress
 from palestra.serve.worker.settings import WorkerSettings
 from palestra.webui.settings import WebUISettings
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.cli.options import Parsed, Section, settings_command
-from palestra.serve.runner import LogSettings, ServerAddress
+from palestra.serve.settings import LogSettings, ServerAddress
 from palestra.webui.settings import WebUISettings
 
 

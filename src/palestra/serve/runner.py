@@ -1,7 +1,7 @@
 """Running one or several ASGI apps with uvicorn in one process, stopping them all cleanly
 on Ctrl-C or SIGTERM, optionally alongside a supervised task whose end stops them too
 (`palestra serve` runs the controller and API server this way, with the model worker in a
-child process); `ServerAddress` and `LogSettings`, the options every server command has.
+child process).
 
 Every port is bound before any server starts, so a taken port is one line that names the
 option to change, and port 0 means "any free port" (`reserve`)."""
@@ -11,37 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import signal
 import socket
-import sys
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from palestra.core.errors import PalestraError
-from palestra.core.settings import Settings, option
-
-
-class ServerAddress(Settings):
-    """Where a server listens."""
-
-    host: str = option("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
-    port: int = option(0, "Port to listen on; 0: any free port.")
-
-
-class LogSettings(Settings):
-    log_level: Literal["debug", "info", "warning", "error"] = option("info", "Log verbosity.")
-
-    def apply(self) -> None:
-        logging.basicConfig(
-            level=self.log_level.upper(),
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
 
 
 class PortInUseError(PalestraError):

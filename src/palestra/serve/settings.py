@@ -1,0 +1,28 @@
+"""The options every server command has: where it listens (`ServerAddress`) and how much
+it logs (`LogSettings`). Light, so that building the CLI imports no web framework."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+from palestra.core.settings import Settings, option
+
+
+class ServerAddress(Settings):
+    """Where a server listens."""
+
+    host: str = option("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
+    port: int = option(0, "Port to listen on; 0: any free port.")
+
+
+class LogSettings(Settings):
+    log_level: Literal["debug", "info", "warning", "error"] = option("info", "Log verbosity.")
+
+    def apply(self) -> None:
+        logging.basicConfig(
+            level=self.log_level.upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
