@@ -159,3 +159,58 @@ def test_unreachable_openai_endpoint() -> None:
     backend = remote_backend(endpoint, max_retries=0, timeout=5)
     with pytest.raises(BackendError, match="cannot reach openai endpoint 'gone'"):
         asyncio.run(_collect(backend, GenerationRequest("hi")))
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
+    },
+}
+
+
+def test_anthropic_backend_speaks_tools_both_ways(anthropic_server) -> None:  # type: ignore[no-untyped-def]
+    """OpenAI-shaped tools go out as Anthropic's tools and tool_choice; its tool_use comes
+    back as an OpenAI tool call; the call and the tool's answer go back as tool_use and
+    tool_result blocks."""
+    url, app = anthropic_server
+    backend = remote_backend(_endpoint(url))
+    ask = Message("user", "Oslo")
+    request = GenerationRequest(
+        sampling=SamplingParams(max_tokens=50),
+        conversation=Conversation((ask,), tools=(WEATHER,), tool_choice="required"),
+    )
+    last = asyncio.run(_collect(backend, request))[-1]
+    assert last.finish_reason == "tool_calls"
+    (call,) = last.tool_calls
+    assert call["id"] == "toolu_01" and call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"text": "Oslo"}
+    sent = app.state.bodies[-1]
+    assert sent["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "input_schema": WEATHER["function"]["parameters"],
+        }
+    ]
+    assert sent["tool_choice"] == {"type": "any"}
+
+    answered = Conversation(
+        (ask, Message("assistant", "", tool_calls=(call,)),
+         Message("tool", "sunny", tool_call_id=call["id"])),
+        tools=(WEATHER,),
+    )  # fmt: skip
+    reply = asyncio.run(_collect(backend, GenerationRequest(conversation=answered)))
+    assert "".join(c.text for c in reply) == "Claude heard: sunny"
+    turns = app.state.bodies[-1]["messages"]
+    assert turns[1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"text": "Oslo"}}
+        ],
+    }
+    assert turns[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_01", "content": "sunny"}
+    ]
