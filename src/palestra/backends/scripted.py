@@ -26,9 +26,9 @@ class ScriptedBackend(Backend):
         model_name: str = "scripted",
         template: str = "chatml",
         delay: float = 0.0,
-        capacity: int = 16,
+        capacity: int | None = None,
     ):
-        self._capacity = capacity
+        self._capacity = capacity or ScriptedOptions().capacity
         self._replies = list(replies)
         self._model_name = model_name
         self._template = get_template(template)

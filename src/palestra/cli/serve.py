@@ -16,8 +16,15 @@ from palestra.cli.options import Parsed, Section, settings_command
 from palestra.cli.sections import backend_sections, chosen_backend_options
 from palestra.serve.controller.settings import ControllerSettings
 from palestra.serve.launcher import API_WIRED, WEBUI_WIRED, WORKER_WIRED, ServeSettings
-from palestra.serve.openai.settings import DEFAULT_CONTROLLER, ApiSettings
-from palestra.serve.settings import LogSettings, ServerAddress
+from palestra.serve.openai.settings import ApiSettings
+from palestra.serve.settings import (
+    API_PORT,
+    CONTROLLER_PORT,
+    DEFAULT_CONTROLLER,
+    WORKER_PORT,
+    LogSettings,
+    ServerAddress,
+)
 from palestra.serve.worker.settings import WorkerSettings
 from palestra.webui.settings import WebUISettings
 
@@ -39,7 +46,11 @@ def _run_controller(parsed: Parsed) -> None:
 
 def controller_command() -> Callable[..., None]:
     return settings_command(
-        [_listen(21001), Section("controller", ControllerSettings), Section("log", LogSettings)],
+        [
+            _listen(CONTROLLER_PORT),
+            Section("controller", ControllerSettings),
+            Section("log", LogSettings),
+        ],
         _run_controller,
     )
 
@@ -76,7 +87,7 @@ def _run_worker(parsed: Parsed) -> None:
 
 def worker_command() -> Callable[..., None]:
     sections = [
-        _listen(21002),
+        _listen(WORKER_PORT),
         Section("worker", WorkerSettings),
         Section("model", ModelSettings),
         *backend_sections(),
@@ -97,7 +108,7 @@ def _run_api(parsed: Parsed) -> None:
 
 def api_command() -> Callable[..., None]:
     return settings_command(
-        [_listen(8000), Section("api", ApiSettings), Section("log", LogSettings)],
+        [_listen(API_PORT), Section("api", ApiSettings), Section("log", LogSettings)],
         _run_api,
     )
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.cli.options import Parsed, Section, settings_command
-from palestra.serve.settings import LogSettings, ServerAddress
+from palestra.serve.settings import WEBUI_PORT, LogSettings, ServerAddress
 from palestra.webui.settings import WebUISettings
 
 
@@ -34,7 +34,7 @@ def command() -> Callable[..., None]:
         Section("webui", WebUISettings),
         Section("rating", RatingOptions),
         Section("cleaning", CleaningOptions),
-        Section("listen", ServerAddress, defaults={"port": 7860}),
+        Section("listen", ServerAddress, defaults={"port": WEBUI_PORT}),
         Section("log", LogSettings, defaults={"log_level": "warning"}),
     ]
     return settings_command(sections, _run)

@@ -25,6 +25,7 @@ from palestra.backends.options import ModelSettings
 from palestra.core.settings import Settings, option
 from palestra.serve.controller.settings import ControllerSettings
 from palestra.serve.openai.settings import ApiSettings
+from palestra.serve.settings import API_PORT, WEBUI_PORT
 from palestra.serve.worker.settings import WorkerSettings
 from palestra.webui.settings import WebUISettings
 
@@ -38,10 +39,10 @@ class ServeSettings(Settings):
     """The ports of the servers `palestra serve` runs together."""
 
     host: str = option("127.0.0.1", "Interface every server listens on.")
-    port: int = option(8000, "The OpenAI-compatible API's port.")
+    port: int = option(API_PORT, "The OpenAI-compatible API's port.")
     controller_port: int = option(0, "The controller's port; 0: any free port.")
     worker_port: int = option(0, "The model worker's port; 0: any free port.")
-    webui_port: int = option(7860, "The web UI's port.")
+    webui_port: int = option(WEBUI_PORT, "The web UI's port.")
     no_webui: bool = option(False, "Do not serve the web UI.")
 
 

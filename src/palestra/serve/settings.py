@@ -9,6 +9,13 @@ from typing import Literal
 
 from palestra.core.settings import Settings, option
 
+# The well-known ports (each command's default; `serve` picks free internal ones).
+API_PORT = 8000
+WEBUI_PORT = 7860
+CONTROLLER_PORT = 21001
+WORKER_PORT = 21002
+DEFAULT_CONTROLLER = f"http://127.0.0.1:{CONTROLLER_PORT}"
+
 
 class ServerAddress(Settings):
     """Where a server listens."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from palestra.core.settings import Settings, option
+from palestra.serve.settings import API_PORT
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -23,7 +24,7 @@ class WebUISettings(Settings):
     """What shapes the web UI's pages and what they store."""
 
     api_base: str | None = option(
-        "http://127.0.0.1:8000/v1", "Palestra's (or any) OpenAI API serving the models."
+        f"http://127.0.0.1:{API_PORT}/v1", "Palestra's (or any) OpenAI API serving the models."
     )
     api_key: str | None = option(None, "Key for --api-base, if it needs one.")
     endpoint_file: Path | None = option(

@@ -4,8 +4,7 @@ and from which web origins."""
 from __future__ import annotations
 
 from palestra.core.settings import Settings, option
-
-DEFAULT_CONTROLLER = "http://127.0.0.1:21001"
+from palestra.serve.settings import DEFAULT_CONTROLLER
 
 
 class ApiSettings(Settings):

@@ -9,7 +9,7 @@ from pathlib import Path
 from palestra.backends.options import ModelSettings
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import Settings, option
-from palestra.serve.openai.settings import DEFAULT_CONTROLLER
+from palestra.serve.settings import DEFAULT_CONTROLLER
 from palestra.serve.worker.models import ModelTable
 
 
