@@ -16,6 +16,7 @@ from openai import OpenAI
 
 from tests.fakes.openai_server import build_openai_app
 from tests.fakes.server import serve_in_thread
+from tests.fakes.tools import WEATHER
 from tests.integration.cluster import Cluster, free_port, registered, wait_for
 
 
@@ -68,16 +69,6 @@ def test_unreachable_provider_is_an_error_envelope(api_url: str) -> None:
     error = caught.value.response.json()["error"]  # OpenAI's envelope
     assert error["type"] == "backend_error" and error["code"] == "provider_unreachable"
     assert "cannot reach openai endpoint 'gone'" in error["message"]
-
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
-    },
-}
 
 
 def test_tools_reach_a_hosted_model_and_its_calls_come_back(api_url: str) -> None:

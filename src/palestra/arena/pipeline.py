@@ -27,9 +27,13 @@ class RatedBattles:
 
     board: Leaderboard | None  # None: fewer than two models left to rate
     total: int  # battles read
-    kept: int  # battles rated
+    battles: list[Battle]  # the battles rated (after cleaning and filters)
     reports: list[FilterReport] = field(default_factory=list)
     filters: str = ""  # the cleaning and conditions, in words
+
+    @property
+    def kept(self) -> int:
+        return len(self.battles)
 
     def summary(self) -> str:
         removed = ", ".join(f"{r.name}: {r.removed}" for r in self.reports if r.removed)
@@ -78,4 +82,4 @@ def rate_battles(
         described.append(", ".join(f"{k}={v}" for k, v in where.items()))
     models = {b.model_a for b in battles} | {b.model_b for b in battles}
     board = compute_leaderboard(battles, rating) if len(models) >= 2 else None
-    return RatedBattles(board, total, len(battles), reports, "; ".join(described))
+    return RatedBattles(board, total, battles, reports, "; ".join(described))

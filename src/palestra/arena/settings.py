@@ -4,6 +4,7 @@ and the judge's ratings. Light: no numpy until a rating is computed."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 from palestra.core.errors import InvalidRequestError
@@ -70,7 +71,7 @@ class RatingOptions(Settings):
     elo_k: float = option(4.0, "Online Elo K (the reference column).", flag="--k")
     style_control: bool = option(False, "Also rate with style (length, markdown) controlled.")
 
-    @property
+    @cached_property
     def bt_scale(self) -> Scale:
         """The rating scale, with the anchor parsed (a bad anchor: InvalidRequestError)."""
         from palestra.arena.ratings.bradley_terry import Scale

@@ -14,18 +14,18 @@ follows; remote backends send the conversation to their provider as it is.
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from palestra.core.errors import InvalidRequestError, UnsupportedError
+from palestra.core.errors import UnsupportedError
 from palestra.core.types import (
     Conversation,
     GenerationChunk,
     GenerationRequest,
     Message,
     SamplingParams,
+    response_format_schema,
 )
 from palestra.templates.render import render_prompt
 from palestra.templates.spec import ChatTemplate
@@ -130,15 +130,4 @@ def conversation_schema(conversation: Conversation) -> str | None:
     tools = conversation.tools_in_play
     if tools and conversation.tool_choice not in (None, "auto"):
         return forced_call_schema(tools, conversation.tool_choice)
-    kind = (conversation.response_format or {}).get("type", "text")
-    if kind == "json_object":
-        return json.dumps({"type": "object"})
-    if kind == "json_schema":
-        spec = (conversation.response_format or {}).get("json_schema")
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-            raise InvalidRequestError(
-                "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
-                param="response_format",
-            )
-        return json.dumps(spec["schema"])
-    return None
+    return response_format_schema(conversation.response_format)

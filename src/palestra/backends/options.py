@@ -9,10 +9,24 @@ their classes the same way.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import Settings, option
+
+OptionsT = TypeVar("OptionsT", bound=Settings)
+
+
+def given_options(
+    cls: type[OptionsT], options: OptionsT | None, values: dict[str, Any]
+) -> OptionsT:
+    """A backend's options from a built object or from keyword values, never both (a
+    keyword next to an options object would be silently lost); unknown names fail."""
+    if options is not None and values:
+        raise InvalidRequestError(
+            f"give {cls.__name__} or its fields as keywords, not both: {', '.join(values)}"
+        )
+    return options if options is not None else cls(**values)
 
 
 class ModelSettings(Settings):

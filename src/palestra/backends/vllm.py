@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
-from palestra.backends.options import VLLMOptions
+from palestra.backends.options import VLLMOptions, given_options
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import (
     GenerationChunk,
@@ -57,7 +57,7 @@ class VLLMBackend(Backend):
         **option_values: Any,
     ) -> VLLMBackend:
         require_vllm()
-        options = options or VLLMOptions(**option_values)  # unknown names: an error
+        options = given_options(VLLMOptions, options, option_values)
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM

@@ -90,11 +90,8 @@ def _rate(parsed: Parsed) -> None:
         if result.board is None:
             raise InvalidRequestError("fewer than two models left to rate (after filters)")
         boards["all"] = result.board
-        if arguments.by:
-            from palestra.arena.cleaning import clean
-
-            kept = clean(battles, cleaning)[0] if cleaning else battles
-            kept = filter_battles(kept, conditions)
+        if arguments.by:  # a board per value, from the battles already cleaned and filtered
+            kept = result.battles
             for value in sorted({str(b.field(arguments.by)) for b in kept}):
                 subset = rate_battles(filter_battles(kept, {arguments.by: value}), options)
                 if subset.board is not None:

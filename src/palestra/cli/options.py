@@ -134,9 +134,7 @@ def _default_text(value: Any) -> str:
 
 @dataclass
 class _Param:
-    name: str
-    flag: str
-    owners: list[tuple[Section, str]]
+    owners: list[tuple[Section, str]]  # the (section, field) pairs this option sets
     parameter: inspect.Parameter
 
 
@@ -188,7 +186,7 @@ def _parameters(sections: Sequence[Section]) -> dict[str, _Param]:
                 param_name, inspect.Parameter.KEYWORD_ONLY, default=typer_default,
                 annotation=annotation,
             )  # fmt: skip
-            params[param_name] = _Param(param_name, flag, [(section, name)], parameter)
+            params[param_name] = _Param([(section, name)], parameter)
     for param_name, names in labels.items():
         if names:
             info = params[param_name].parameter.default
@@ -204,12 +202,11 @@ def settings_command(
     params = _parameters(sections)
     owners = {name: p.owners for name, p in params.items()}
 
-    def command(ctx: typer.Context, **values: Any) -> None:
+    def command(ctx: typer.Context, config: Path | None = None, **values: Any) -> None:
         given = {
             name: _value(*owners[name][0], value)
             for name, value in values.items()
-            if getattr(ctx.get_parameter_source(name), "name", "") in GIVEN
-            and value not in (None, [])
+            if _source(ctx, name) in GIVEN and value not in (None, [])
         }
         built: dict[str, Settings] = {}
         for section in sections:
@@ -230,13 +227,9 @@ def settings_command(
         "config", inspect.Parameter.KEYWORD_ONLY, default=config_option(), annotation=Path | None
     )
     signature = inspect.Signature([context, config, *(p.parameter for p in params.values())])
-
-    def entry(ctx: typer.Context, config: Path | None = None, **values: Any) -> None:
-        command(ctx, **values)
-
-    entry.__signature__ = signature  # type: ignore[attr-defined]
-    entry.__annotations__ = {}
-    return entry
+    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__annotations__ = {}  # Typer reads the signature's types
+    return command
 
 
 def _source(ctx: typer.Context, name: str) -> str:

@@ -121,11 +121,7 @@ def _run_serve(parsed: Parsed) -> None:
     log: LogSettings = parsed["log"]
     log.apply()
     chosen = chosen_backend_options(parsed, model.backend)
-    given = {
-        name: value
-        for name, value in chosen.model_dump(mode="json").items()
-        if name in chosen.model_fields_set
-    }
+    given = chosen.model_dump(mode="json", exclude_unset=True)  # what the user chose
     status = run_serve(
         parsed["serve"],
         parsed["controller"],

@@ -7,6 +7,7 @@ live in the serving room and convert to and from these.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,6 +118,31 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature < 1e-5
+
+
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def response_format_schema(response_format: dict[str, Any] | None) -> str | None:
+    """The JSON schema OpenAI's `response_format` asks the reply to match (None: free
+    text); a malformed one is an InvalidRequestError."""
+    kind = (response_format or {}).get("type", "text")
+    if kind not in RESPONSE_FORMATS:
+        raise InvalidRequestError(
+            f"response_format type {kind!r} is not one of {', '.join(RESPONSE_FORMATS)}",
+            param="response_format",
+        )
+    if kind == "json_object":
+        return json.dumps({"type": "object"})
+    if kind == "json_schema":
+        spec = (response_format or {}).get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise InvalidRequestError(
+                "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
+                param="response_format",
+            )
+        return json.dumps(spec["schema"])
+    return None
 
 
 @dataclass(frozen=True)

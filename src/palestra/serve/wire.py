@@ -129,7 +129,9 @@ class TokenizeRequest(Strict):
     messages: list[dict[str, Any]] | None = None
 
     def conversation(self) -> Conversation | None:
-        return Conversation(tuple(messages_from_dicts(self.messages))) if self.messages else None
+        if self.messages is None:
+            return None
+        return Conversation(tuple(messages_from_dicts(self.messages)))
 
 
 class TokenizeResponse(BaseModel):

@@ -22,6 +22,7 @@ from palestra.core.types import Conversation, GenerationRequest, Message, Sampli
 from palestra.judge.client import ChatModel
 from tests.fakes.anthropic_server import API_KEY, build_anthropic_app
 from tests.fakes.server import serve_in_thread
+from tests.fakes.tools import WEATHER
 from tests.integration.cluster import free_port
 
 
@@ -159,16 +160,6 @@ def test_unreachable_openai_endpoint() -> None:
     backend = remote_backend(endpoint, max_retries=0, timeout=5)
     with pytest.raises(BackendError, match="cannot reach openai endpoint 'gone'"):
         asyncio.run(_collect(backend, GenerationRequest("hi")))
-
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
-    },
-}
 
 
 def test_anthropic_backend_speaks_tools_both_ways(anthropic_server) -> None:  # type: ignore[no-untyped-def]

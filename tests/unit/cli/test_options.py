@@ -164,3 +164,25 @@ def test_every_readme_command_line_uses_real_commands_and_options() -> None:
         assert not hasattr(command, "commands"), f"not a command: {line}"
         for flag in re.findall(r"(?<!\S)(--[a-z0-9-]+)", " ".join(words)):
             assert flag in _flags(command), f"{flag} is not an option of: {line}"
+
+
+def test_hand_written_commands_read_a_config_file_too(tmp_path: Path) -> None:
+    from palestra.cli.options import add_config_option
+
+    seen: list[tuple[str, int]] = []
+    app = typer.Typer()
+
+    @app.command("greet")
+    def greet(
+        name: str = typer.Option("world", "--name"), times: int = typer.Option(1, "--times")
+    ) -> None:
+        seen.append((name, times))
+
+    app.command("other")(lambda: None)
+    add_config_option(app)
+    config = tmp_path / "greet.yaml"
+    config.write_text("name: Ada\ntimes: 3\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["greet", "--config", str(config)]).exit_code == 0
+    assert runner.invoke(app, ["greet", "--config", str(config), "--times", "5"]).exit_code == 0
+    assert seen == [("Ada", 3), ("Ada", 5)]

@@ -25,7 +25,7 @@ from palestra.backends.hf.engine import BatchEngine, BatchLimits, batch_limits
 from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel, load_model
 from palestra.backends.hf.sequence import Sequence
-from palestra.backends.options import HFOptions
+from palestra.backends.options import HFOptions, given_options
 from palestra.core.errors import InvalidRequestError
 from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
 from palestra.templates.resolve import resolve_template
@@ -85,7 +85,7 @@ class HFBackend(Backend):
     ) -> HFBackend:
         from palestra.models.inspect import resolve_model_path, served_name
 
-        options = options or HFOptions(**option_values)  # unknown names: an error
+        options = given_options(HFOptions, options, option_values)
         path = resolve_model_path(model_path)
         loaded = load_model(path, options)
         family = loaded.info.family

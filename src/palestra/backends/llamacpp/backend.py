@@ -26,7 +26,7 @@ from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.chunk_stream import ChunkStream, start_thread
-from palestra.backends.options import LlamaCppOptions
+from palestra.backends.options import LlamaCppOptions, given_options
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
 from palestra.templates.resolve import resolve_template
@@ -97,7 +97,7 @@ class LlamaCppBackend(Backend):
         **option_values: Any,
     ) -> LlamaCppBackend:
         require_llama_cpp()
-        options = options or LlamaCppOptions(**option_values)  # unknown names: an error
+        options = given_options(LlamaCppOptions, options, option_values)
         from llama_cpp import Llama
 
         if not model_path:

@@ -45,6 +45,11 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
+def conversation_tokens(conversation: Conversation) -> int:
+    """An estimate of a conversation's prompt tokens (providers report the exact count)."""
+    return sum(estimate_tokens(m.content) for m in conversation.messages)
+
+
 def provider_error(endpoint: RemoteEndpoint, status: int | None, detail: str) -> PalestraError:
     """A typed error for a provider's failure, saying who failed and what to do."""
     where = f"{endpoint.api_type} endpoint {endpoint.name!r} ({endpoint.base_url})"
@@ -111,10 +116,9 @@ class RemoteBackend(Backend):
         return replace(request, conversation=conversation, prompt="", prompt_token_ids=None)
 
     def prompt_tokens(self, request: GenerationRequest) -> int:
-        conversation = request.conversation
-        if conversation is None:
+        if request.conversation is None:
             return estimate_tokens(request.prompt)
-        return sum(estimate_tokens(m.content) for m in conversation.messages)
+        return conversation_tokens(request.conversation)
 
     def check(self, sampling: SamplingParams) -> None:
         if sampling.logprobs:

@@ -7,9 +7,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from palestra.backends.remote.base import RemoteBackend, estimate_tokens, provider_error
+from palestra.backends.remote.base import (
+    RemoteBackend,
+    conversation_tokens,
+    estimate_tokens,
+    provider_error,
+)
 from palestra.backends.remote.endpoints import RemoteEndpoint
 from palestra.core.types import (
+    RESPONSE_FORMATS,
     Conversation,
     FinishReason,
     GenerationChunk,
@@ -20,7 +26,7 @@ from palestra.core.types import (
 
 class OpenAICompatibleBackend(RemoteBackend):
     name = "openai"
-    response_formats = ("text", "json_object", "json_schema")
+    response_formats = RESPONSE_FORMATS
 
     def __init__(self, endpoint: RemoteEndpoint, *, max_retries: int = 2, timeout: float = 600):
         super().__init__(endpoint)
@@ -94,8 +100,7 @@ class OpenAICompatibleBackend(RemoteBackend):
         except openai.APIConnectionError as exc:
             raise provider_error(self.endpoint, None, str(exc)) from None
         if usage is None:  # a server that does not report usage in streams
-            prompt = sum(estimate_tokens(m.content) for m in conversation.messages)
-            usage = Usage(prompt, estimate_tokens("".join(produced)))
+            usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
         made = calls.finished()
         reason: FinishReason = "tool_calls" if made else "length" if finish == "length" else "stop"
         yield GenerationChunk(text="", finish_reason=reason, usage=usage, tool_calls=made)

@@ -4,10 +4,13 @@ each endpoint module."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from palestra.core.errors import InvalidRequestError
+from palestra.core.types import response_format_schema
 from palestra.serve.openai.tool_calls import validate_tools
 from palestra.serve.wire import SamplingWire
 
@@ -178,11 +181,9 @@ class ChatCompletionRequest(SamplingFields):
         if self.forces_tool_call and (self.response_format or {}).get("type", "text") != "text":
             raise ValueError("response_format cannot be combined with a forced tool_choice")
         self.check_response_format()
-        for message in self.messages:
-            message.text()  # refuses non-text parts with a clear message
         return self
 
-    @property
+    @cached_property
     def tool_dicts(self) -> list[dict[str, Any]] | None:
         """The tools as OpenAI's JSON (what templates and providers take)."""
         return [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None
@@ -203,18 +204,10 @@ class ChatCompletionRequest(SamplingFields):
 
     def check_response_format(self) -> None:
         """Refuse a response_format no backend could follow (ValueError: a 400)."""
-        kind = (self.response_format or {}).get("type", "text")
-        if kind not in ("text", "json_object", "json_schema"):
-            raise ValueError(
-                f"response_format type {kind!r} is not one of text, json_object, json_schema"
-            )
-        spec = (self.response_format or {}).get("json_schema")
-        if kind == "json_schema" and (
-            not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict)
-        ):
-            raise ValueError(
-                "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}"
-            )
+        try:
+            response_format_schema(self.response_format)
+        except InvalidRequestError as exc:
+            raise ValueError(exc.message) from None
 
     @property
     def token_limit(self) -> int | None:

@@ -51,13 +51,22 @@ class WorkerIdentity:
     heartbeat_interval: float = 10.0
 
 
-def _request_for(model: ServedModel, body: GenerateRequest | TokenizeRequest) -> GenerationRequest:
-    """The backend's own rendering of the body's conversation, or its raw prompt."""
-    conversation = body.conversation()
-    if conversation is None and body.prompt is None:
+def _prepared(
+    model: ServedModel, body: GenerateRequest | TokenizeRequest, **fields: Any
+) -> GenerationRequest:
+    """The body's conversation, token ids or raw prompt, as the backend runs it (a local
+    backend renders the conversation)."""
+    prompt_ids = tuple(getattr(body, "prompt_token_ids", None) or ()) or None
+    conversation = None if prompt_ids else body.conversation()
+    if conversation is None and body.prompt is None and not prompt_ids:
         raise InvalidRequestError("give messages or prompt", param="prompt")
     return model.backend.prepare(
-        GenerationRequest(prompt=body.prompt or "", conversation=conversation)
+        GenerationRequest(
+            prompt=body.prompt or "",
+            prompt_token_ids=prompt_ids,
+            conversation=conversation,
+            **fields,
+        )
     )
 
 
@@ -120,24 +129,16 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
     @app.post("/generate")
     async def generate(body: GenerateRequest, http_request: Request) -> StreamingResponse:
         model = table.get(body.model)
-        prompt_ids = tuple(body.prompt_token_ids) if body.prompt_token_ids else None
-        draft = GenerationRequest(
-            prompt=body.prompt or "",
-            prompt_token_ids=prompt_ids,
-            conversation=body.conversation() if not prompt_ids else None,
+        requested = body.sampling.max_tokens
+        prepared = _prepared(
+            model,
+            body,
+            sampling=body.sampling.to_params(requested or 1),  # the budget comes next
             request_id=body.request_id,
             adapter=model.adapter,
         )
-        if draft.conversation is None and body.prompt is None and not prompt_ids:
-            raise InvalidRequestError("give messages or prompt", param="prompt")
-        prepared = model.backend.prepare(draft)
-        budget = _token_budget(
-            model, model.backend.prompt_tokens(prepared), body.sampling.max_tokens
-        )
-        sampling = body.sampling.to_params(budget)
-        if prepared.sampling.json_schema and not sampling.json_schema:
-            sampling = replace(sampling, json_schema=prepared.sampling.json_schema)
-        request = replace(prepared, sampling=sampling)
+        budget = _token_budget(model, model.backend.prompt_tokens(prepared), requested)
+        request = replace(prepared, sampling=replace(prepared.sampling, max_tokens=budget))
         prompt = request.prompt
         model.backend.check(request.sampling)
         ticket = await unless_disconnected(
@@ -184,7 +185,7 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
         model = table.get(body.model)
-        ids = model.backend.tokenize(_request_for(model, body).prompt)
+        ids = model.backend.tokenize(_prepared(model, body).prompt)
         return TokenizeResponse(
             tokens=ids, count=len(ids), max_model_len=model.backend.context_length
         )
