@@ -96,7 +96,7 @@ def test_debug_prints_the_exact_prompt_and_system_is_used() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model-path", "/no/such/model"], "is not a folder"),
+        (["--model-path", "/no/such/model"], "is neither a folder nor a Hugging Face Hub id"),
         (["--conv-template", "no-such-template"], "unknown chat template"),
         (["--device", "quantum"], "unknown device"),
         (["--load-8bit", "--device", "cpu"], "needs a CUDA GPU"),

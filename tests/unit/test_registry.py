@@ -130,7 +130,7 @@ def test_peft_adapter_folder_points_to_its_base(tmp_path: Path) -> None:
 
 
 def test_missing_folder_says_what_to_give(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="not a folder"):
+    with pytest.raises(ModelNotFoundError, match="neither a folder nor a Hugging Face Hub id"):
         inspect_model(str(tmp_path / "absent"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFoundError, match=r"no config\.json"):

@@ -16,6 +16,11 @@ from palestra.core.settings import Settings, option
 
 OptionsT = TypeVar("OptionsT", bound=Settings)
 
+TRUST_REMOTE_CODE_HELP = (
+    "Run the Python code a model ships (ChatGLM, Qwen-1, ...); only if you trust it. "
+    "The code comes from the --revision loaded."
+)
+
 
 def given_options(
     cls: type[OptionsT], options: OptionsT | None, values: dict[str, Any]
@@ -33,15 +38,30 @@ class ModelSettings(Settings):
     """Which models to load and how to serve them, for every backend."""
 
     model_path: list[str] = option(
-        [], "Model folder or file; repeat for several models. Default: the bundled model."
+        [],
+        "Model folder, file or Hugging Face Hub id (org/name, org/name@REVISION, "
+        "org/name:QUANT for a GGUF repo); repeat for several models. Default: the bundled model.",
     )
     model_names: list[str] = option(
         [], "The names to serve the models under, one per --model-path.", comma=True
+    )
+    revision: str | None = option(
+        None, "Hub branch, tag or commit for Hub ids (the model's code too); default: main."
     )
     backend: str = option("hf", "hf, llamacpp, vllm, scripted, or a plugin's backend.")
     conv_template: str | None = option(
         None, "Chat template name or .jinja file; default: the tokenizer's own."
     )
+
+    def local_path(self, index: int) -> str | None:
+        """The index-th model as a local folder or file (a Hub id is fetched into the Hub
+        cache at --revision first); None for the bundled model. Scripted and plugin
+        backends' paths that are not Hub-shaped pass through as given."""
+        if not self.model_path:
+            return None
+        from palestra.models.inspect import resolve_model_path
+
+        return resolve_model_path(self.model_path[index], self.revision)
 
 
 class HFOptions(Settings):
@@ -52,6 +72,7 @@ class HFOptions(Settings):
     num_gpus: int = option(1, "GPUs to spread the model over (transformers: a device map).")
     max_gpu_memory: str | None = option(None, "Per GPU, e.g. 20GiB.")
     load_8bit: bool = option(False, "8-bit weights through bitsandbytes (CUDA).")
+    trust_remote_code: bool = option(False, TRUST_REMOTE_CODE_HELP)
     adapter: list[str] = option([], "NAME=PATH: a PEFT adapter on the first model (repeatable).")
     max_batch_size: int = option(16, "Sequences decoded together (continuous batching).")
     max_cached_tokens: int = option(0, "Key/value slots in a batch; 0: batch size x context.")
@@ -98,6 +119,7 @@ class VLLMOptions(Settings):
     )
     max_model_len: int = option(0, "Context length; 0: the model's own.")
     max_num_seqs: int = option(256, "Sequences vLLM schedules together.")
+    trust_remote_code: bool = option(False, TRUST_REMOTE_CODE_HELP)
 
     @property
     def capacity(self) -> int:

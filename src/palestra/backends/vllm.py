@@ -62,11 +62,17 @@ class VLLMBackend(Backend):
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from palestra.models.inspect import inspect_model, resolve_model_path, served_name
+        from palestra.models.inspect import (
+            check_remote_code,
+            inspect_model,
+            resolve_model_path,
+            served_name,
+        )
 
         path = resolve_model_path(model_path)
         info = inspect_model(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        remote_code = check_remote_code([path], options.trust_remote_code, "--trust-remote-code")
+        tokenizer = AutoTokenizer.from_pretrained(path, **remote_code)
         family = info.family
         template = resolve_template(conv_template, tokenizer, family.template if family else None)
         args = AsyncEngineArgs(
@@ -78,6 +84,7 @@ class VLLMBackend(Backend):
             distributed_executor_backend=options.distributed_executor_backend,
             max_model_len=options.max_model_len or None,
             max_num_seqs=options.max_num_seqs,
+            trust_remote_code=options.trust_remote_code,
             enable_prefix_caching=True,
         )
         engine = AsyncLLM.from_engine_args(args)

@@ -15,6 +15,7 @@ from palestra.cli import (
     chat,
     convert,
     data,
+    hub,
     judge,
     models,
     serve,
@@ -47,6 +48,7 @@ app.command("workers", help=serve.workers.__doc__)(serve.workers)
 app.command("webui", help="Serve the web UI: arena battles, side-by-side, direct chat, "
             "leaderboard.")(webui.command())  # fmt: skip
 app.command("test-message", help=serve.test_message.__doc__)(serve.test_message)
+hub.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(arena.app, name="arena")
 app.add_typer(templates.app, name="templates")

@@ -38,10 +38,9 @@ def model_backend(parsed: Parsed, model: ModelSettings, index: int) -> Backend:
     """Load the index-th model of `model` with the chosen backend's options."""
     from palestra.plugins import create_backend
 
-    paths: list[str | None] = [*model.model_path] or [None]
     return create_backend(
         model.backend,
-        paths[index],
+        model.local_path(index),
         model_name=model.model_names[index] if model.model_names else None,
         conv_template=model.conv_template,
         options=chosen_backend_options(parsed, model.backend),

@@ -113,11 +113,11 @@ class HFBackend(Backend):
 
     @property
     def context_length(self) -> int:
-        config = self.model.config
-        for key in ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length"):
-            value = getattr(config, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
+        from palestra.models.inspect import context_length
+
+        declared = context_length(self.model.config.to_dict())
+        if declared:
+            return declared
         limit = getattr(self.tokenizer, "model_max_length", 0)
         return limit if 0 < limit < 1_000_000 else 2048
 

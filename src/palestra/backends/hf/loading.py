@@ -1,6 +1,7 @@
 """Loading a transformers model and tokenizer: device and dtype choice, multi-GPU device
 maps with per-GPU memory caps, 8-bit through bitsandbytes, PEFT adapters (several sharing
-one base), encoder-decoder and embedding models. Errors say what to change."""
+one base), encoder-decoder and embedding models, models that ship their own code (only
+with --trust-remote-code). Errors say what to change."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, ModelNotFoundError, UnsupportedError
-from palestra.models.inspect import ModelInfo, inspect_model
+from palestra.models.inspect import ModelInfo, check_remote_code, inspect_model
 
 logger = logging.getLogger(__name__)
 
@@ -125,14 +126,18 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
     if info.adapter_base:
         adapters = {Path(info.path).name: info.path, **adapters}
         base_path = info.adapter_base
+    tokenizer_path = (
+        info.path if (Path(info.path) / "tokenizer_config.json").is_file() else base_path
+    )
+    remote_code = check_remote_code(
+        [base_path, tokenizer_path], options.trust_remote_code, "--trust-remote-code"
+    )
     kwargs: dict[str, Any] = {"dtype": dtype, "low_cpu_mem_usage": True}
     kwargs |= _device_map_kwargs(device, options)
     kwargs |= _quantization_kwargs(device, options)
+    kwargs |= remote_code
     try:
-        tokenizer_path = (
-            info.path if (Path(info.path) / "tokenizer_config.json").is_file() else base_path
-        )
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **remote_code)
         model = _model_class(info.kind).from_pretrained(base_path, **kwargs)
     except OSError as exc:
         raise ModelNotFoundError(f"could not load {base_path}: {exc}") from exc

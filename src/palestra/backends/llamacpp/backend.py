@@ -105,7 +105,9 @@ class LlamaCppBackend(Backend):
                 "the llama.cpp backend needs --model-path FILE.gguf "
                 "(make one with `palestra convert gguf MODEL_DIR`)"
             )
-        path = Path(model_path)
+        from palestra.models.inspect import resolve_model_path
+
+        path = Path(resolve_model_path(model_path))  # a Hub id: its GGUF file, fetched
         if path.is_dir():
             found = sorted(path.glob("*.gguf"))
             if not found:

@@ -42,7 +42,7 @@ def build_model_table(
     from palestra.serve.worker.models import ServedModel
 
     table = ModelTable()
-    paths: list[str | None] = list(model.model_path)
+    paths: list[str | None] = [model.local_path(i) for i in range(len(model.model_path))]
     if not paths and not worker.endpoint_file:
         paths = [None]  # the bundled model
     names = model.model_names
