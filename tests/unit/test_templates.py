@@ -93,7 +93,7 @@ OFFICIAL: dict[str, tuple[str, list[str]]] = {
         [" Hi there.<｜end▁of▁sentence｜>", " I am fine.<｜end▁of▁sentence｜>"],
     ),
     # tiiuae/falcon-180B-chat card: "User: ...\nFalcon: ..."; "\nUser:" ends a reply
-    "falcon": (
+    "falcon-chat": (
         "User: Hello!\nFalcon: Hi there.\nUser: How are you?\nFalcon: I am fine.\n",
         [" Hi there.\nUser:", " I am fine.\n"],
     ),

@@ -10,6 +10,36 @@ from palestra.models.spec import ModelCard, ModelSpec
 
 LLAMA_ARCH = ("LlamaForCausalLM",)
 
+# Families of FastChat's era (the models of the MT-bench answer set among them), each with
+# the template FastChat used: (id, name, name pattern, template, link). A None template:
+# a hosted model, formatted by its provider.
+FASTCHAT_ERA: tuple[tuple[str, str, str, str | None, str], ...] = (
+    ("chatglm", "ChatGLM-6B", r"chatglm(?![23])", "chatglm", "https://github.com/THUDM/ChatGLM-6B"),
+    ("chatglm2", "ChatGLM2", r"chatglm2", "chatglm2", "https://github.com/THUDM/ChatGLM2-6B"),
+    ("baize", "Baize", r"baize", "baize", "https://github.com/project-baize/baize-chatbot"),
+    ("claude", "Claude", r"claude", "claude", "https://www.anthropic.com/claude"),
+    ("gpt", "OpenAI GPT", r"^gpt-(3\.5|4)", None, "https://platform.openai.com/docs/models"),
+    ("palm-2", "PaLM 2", r"palm-2", None, "https://ai.google/discover/palm2/"),
+    ("snoozy", "GPT4All Snoozy", r"gpt4all.*snoozy", "snoozy", "https://gpt4all.io"),
+    ("guanaco", "Guanaco", r"guanaco", "zero_shot", "https://github.com/artidoro/qlora"),
+    ("llama-1", "LLaMA", r"(^|[/_-])llama-(7|13|30|33|65)b", "one_shot", "https://arxiv.org/abs/2302.13971"),
+    ("mpt-7b-chat", "MPT-7B-Chat", r"mpt-7b-chat", "mpt-7b-chat", "https://www.databricks.com/blog/mpt-7b"),
+    ("mpt-30b-chat", "MPT-30B-Chat", r"mpt-30b-chat", "mpt-30b-chat", "https://www.databricks.com/blog/mpt-30b"),
+    ("mpt-30b-instruct", "MPT-30B-Instruct", r"mpt-30b-instruct", "mpt-30b-instruct", "https://www.databricks.com/blog/mpt-30b"),
+    ("nous-hermes", "Nous Hermes", r"nous-hermes", "alpaca", "https://nousresearch.com"),
+    ("nous-hermes-2-mixtral", "Nous Hermes 2 Mixtral", r"nous-hermes-2-mixtral",
+     "Nous-Hermes-2-Mixtral-8x7B-DPO", "https://nousresearch.com"),
+    ("oasst-llama", "OpenAssistant LLaMA", r"oasst-sft-\d+-llama", "oasst_llama", "https://open-assistant.io"),
+    ("h2ogpt", "h2oGPT", r"h2ogpt[-\w.]*", "h2ogpt", "https://github.com/h2oai/h2ogpt"),
+    ("rwkv", "RWKV-4-Raven", r"rwkv", "rwkv", "https://github.com/BlinkDL/RWKV-LM"),
+    ("stablelm", "StableLM Tuned Alpha", r"stablelm", "stablelm", "https://github.com/Stability-AI/StableLM"),
+    ("wizardlm", "WizardLM", r"wizardlm", "vicuna_v1.1", "https://github.com/nlpxucan/WizardLM"),
+    ("baichuan", "Baichuan Chat", r"baichuan-", "baichuan-chat", "https://github.com/baichuan-inc"),
+    ("baichuan2", "Baichuan 2 Chat", r"baichuan2", "baichuan2-chat", "https://github.com/baichuan-inc"),
+    ("internlm", "InternLM Chat", r"internlm", "internlm-chat", "https://github.com/InternLM/InternLM"),
+    ("qwen-1", "Qwen (first generation)", r"qwen-\d+b-chat", "qwen-7b-chat", "https://github.com/QwenLM/Qwen"),
+)  # fmt: skip
+
 BUILTIN_FAMILIES: tuple[ModelSpec, ...] = (
     ModelSpec(
         "palestra-tiny",
@@ -40,7 +70,7 @@ BUILTIN_FAMILIES: tuple[ModelSpec, ...] = (
         "llama-2",
         "Llama 2 Chat",
         aliases=("llama2",),
-        name_patterns=(r"llama[-_ ]?2",),
+        name_patterns=(r"llama[-_ ]?2(?!\d)",),
         architectures=LLAMA_ARCH,
         template="llama-2",
         card=ModelCard(
@@ -53,7 +83,7 @@ BUILTIN_FAMILIES: tuple[ModelSpec, ...] = (
         "llama-3",
         "Llama 3",
         aliases=("llama3",),
-        name_patterns=(r"llama[-_ ]?3(\.\d)?", r"meta-llama-3"),
+        name_patterns=(r"llama[-_ ]?3(\.\d)?(?!\d)", r"meta-llama-3"),
         architectures=LLAMA_ARCH,
         template="llama-3",
         card=ModelCard(
@@ -152,10 +182,17 @@ BUILTIN_FAMILIES: tuple[ModelSpec, ...] = (
         card=ModelCard("https://falconllm.tii.ae/", "Open models by TII", "Apache-2.0 / Falcon"),
     ),
     ModelSpec(
+        "falcon-chat",
+        "Falcon Chat",
+        name_patterns=(r"falcon[-\w.]*-chat",),
+        architectures=("FalconForCausalLM",),
+        template="falcon-chat",
+        card=ModelCard("https://huggingface.co/tiiuae/falcon-180B-chat", "Falcon's chat models"),
+    ),
+    ModelSpec(
         "chatglm3",
         "ChatGLM3",
-        aliases=("chatglm",),
-        name_patterns=(r"chatglm",),
+        name_patterns=(r"chatglm3",),
         architectures=("ChatGLMModel", "ChatGLMForConditionalGeneration"),
         model_types=("chatglm",),
         template="chatglm3",
@@ -297,6 +334,16 @@ BUILTIN_FAMILIES: tuple[ModelSpec, ...] = (
             "General text embeddings by Alibaba DAMO",
             "MIT",
         ),
+    ),
+    *(
+        ModelSpec(
+            family_id,
+            display,
+            name_patterns=(pattern,),
+            template=template,
+            card=ModelCard(link, f"{display} (FastChat's {template or 'provider'} format)"),
+        )
+        for family_id, display, pattern, template, link in FASTCHAT_ERA
     ),
     # Architecture-only fallbacks: recognised from config.json when the name says nothing.
     ModelSpec(

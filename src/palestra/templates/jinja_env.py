@@ -22,7 +22,7 @@ def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False) -
     return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def compile_template(source: str) -> jinja2.Template:
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]

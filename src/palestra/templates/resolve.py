@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from palestra.core.errors import TemplateError
-from palestra.plugins import get_template
+from palestra.plugins import get_template, list_templates
 from palestra.templates.spec import ChatTemplate
 
 
@@ -41,9 +41,11 @@ def resolve_template(
     elif family_default:
         template = get_template(family_default)
     else:
+        names = ", ".join(t.name for t in list_templates())
         raise TemplateError(
-            "no chat template: the tokenizer has none and the model family is unknown; "
-            "pass --conv-template NAME (see `palestra templates`) or a .jinja file"
+            "no chat template: the tokenizer has none and the model family is unknown "
+            "(Palestra never guesses one); pass --conv-template NAME or a .jinja file; "
+            f"names: {names}"
         )
     if tokenizer is not None:
         bos, eos = getattr(tokenizer, "bos_token", None), getattr(tokenizer, "eos_token", None)
