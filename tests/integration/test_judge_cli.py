@@ -41,6 +41,26 @@ def test_download_from_local_copy_then_answer_with_a_local_model(tmp_path: Path)
     assert all(len(r["choices"][0]["turns"]) == 2 for r in records)
     assert not (bench / "model_answer" / "tiny-local.jsonl").exists()  # the bench is read-only
 
+    # every model option of `chat` and `worker`: template, device, dtype, ...
+    templated = run(
+        "judge", "answer", "--model", "tiny-vicuna", "--model-path", "palestra-tiny",
+        "--conv-template", "vicuna_v1.1", "--device", "cpu", "--dtype", "float32",
+        "--bench", str(bench), "--out", str(out), "--first-n", "1", "--max-tokens", "8",
+    )  # fmt: skip
+    assert templated.returncode == 0, templated.stderr
+    assert (out / "model_answer" / "tiny-vicuna.jsonl").is_file()
+    foreign = run(
+        "judge", "answer", "--model", "x", "--model-path", "palestra-tiny", "--parallel", "2",
+        "--bench", str(bench), "--out", str(out), "--first-n", "1",
+    )  # fmt: skip
+    assert foreign.returncode == 2
+    assert "--parallel is an option of the llamacpp backend, not of 'hf'" in foreign.stderr
+    unknown = run(
+        "judge", "answer", "--model", "x", "--model-path", "palestra-tiny",
+        "--conv-template", "no-such-template", "--bench", str(bench), "--first-n", "1",
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "unknown chat template 'no-such-template'" in unknown.stderr
+
 
 def test_one_line_errors(tmp_path: Path) -> None:
     bench = tmp_path / "bench"

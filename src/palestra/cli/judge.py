@@ -16,13 +16,13 @@ from typing import Any
 
 import typer
 
+from palestra.backends.options import ModelSettings
+from palestra.cli.options import Parsed, Section, settings_command
+from palestra.cli.sections import backend_sections, model_backend
 from palestra.core.errors import InvalidRequestError
+from palestra.judge.settings import BENCH_HELP, DEFAULT_BENCH, OUT_HELP, AnswerOptions
 
 app = typer.Typer(help="LLM-as-judge: MT-bench answers, judgments, scores.", no_args_is_help=True)
-
-BENCH_HELP = "Bench folder with question.jsonl (and reference_answer/, model_answer/)."
-OUT_HELP = "Where model_answer/ and model_judgment/ are written (default: the bench folder)."
-DEFAULT_BENCH = Path("data/mt_bench")
 
 
 @contextlib.contextmanager
@@ -68,45 +68,70 @@ def _questions(bench: Path, first_n: int | None, begin: int | None, end: int | N
     return questions[:first_n] if first_n else questions
 
 
-@app.command("answer")
-def answer_command(
-    model: str = typer.Option(..., "--model", help="Model id: names the answer file."),
-    model_path: str = typer.Option(None, "--model-path", help="Load a model folder here."),
-    api_base: str = typer.Option(None, "--api-base", help="OpenAI-compatible base URL."),
-    api_type: str = typer.Option(None, "--api-type", help="openai, anthropic, gemini, mistral."),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="Env variable with the key."),
-    provider_model: str = typer.Option(None, "--provider-model", help="Provider's model id."),
-    bench: Path = typer.Option(DEFAULT_BENCH, "--bench", help=BENCH_HELP),
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
-    first_n: int = typer.Option(None, "--first-n", help="Only the first N questions."),
-    question_begin: int = typer.Option(None, "--question-begin"),
-    question_end: int = typer.Option(None, "--question-end"),
-    max_tokens: int = typer.Option(1024, "--max-tokens"),
-    concurrency: int = typer.Option(8, "--concurrency"),
-    force_temperature: float = typer.Option(
-        None, "--force-temperature", help="One temperature for every category."
-    ),
-    system: str = typer.Option(None, "--system", help="A system message for every question."),
-) -> None:
-    """Generate two-turn answers to a question set (resumes: answered questions are kept)."""
+def _answer(parsed: Parsed) -> None:
     from palestra.judge.answers import AnswerSettings, generate_answers
     from palestra.judge.client import ChatModel
 
-    questions = _questions(bench, first_n, question_begin, question_end)
-    path = (out or bench) / "model_answer" / f"{model.replace('/', '_')}.jsonl"
-    source = _source(model, model_path, api_base, api_type, api_key_env, provider_model)
-    chat_model = ChatModel.open(source)
-    settings = AnswerSettings(max_tokens, concurrency, force_temperature, system)
+    options: AnswerOptions = parsed["answer"]
+    model: ModelSettings = parsed["model"]
+    hosted = options.api_base or options.api_type
+    if hosted and model.model_path:
+        raise InvalidRequestError(
+            f"{options.model}: give either a model path or an API endpoint, not both"
+        )
+    if not hosted and not model.model_path:
+        raise InvalidRequestError(
+            f"{options.model}: say where the model answers: --model-path (a folder, a Hub "
+            "id or palestra-tiny), an OpenAI-compatible --api-base, or an --api-type "
+            "(anthropic, gemini, mistral, openai)"
+        )
+    questions = _questions(
+        options.bench, options.first_n, options.question_begin, options.question_end
+    )
+    path = (
+        (options.out or options.bench) / "model_answer" / f"{options.model.replace('/', '_')}.jsonl"
+    )
+    if hosted:
+        source = _source(
+            options.model, None, options.api_base, options.api_type, options.api_key_env,
+            options.provider_model,
+        )  # fmt: skip
+        chat_model = ChatModel.open(source)
+    else:
+        from palestra.backends.hf.loading import quiet_transformers
+
+        quiet_transformers()
+        chat_model = ChatModel(model_backend(parsed, model, 0), options.model)
+    settings = AnswerSettings(
+        options.max_tokens, options.concurrency, options.force_temperature, options.system
+    )
 
     async def run() -> Any:
         try:
-            with _progress(f"answering ({model})", len(questions)) as advance:
+            with _progress(f"answering ({options.model})", len(questions)) as advance:
                 return await generate_answers(chat_model, questions, path, settings, advance)
         finally:
             await chat_model.close()
 
     report = asyncio.run(run())
     typer.echo(report.summary(path))
+
+
+app.command(
+    "answer",
+    help="Generate two-turn answers to a question set (resumes: answered questions are "
+    "kept). A local model takes every model option (Hub ids, --revision, --conv-template, "
+    "--device, --dtype, --load-8bit, --num-gpus, --adapter, --trust-remote-code, ...).",
+)(
+    settings_command(
+        [
+            Section("answer", AnswerOptions),
+            Section("model", ModelSettings, exclude=frozenset({"model_names"})),
+            *backend_sections(),
+        ],
+        _answer,
+    )
+)
 
 
 @app.command("grade")
