@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from palestra.core.errors import InvalidRequestError, ModelNotFoundError
-from palestra.models.hub import HubReference
+from palestra.models.hub import HubReference, cache_dir, repo_storage
 from palestra.models.inspect import context_length, inspect_model, read_json
 
 
@@ -51,12 +51,6 @@ class CachedModel:
             ),
             "path": str(self.snapshot),
         }
-
-
-def _cache_dir() -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
 
 
 def _scan() -> Any:
@@ -117,21 +111,26 @@ def quantization(folder: Path, config: dict[str, Any]) -> str | None:
 
 def find_cached(reference: HubReference) -> Path:
     """The cached snapshot folder for `reference` (its revision, else the newest)."""
-    for model in cached_models():
-        if model.repo_id != reference.repo_id:
-            continue
-        if reference.revision is None:
-            return model.snapshot
-        repo = _repo(reference.repo_id)
-        for revision in repo.revisions:
-            if reference.revision in revision.refs or revision.commit_hash.startswith(
-                reference.revision
-            ):
-                return Path(revision.snapshot_path)
-    raise ModelNotFoundError(
-        f"{reference} is not in the Hugging Face cache ({_cache_dir()}); "
-        f"fetch it with `palestra pull {reference}`"
-    )
+    revisions = _revisions(_repo(reference.repo_id), reference)
+    return Path(max(revisions, key=lambda r: r.last_modified).snapshot_path)
+
+
+def _revisions(repo: Any, reference: HubReference) -> list[Any]:
+    """The cached revisions `reference` names (all without a revision; else by branch or
+    tag name, or a commit hash or its prefix); none is an error naming those cached."""
+    revision = reference.revision
+    found = [
+        r
+        for r in repo.revisions
+        if revision is None or revision in r.refs or r.commit_hash.startswith(revision)
+    ]
+    if not found:
+        known = ", ".join(sorted(ref for r in repo.revisions for ref in r.refs)) or "none"
+        raise ModelNotFoundError(
+            f"{reference.repo_id} has no cached revision {revision!r} "
+            f"(cached: {known}); fetch it with `palestra pull {reference}`"
+        )
+    return found
 
 
 def _repo(repo_id: str) -> Any:
@@ -139,7 +138,10 @@ def _repo(repo_id: str) -> Any:
     for repo in info.repos if info else ():
         if repo.repo_type == "model" and repo.repo_id == repo_id:
             return repo
-    raise ModelNotFoundError(f"{repo_id} is not in the Hugging Face cache ({_cache_dir()})")
+    raise ModelNotFoundError(
+        f"{repo_id} is not in the Hugging Face cache ({cache_dir()}); "
+        f"fetch it with `palestra pull {repo_id}`"
+    )
 
 
 def model_card(folder: Path) -> dict[str, Any]:
@@ -201,13 +203,7 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
 
 # ---------------------------------------------------------------- in use, removal
 def _markers(repo_id: str) -> Path:
-    from huggingface_hub.file_download import repo_folder_name
-
-    return (
-        _cache_dir().parent
-        / "palestra-in-use"
-        / repo_folder_name(repo_id=repo_id, repo_type="model")
-    )
+    return cache_dir().parent / "palestra-in-use" / repo_storage(repo_id).name
 
 
 def mark_in_use(repo_id: str) -> None:
@@ -254,19 +250,7 @@ def remove(reference: HubReference) -> int:
             f"{reference.repo_id} is loaded by running process(es) {', '.join(map(str, users))} "
             "(a worker or chat); stop them first"
         )
-    revisions = [
-        r.commit_hash
-        for r in repo.revisions
-        if reference.revision is None
-        or reference.revision in r.refs
-        or r.commit_hash.startswith(reference.revision)
-    ]
-    if not revisions:
-        known = ", ".join(sorted(ref for r in repo.revisions for ref in r.refs)) or "none"
-        raise ModelNotFoundError(
-            f"{reference.repo_id} has no cached revision {reference.revision!r} (cached: {known})"
-        )
-    info = _scan()
-    strategy = info.delete_revisions(*revisions)
+    revisions = [r.commit_hash for r in _revisions(repo, reference)]
+    strategy = _scan().delete_revisions(*revisions)
     strategy.execute()
     return int(strategy.expected_freed_size)

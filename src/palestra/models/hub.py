@@ -110,6 +110,13 @@ def choose_files(
     return None, ignore
 
 
+def gguf_file(folder: Path, reference: HubReference) -> Path:
+    """The (first shard's) GGUF file of `reference`'s quantisation in a snapshot folder,
+    which may hold other quantisations pulled before."""
+    present = [str(p.relative_to(folder)) for p in folder.rglob("*.gguf")]
+    return folder / _gguf_choice(sorted(present), reference)[0]
+
+
 def _gguf_choice(ggufs: list[str], reference: HubReference) -> list[str]:
     quant = (reference.quant or "").lower()
     matching = [n for n in ggufs if not quant or quant in Path(n).name.lower()]
@@ -146,13 +153,12 @@ def fetch(reference: HubReference, *, progress: bool = True) -> Path:
         folder = _cached(reference, None)
     else:
         try:
-            sizes = _listing(reference)
+            commit, sizes = _listing(reference)
         except _Unreachable as unreachable:
             folder = _cached(reference, unreachable.reason)
         else:
             allow, ignore = choose_files(sizes, reference)
-            needed = {name: size for name, size in sizes.items() if wanted(name, allow, ignore)}
-            _check_disk(reference, sum(needed.values()))
+            _check_disk(reference, _missing_bytes(reference, commit, sizes, allow, ignore))
             folder = _download(reference, allow, ignore, progress=progress)
     base = adapter_base(folder)
     if base is not None:  # a PEFT adapter brings its base model
@@ -174,8 +180,9 @@ class _Unreachable(Exception):
         self.reason = reason
 
 
-def _listing(reference: HubReference) -> dict[str, int]:
-    """The repo's files and sizes at the revision (errors as one line that says what to do)."""
+def _listing(reference: HubReference) -> tuple[str, dict[str, int]]:
+    """The revision's commit and the repo's files and sizes there (errors as one line that
+    says what to do)."""
     from huggingface_hub import HfApi
 
     try:
@@ -186,7 +193,23 @@ def _listing(reference: HubReference) -> dict[str, int]:
         if _is_unreachable(exc):
             raise _Unreachable(f"the Hub at {_endpoint()} cannot be reached ({exc})") from exc
         raise _hub_error(reference, exc) from exc
-    return {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+    return str(info.sha), {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+
+
+def _missing_bytes(
+    reference: HubReference,
+    commit: str,
+    sizes: dict[str, int],
+    allow: list[str] | None,
+    ignore: list[str],
+) -> int:
+    """Bytes still to download: the wanted files not yet in the commit's snapshot."""
+    snapshot = repo_storage(reference.repo_id) / "snapshots" / commit
+    return sum(
+        size
+        for name, size in sizes.items()
+        if wanted(name, allow, ignore) and not (snapshot / name).exists()
+    )
 
 
 _NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError"}
@@ -216,7 +239,7 @@ def _download(
         )
     except OSError as exc:
         if getattr(exc, "errno", None) == 28:  # ENOSPC
-            raise HubError(_disk_message(reference, _cache_dir())) from exc
+            raise HubError(_disk_message(reference, str(cache_dir()))) from exc
         raise _hub_error(reference, exc) from exc
     except Exception as exc:
         raise _hub_error(reference, exc) from exc
@@ -234,7 +257,7 @@ def _cached(reference: HubReference, reason: str | None) -> Path:
     folder = _snapshot_folder(reference)
     if folder is None:
         raise ModelNotFoundError(
-            f"{reference} is not in the Hugging Face cache ({_cache_dir()}) and {why}; "
+            f"{reference} is not in the Hugging Face cache ({cache_dir()}) and {why}; "
             f"run `palestra pull {reference}` where the Hub is reachable"
         )
     present = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()]
@@ -256,9 +279,7 @@ def _cached(reference: HubReference, reason: str | None) -> Path:
 
 
 def _snapshot_folder(reference: HubReference) -> Path | None:
-    from huggingface_hub.file_download import repo_folder_name
-
-    storage = Path(_cache_dir()) / repo_folder_name(repo_id=reference.repo_id, repo_type="model")
+    storage = repo_storage(reference.repo_id)
     revision = reference.revision or "main"
     ref_file = storage / "refs" / revision
     commit = ref_file.read_text().strip() if ref_file.is_file() else revision
@@ -266,10 +287,18 @@ def _snapshot_folder(reference: HubReference) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _cache_dir() -> str:
+def cache_dir() -> Path:
+    """huggingface_hub's cache folder (HF_HUB_CACHE, else HF_HOME/hub)."""
     from huggingface_hub import constants
 
-    return str(constants.HF_HUB_CACHE)
+    return Path(constants.HF_HUB_CACHE)
+
+
+def repo_storage(repo_id: str) -> Path:
+    """A model repo's folder in the cache (`models--org--name`: blobs, refs, snapshots)."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    return cache_dir() / repo_folder_name(repo_id=repo_id, repo_type="model")
 
 
 def _endpoint() -> str:
@@ -279,7 +308,7 @@ def _endpoint() -> str:
 
 
 def _check_disk(reference: HubReference, needed: int) -> None:
-    folder = Path(_cache_dir())
+    folder = cache_dir()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     free = shutil.disk_usage(folder).free

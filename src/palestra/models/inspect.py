@@ -106,18 +106,16 @@ def resolve_model_path(path_or_name: str | None, revision: str | None = None) ->
     returned. Anything else is returned as given (the loader says what is wrong)."""
     if path_or_name in (None, "", BUNDLED_MODEL):
         return str(bundled_model_path())
-    from palestra.models.hub import fetch, hub_reference
+    from palestra.models.cache import mark_in_use
+    from palestra.models.hub import fetch, gguf_file, hub_reference
 
     reference = hub_reference(str(path_or_name), revision)
     if reference is None:
         return str(path_or_name)
     folder = fetch(reference)
-    from palestra.models.cache import mark_in_use
-
     mark_in_use(reference.repo_id)  # `palestra rm` refuses while this process runs
-    if reference.quant:  # a GGUF quantisation: the llama.cpp backend takes the file
-        ggufs = sorted(folder.glob("*.gguf"))
-        return str(ggufs[0]) if ggufs else str(folder)
+    if reference.quant:  # the llama.cpp backend takes the quantisation's (first) file
+        return str(gguf_file(folder, reference))
     return str(folder)
 
 
@@ -137,13 +135,11 @@ def served_name(path: str, family: ModelSpec | None) -> str:
     return model_display_name(path)
 
 
-def inspect_model(
-    path_or_name: str, *, revision: str | None = None, must_exist: bool = True
-) -> ModelInfo:
+def inspect_model(path_or_name: str, *, must_exist: bool = True) -> ModelInfo:
     """Classify a model folder or Hub id (fetched when not cached), or a bare name when
     `must_exist` is False (nothing is fetched then)."""
     if must_exist:
-        path = resolve_model_path(path_or_name, revision)
+        path = resolve_model_path(path_or_name)
     else:
         path = str(bundled_model_path()) if path_or_name == BUNDLED_MODEL else path_or_name
     folder = Path(path).expanduser()

@@ -10,6 +10,7 @@ from palestra.core.errors import ModelNotFoundError
 from palestra.models.hub import (
     HubReference,
     choose_files,
+    gguf_file,
     hub_reference,
     repo_id_of_snapshot,
     wanted,
@@ -86,3 +87,35 @@ def test_snapshot_folders_know_their_repo(tmp_path: Path) -> None:
     assert repo_id_of_snapshot(snapshot) == "lmsys/vicuna-7b-v1.5"
     assert repo_id_of_snapshot(snapshot / "model-Q4.gguf") == "lmsys/vicuna-7b-v1.5"
     assert repo_id_of_snapshot(tmp_path / "my-model") is None
+
+
+def test_a_gguf_quantisation_is_found_among_others_in_one_snapshot(tmp_path: Path) -> None:
+    for name in ("Model-Q8_0.gguf", "Model-Q4_K_M.gguf", "config.json"):
+        (tmp_path / name).write_text("x")
+    assert gguf_file(tmp_path, HubReference("o/m", quant="Q8_0")).name == "Model-Q8_0.gguf"
+    assert gguf_file(tmp_path, HubReference("o/m", quant="q4_k_m")).name == "Model-Q4_K_M.gguf"
+
+
+def test_only_what_is_missing_counts_against_free_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections import namedtuple
+
+    from huggingface_hub import constants
+
+    from palestra.models import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    reference = HubReference("acme/tiny")
+    snapshot = tmp_path / "models--acme--tiny" / "snapshots" / "c0ffee"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"w")
+    sizes = {"model.safetensors": 5_000, "config.json": 10, "pytorch_model.bin": 5_000}
+    allow, ignore = choose_files(sizes, reference)
+    assert hub._missing_bytes(reference, "c0ffee", sizes, allow, ignore) == 10
+    assert hub._missing_bytes(reference, "other", sizes, allow, ignore) == 5_010
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(hub.shutil, "disk_usage", lambda _: usage(100, 90, 10))
+    hub._check_disk(reference, 10)  # a cached model loads on a full disk
+    with pytest.raises(hub.HubError, match=r"not enough disk space for acme/tiny"):
+        hub._check_disk(reference, 11)

@@ -47,6 +47,7 @@ class HFBackend(Backend):
         self.tokenizer = loaded.tokenizer
         self._template = template
         self._model_name = model_name
+        self._context_length = _declared_context(self.model, self.tokenizer)
         # Loading an adapter folder itself means "serve that adapter": requests that name
         # no adapter get it (other adapters and the bare base stay selectable by name).
         self._default_adapter = Path(loaded.info.path).name if loaded.info.adapter_base else None
@@ -113,13 +114,7 @@ class HFBackend(Backend):
 
     @property
     def context_length(self) -> int:
-        from palestra.models.inspect import context_length
-
-        declared = context_length(self.model.config.to_dict())
-        if declared:
-            return declared
-        limit = getattr(self.tokenizer, "model_max_length", 0)
-        return limit if 0 < limit < 1_000_000 else 2048
+        return self._context_length
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -324,3 +319,14 @@ class HFBackend(Backend):
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
         return [row.tolist() for row in pooled.cpu()]
+
+
+def _declared_context(model: Any, tokenizer: Any) -> int:
+    """The model config's context length, else the tokenizer's limit, else 2048."""
+    from palestra.models.inspect import context_length
+
+    declared = context_length(model.config.to_dict())
+    if declared:
+        return declared
+    limit = getattr(tokenizer, "model_max_length", 0)
+    return limit if 0 < limit < 1_000_000 else 2048
