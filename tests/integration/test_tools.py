@@ -35,12 +35,16 @@ ADD = {
         "parameters": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"a": {"type": "integer", "maximum": 99}},
+            "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 99}},
             "required": ["a"],
         },
     },
 }
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+# Every call these schemas allow is bounded (integers have both limits), and the longest
+# takes ~42 tokens; constrained decoding may spell it in smaller tokens, so leave room
+# (the prompt with both tools is 419 of the model's 512 tokens).
+MAX_CALL_TOKENS = 90
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def test_named_tool_choice_forces_a_valid_call(client: openai.OpenAI) -> None:
         model="palestra-tiny",
         messages=ASK,
         tools=[WEATHER, ADD],
-        max_tokens=48,
+        max_tokens=MAX_CALL_TOKENS,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     choice = reply.choices[0]
@@ -70,7 +74,7 @@ def test_required_tool_choice_streams_a_call(client: openai.OpenAI) -> None:
         messages=ASK,
         tools=[WEATHER, ADD],
         tool_choice="required",
-        max_tokens=48,
+        max_tokens=MAX_CALL_TOKENS,
         stream=True,
     )
     calls, finish = [], None
