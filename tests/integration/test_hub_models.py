@@ -262,3 +262,29 @@ def test_snapshot_weights_match_the_hub(hub: tuple[FakeHub, str], env: dict[str,
         if name != "pytorch_model.bin":
             digest = hashlib.sha256((snapshot / name).read_bytes()).hexdigest()
             assert digest == hashlib.sha256(data).hexdigest(), name
+
+
+def test_train_and_convert_take_a_hub_id_at_a_revision(env: dict[str, str], tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    turn = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    data.write_text("\n".join(json.dumps({"messages": turn}) for _ in range(4)))
+    refused = palestra(
+        env, "train", "sft", str(data), "--out", str(tmp_path / "echo"),
+        "--model-path", "acme/echo-code", "--max-steps", "1",
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--trust-remote-code" in refused.stderr
+    tuned = palestra(
+        env, "train", "sft", str(data), "--out", str(tmp_path / "tuned"),
+        "--model-path", "acme/tiny-chat", "--revision", "v1", "--max-steps", "1",
+        "--batch-size", "2", "--device", "cpu",
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    assert (tmp_path / "tuned" / "model.safetensors").is_file()
+    v1 = {p.name for p in snapshots(env, "acme/tiny-chat")}
+    converted = subprocess.run(
+        [*CLI, "convert", "gguf", "acme/tiny-chat", "--revision", "v1", "--outtype", "f32"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert converted.returncode == 0, converted.stderr
+    assert (tmp_path / "tiny-chat-f32.gguf").stat().st_size > 1_000_000  # here, not in the cache
+    assert {p.name for p in snapshots(env, "acme/tiny-chat")} == v1  # the same revision

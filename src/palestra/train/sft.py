@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from palestra.backends.options import TRUST_REMOTE_CODE_HELP
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.settings import Settings, option
 from palestra.train.examples import ExampleReport, build_examples
@@ -26,7 +27,13 @@ class SFTConfig(Settings):
 
     data: str = option(..., "ShareGPT or OpenAI-messages file (JSON or JSONL).", positional=True)
     out: str = option(..., "Folder for checkpoints and the final model.")
-    model_path: str | None = option(None, "The model to tune; default: the bundled model.")
+    model_path: str | None = option(
+        None, "The model to tune (folder or Hub id org/name); default: the bundled model."
+    )
+    revision: str | None = option(
+        None, "Hub branch, tag or commit for a Hub id (the model's code too); default: main."
+    )
+    trust_remote_code: bool = option(False, TRUST_REMOTE_CODE_HELP)
     template: str | None = option(
         None, "Chat template for rendering and masks; default: the tokenizer's, else the family's."
     )
@@ -74,7 +81,7 @@ def run_sft(config: SFTConfig) -> SFTResult:
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
     from palestra.backends.hf.loading import quiet_transformers
-    from palestra.models.inspect import inspect_model, resolve_model_path
+    from palestra.models.inspect import check_remote_code, inspect_model, resolve_model_path
     from palestra.templates.resolve import resolve_template
     from palestra.train.data import load_conversations, split_validation
     from palestra.train.packing import PackedCollator, PaddedCollator, pack
@@ -87,11 +94,12 @@ def run_sft(config: SFTConfig) -> SFTResult:
         raise UnsupportedError(
             f"--report-to {config.report_to} needs: pip install {logger_package}"
         )
-    path = resolve_model_path(config.model_path)
+    path = resolve_model_path(config.model_path, config.revision)
     info = inspect_model(path)
     if info.kind != "chat":
         raise UnsupportedError(f"{path} is a {info.kind} model; SFT trains causal chat models")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    remote_code = check_remote_code([path], config.trust_remote_code, "--trust-remote-code")
+    tokenizer = AutoTokenizer.from_pretrained(path, **remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     family = info.family
@@ -193,6 +201,7 @@ def _load_model(auto: Any, path: str, config: SFTConfig) -> Any:
             ),
             "device_map": {"": 0},
         }
+    options["trust_remote_code"] = config.trust_remote_code  # checked above with the tokenizer
     model = auto.from_pretrained(path, **options)
     model.config.use_cache = False  # training: no KV cache (and packed masks need none)
     if not (config.lora or config.qlora):
