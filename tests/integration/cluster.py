@@ -60,9 +60,10 @@ class Process:
 @dataclass
 class Cluster:
     processes: list[Process] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
 
     def _start(self, name: str, args: list[str], port: int, ready: str) -> Process:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         popen = subprocess.Popen(
             [*CLI, *args, "--port", str(port)],
             env=env,
@@ -126,13 +127,13 @@ def registered(controller: Process, count: int) -> Callable[[], bool]:
 
 
 @contextmanager
-def scripted_api(script: Path) -> Iterator[Process]:
+def scripted_api(script: Path, *api_options: str) -> Iterator[Process]:
     """A controller, a scripted-backend worker running `script` and an API server."""
     cluster = Cluster()
     try:
         controller = cluster.controller()
         cluster.worker(controller.url, "--backend", "scripted", "--model-path", str(script))
         wait_for(registered(controller, 1), 30, "scripted worker")
-        yield cluster.api(controller.url)
+        yield cluster.api(controller.url, *api_options)
     finally:
         cluster.stop()

@@ -26,7 +26,8 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
         pytest.skip("schemathesis is not installed (pip install 'palestra[dev]')")
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"model_name": "scripted", "replies": ["Hello there."]}))
-    with scripted_api(script) as api:
+    # Generated http(s) image URLs would be fetched from made-up hosts: take data: URLs only.
+    with scripted_api(script, "--no-fetch-image-urls") as api:
         result = subprocess.run(
             [st, "--config-file", str(CONFIG), "run", f"{api.url}/openapi.json",
              "--checks", "all", "--max-examples", "100", "--workers", "1", "--seed", SEED,

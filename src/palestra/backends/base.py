@@ -14,11 +14,11 @@ follows; remote backends send the conversation to their provider as it is.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from palestra.core.errors import UnsupportedError
+from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import (
     Conversation,
     GenerationChunk,
@@ -61,6 +61,25 @@ class Backend(abc.ABC):
         """Requests this backend works on at once (a batch, contexts, provider calls)."""
         return 1
 
+    @property
+    def accepts_images(self) -> bool:
+        """Whether user messages may carry images (a vision model)."""
+        return False
+
+    async def hold(self) -> Callable[[], None]:
+        """Have the model in memory for one request until the returned release is called
+        (a worker's --keep-alive may have let it go; most backends are always loaded)."""
+        return _nothing
+
+    def check_images(self, conversation: Conversation) -> None:
+        """Refuse a conversation with images when this model takes none (a 400 naming it)."""
+        if not self.accepts_images and any(m.images for m in conversation.messages):
+            raise InvalidRequestError(
+                f"model {self.model_name!r} does not accept images; send text only, or "
+                "choose a vision model",
+                param="messages",
+            )
+
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         """Stream the continuation of the request's conversation or prompt (call `prepare`
@@ -75,6 +94,7 @@ class Backend(abc.ABC):
         conversation = request.conversation
         if conversation is None or request.prompt or request.prompt_token_ids:
             return request
+        self.check_images(conversation)
         sampling = request.sampling
         schema = conversation_schema(conversation)
         if schema is not None and sampling.json_schema is None:
@@ -83,9 +103,13 @@ class Backend(abc.ABC):
 
     def render(self, conversation: Conversation) -> str:
         """The prompt text that makes the model write the next assistant reply."""
-        messages = normalise_tool_messages([m.to_dict() for m in conversation.messages])
+        messages = normalise_tool_messages(self.template_messages(conversation))
         rendered, variables = with_tools(self.template, messages, conversation.tools_in_play)
         return render_prompt(self.template, rendered, **variables)
+
+    def template_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
+        """The messages as the chat template reads them (text content)."""
+        return [m.to_dict() for m in conversation.messages]
 
     def chat_prompt(self, messages: Sequence[Message | dict[str, Any]]) -> str:
         """The prompt for a plain list of messages (no tools); for display and debugging."""
@@ -122,6 +146,10 @@ class Backend(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model's resources."""
+
+
+def _nothing() -> None:
+    return None
 
 
 def conversation_schema(conversation: Conversation) -> str | None:

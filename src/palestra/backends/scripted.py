@@ -27,8 +27,10 @@ class ScriptedBackend(Backend):
         template: str = "chatml",
         delay: float = 0.0,
         capacity: int | None = None,
+        vision: bool = False,
     ):
         self._capacity = capacity or ScriptedOptions().capacity
+        self._vision = vision  # stands in for a vision model: takes images
         self._replies = list(replies)
         self._model_name = model_name
         self._template = get_template(template)
@@ -39,7 +41,8 @@ class ScriptedBackend(Backend):
     def from_file(
         cls, path: str | None, model_name: str | None = None, options: ScriptedOptions | None = None
     ) -> ScriptedBackend:
-        """A script file: {"model_name": ..., "template": "chatml", "replies": [...]}."""
+        """A script file: {"model_name": ..., "template": "chatml", "replies": [...],
+        "vision": false}."""
         import json
         from pathlib import Path
 
@@ -56,6 +59,7 @@ class ScriptedBackend(Backend):
             model_name=model_name or script.get("model_name", Path(path).stem),
             template=script.get("template", "chatml"),
             capacity=(options or ScriptedOptions()).capacity,
+            vision=bool(script.get("vision", False)),
         )
 
     @property
@@ -72,6 +76,10 @@ class ScriptedBackend(Backend):
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def accepts_images(self) -> bool:
+        return self._vision
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         request = self.prepare(request)

@@ -59,16 +59,46 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
+        """From OpenAI's shape: content as text, or as text and `image_url` parts."""
         try:
+            text, images = content_parts(data.get("content"))
             return cls(
                 role=data["role"],
-                content=str(data.get("content") or ""),
+                content=text,
+                images=images,
                 tool_calls=tuple(data.get("tool_calls") or ()),
                 tool_call_id=data.get("tool_call_id"),
                 name=data.get("name"),
             )
         except KeyError as exc:
             raise InvalidRequestError(f"message without {exc.args[0]!r}: {data!r}") from exc
+
+
+def content_parts(content: Any) -> tuple[str, tuple[str, ...]]:
+    """(text, image URLs) of OpenAI message content: a string, or a list of `text` and
+    `image_url` parts (text parts joined in order). Other part kinds are refused."""
+    if content is None or isinstance(content, str):
+        return content or "", ()
+    if not isinstance(content, list):
+        return str(content), ()
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            texts.append(str(part.get("text") or ""))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise InvalidRequestError("an image_url part needs a url", param="messages")
+            images.append(url)
+        else:
+            raise InvalidRequestError(
+                f"content part of type {kind!r} is not supported; send text and image_url parts",
+                param="messages",
+            )
+    return "".join(texts), tuple(images)
 
 
 def messages_from_dicts(items: list[dict[str, Any]]) -> list[Message]:

@@ -193,5 +193,7 @@ def inspect_model(path_or_name: str, *, must_exist: bool = True) -> ModelInfo:
     kind = family.kind if family else "chat"
     if config and config.get("is_encoder_decoder"):
         kind = "seq2seq"
+    elif config and config.get("vision_config"):
+        kind = "vision"  # image-text-to-text: a vision encoder in front of a language model
     backend = family.default_backend if family else "hf"
     return ModelInfo(path, family, template, backend, kind, own_template, config=config)

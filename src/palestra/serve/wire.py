@@ -163,6 +163,7 @@ class WorkerStatus(BaseModel):
 class RegisterRequest(Strict):
     address: str
     models: list[str]
+    vision_models: list[str] = Field(default_factory=list)  # those that accept images
     capacity: int = 1
     queue_length: int = 0
 
@@ -195,3 +196,4 @@ class WorkerRow(BaseModel):
 
 class ModelList(BaseModel):
     models: list[str]
+    vision_models: list[str] = Field(default_factory=list)

@@ -4,7 +4,8 @@ Two sources: the models Palestra serves (listed by its OpenAI-compatible API, re
 `refresh_seconds`) and API endpoints from FastChat's `--register-api-endpoint-file`. Both
 become remote backends behind the same `Backend` seam, so a local model and a hosted one
 battle each other the same way. Endpoints marked `anony_only` appear only in battles;
-`vision-arena` endpoints accept images.
+`vision-arena` endpoints accept images, and so do served models whose listing says they
+take images (local vision models).
 """
 
 from __future__ import annotations
@@ -73,21 +74,31 @@ class ModelDirectory:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
             listed = httpx.get(f"{self.api_base}/models", headers=headers, timeout=5).json()
-            names = [m["id"] for m in listed.get("data", [])]
-        except (httpx.HTTPError, ValueError, KeyError, AttributeError):
+            vision = {
+                m["id"]: "image" in (m.get("input_modalities") or ())
+                for m in listed.get("data", [])
+            }
+        except (httpx.HTTPError, ValueError, KeyError, AttributeError, TypeError):
             return self._served  # keep the last list while the API is unreachable
         entries = {}
-        for name in names:
-            entries[name] = self._served.get(name) or ModelEntry(
-                name,
-                remote_backend(
-                    RemoteEndpoint(
-                        name,
-                        api_base=self.api_base,
-                        api_key=Secret(self.api_key or "none"),
-                    )
-                ),
-                _card(name, f"served by Palestra at {self.api_base}"),
+        for name, takes_images in vision.items():
+            known = self._served.get(name)
+            entries[name] = (
+                known
+                if known is not None and known.vision == takes_images
+                else ModelEntry(
+                    name,
+                    remote_backend(
+                        RemoteEndpoint(
+                            name,
+                            api_base=self.api_base,
+                            api_key=Secret(self.api_key or "none"),
+                            vision_arena=takes_images,
+                        )
+                    ),
+                    _card(name, f"served by Palestra at {self.api_base}"),
+                    vision=takes_images,
+                )
             )
         self._served, self._listed_at = entries, time.monotonic()
         return entries

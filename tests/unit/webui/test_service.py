@@ -137,7 +137,9 @@ def test_client_address() -> None:
 
 def test_battles_with_images_draw_vision_models(tmp_path: Path) -> None:
     entries = [
-        ModelEntry(name, ScriptedBackend([f"{name} sees it"], name), "test", vision=vision)
+        ModelEntry(
+            name, ScriptedBackend([f"{name} sees it"], name, vision=vision), "test", vision=vision
+        )
         for name, vision in (("text-a", False), ("eye-1", True), ("eye-2", True))
     ]
     svc = ArenaService(ModelDirectory.of(entries), ArenaStore(tmp_path / "v.db"))

@@ -1,8 +1,10 @@
 """`HFBackend`: the transformers implementation of the `Backend` seam.
 
-Causal language models generate through a `BatchEngine` (continuous batching: concurrent
-requests share forward passes, joining and leaving between decode steps); encoder-decoder
-models decode one request at a time in a thread. Either way each request is a `Sequence`
+Causal language models and image-text-to-text (vision) models generate through a
+`BatchEngine` (continuous batching: concurrent requests share forward passes, joining and
+leaving between decode steps; an image prompt is prefilled on its own with its pixels, then
+decodes in the shared batch); encoder-decoder models decode one request at a time in a
+thread. Either way each request is a `Sequence`
 (sampling, stops, detokenisation) streamed back to the event loop as delta chunks, and
 closing the stream cancels it.
 """
@@ -13,6 +15,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,19 @@ from palestra.backends.hf.engine import BatchEngine, BatchLimits, batch_limits
 from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel, load_model
 from palestra.backends.hf.sequence import Sequence
+from palestra.backends.hf.vision import (
+    VisionPrompts,
+    conversation_images,
+    messages_with_image_parts,
+)
 from palestra.backends.options import HFOptions, given_options
 from palestra.core.errors import InvalidRequestError
-from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
+from palestra.core.types import (
+    Conversation,
+    GenerationChunk,
+    GenerationRequest,
+    SamplingParams,
+)
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
 
@@ -56,11 +69,12 @@ class HFBackend(Backend):
         if loaded.adapters:
             self._active_adapter = self.model.active_adapter
             self._select_adapter(None)
+        self._vision = VisionPrompts(loaded.processor) if loaded.processor is not None else None
         self._stop_ids = self._resolve_stop_ids()
         self._grammar_factory: GrammarFactory | None = None
         self._engine: BatchEngine | None = None
         limits = limits or batch_limits(HFOptions())
-        if loaded.info.kind == "chat":  # causal LMs; seq2seq decodes serially
+        if loaded.info.kind in ("chat", "vision"):  # causal LMs; seq2seq decodes serially
             if not supports_batching(self.model):  # e.g. sliding-window caches
                 limits = BatchLimits(1, limits.max_cached_tokens, prefix_cache_tokens=0)
             self._engine = BatchEngine(
@@ -125,6 +139,25 @@ class HFBackend(Backend):
     @property
     def capacity(self) -> int:
         return self._engine.limits.max_batch_size if self._engine is not None else 1
+
+    @property
+    def accepts_images(self) -> bool:
+        return self._vision is not None
+
+    def template_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
+        if self._vision is None:
+            return super().template_messages(conversation)
+        return messages_with_image_parts(conversation)
+
+    def prepare(self, request: GenerationRequest) -> GenerationRequest:
+        """As every local backend, plus: an image prompt's ids come from the processor,
+        with each image's tokens expanded (so the prompt is counted as the model sees it)."""
+        prepared = super().prepare(request)
+        images = conversation_images(prepared.conversation)
+        if images and self._vision is not None and prepared.prompt_token_ids is None:
+            ids = self._vision.prompt_ids(prepared.prompt, images)
+            prepared = replace(prepared, prompt_token_ids=tuple(ids))
+        return prepared
 
     async def health(self) -> BackendHealth:
         return BackendHealth(
@@ -208,6 +241,18 @@ class HFBackend(Backend):
 
     def _new_sequence(self, request: GenerationRequest) -> Sequence:
         params = request.sampling
+        images = conversation_images(request.conversation) if self._vision else ()
+        if images and self._vision is not None:
+            if request.prompt_token_ids and len(request.prompt_token_ids) >= self.context_length:
+                raise InvalidRequestError(  # cutting the prompt would cut an image apart
+                    f"this model's context is {self.context_length} tokens; the prompt with "
+                    f"its images has {len(request.prompt_token_ids)}. Send fewer images",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+            vision_inputs = self._vision.take(request.prompt, images)
+        else:
+            vision_inputs = None
         prompt_ids, max_new = self._prompt_ids(request, params.max_tokens)
         special = set(self.tokenizer.all_special_tokens)
         return Sequence(
@@ -221,6 +266,7 @@ class HFBackend(Backend):
                 self._grammars().constraint(params.json_schema) if params.json_schema else None
             ),
             adapter=request.adapter or self._default_adapter,
+            vision_inputs=vision_inputs,
         )
 
     def _select_adapter(self, name: str | None) -> None:

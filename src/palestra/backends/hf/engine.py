@@ -6,7 +6,9 @@ sequences while the batch has room (a cap on sequences and on cached key/value s
 prefilling newcomers together and stacking their caches onto the running batch, (3) runs
 one decode step for every running sequence, and (4) hands each sequence's chunk to its
 consumer, removing finished ones at once. Requests with the same prompt admitted together
-(`n > 1`, or identical concurrent prompts) share one prefill.
+(`n > 1`, or identical concurrent prompts) share one prefill. A prompt with images (a
+vision model) is prefilled on its own with its pixels, then decodes with the others; its
+key/values never enter the prefix cache (they depend on pixels the ids do not show).
 
 Sequences for different PEFT adapters cannot share a forward pass: the engine serves one
 adapter (or the bare base) at a time and switches when the batch drains, in arrival order.
@@ -201,8 +203,10 @@ class BatchEngine:
     def _prefill(self, newcomers: list[_Entry]) -> None:
         self._select_adapter(self._adapter)
         by_prompt: dict[tuple[int, ...], list[_Entry]] = {}
-        for entry in newcomers:  # identical prompts share one prefill
-            by_prompt.setdefault(tuple(entry.sequence.prompt_ids), []).append(entry)
+        with_images = [e for e in newcomers if e.sequence.has_images]
+        for entry in newcomers:  # identical text prompts share one prefill
+            if not entry.sequence.has_images:
+                by_prompt.setdefault(tuple(entry.sequence.prompt_ids), []).append(entry)
         fresh: list[list[int]] = []
         resumed: list[tuple[list[int], int, LayerKV]] = []
         for key in by_prompt:
@@ -215,6 +219,14 @@ class BatchEngine:
         self.fresh_prefills += len(fresh)
         for ids, start, past in resumed:  # one pass each: their pasts differ in length
             parts.append(KVBatch.prefill_after(self.model, ids, start, past, self.device))
+        for entry in with_images:  # one pass each, with its pixels
+            sequence = entry.sequence
+            parts.append(
+                KVBatch.prefill(
+                    self.model, [sequence.prompt_ids], self.device, sequence.vision_inputs
+                )
+            )
+            sequence.vision_inputs = None  # the pixels are in the cache now
         batch, logits = parts[0]
         for more, more_logits in parts[1:]:
             batch.extend(more)
@@ -223,7 +235,7 @@ class BatchEngine:
         for row, ids in enumerate(prompts):
             if self.prefix_cache.wants(len(ids)):
                 self.prefix_cache.store(ids, batch.row_layers(row, len(ids)))
-        groups = [by_prompt[tuple(ids)] for ids in prompts]
+        groups = [by_prompt[tuple(ids)] for ids in prompts] + [[e] for e in with_images]
         if any(len(group) > 1 for group in groups):
             counts = [len(group) for group in groups]
             batch.repeat_rows(counts)
@@ -284,7 +296,7 @@ class BatchEngine:
             for row, entry in enumerate(self._running):
                 sequence = entry.sequence
                 cached = sequence.length - 1  # the last sampled token was never fed back
-                if row not in keep and self.prefix_cache.wants(cached):
+                if row not in keep and not sequence.has_images and self.prefix_cache.wants(cached):
                     ids = sequence.prompt_ids + sequence.generated[:-1]
                     self.prefix_cache.store(ids, self._batch.row_layers(row, cached))
         self._running = [self._running[i] for i in keep]

@@ -40,9 +40,14 @@ class KVBatch:
     # ------------------------------------------------------------------ forward passes
     @classmethod
     def prefill(
-        cls, model: Any, prompts: list[list[int]], device: Any
+        cls,
+        model: Any,
+        prompts: list[list[int]],
+        device: Any,
+        inputs: dict[str, Any] | None = None,
     ) -> tuple[KVBatch, torch.Tensor]:
-        """Run the prompts (left-padded together); return their cache and last logits."""
+        """Run the prompts (left-padded together); return their cache and last logits.
+        `inputs`: more forward arguments for these prompts (a vision model's pixels)."""
         width = max(len(p) for p in prompts)
         ids = torch.zeros((len(prompts), width), dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -58,6 +63,7 @@ class KVBatch:
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
+            **_on_device(inputs or {}, device, model.dtype),
         )
         batch = cls(out.past_key_values, mask, [len(p) for p in prompts])
         if not bool(mask.all()):
@@ -170,6 +176,16 @@ class KVBatch:
         for layer in self.cache.layers:
             layer.keys = layer.keys.masked_fill(~keep, 0)
             layer.values = layer.values.masked_fill(~keep, 0)
+
+
+def _on_device(inputs: dict[str, Any], device: Any, dtype: torch.dtype) -> dict[str, Any]:
+    """Tensors moved to the model's device; floating ones (pixels) to its dtype too."""
+    return {
+        name: (value.to(device, dtype=dtype) if value.is_floating_point() else value.to(device))
+        if isinstance(value, torch.Tensor)
+        else value
+        for name, value in inputs.items()
+    }
 
 
 def supports_batching(model: Any) -> bool:

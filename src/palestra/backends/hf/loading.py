@@ -1,7 +1,8 @@
 """Loading a transformers model and tokenizer: device and dtype choice, multi-GPU device
 maps with per-GPU memory caps, 8-bit through bitsandbytes, PEFT adapters (several sharing
-one base), encoder-decoder and embedding models, models that ship their own code (only
-with --trust-remote-code). Errors say what to change."""
+one base), encoder-decoder, embedding and image-text-to-text (vision) models, the last
+with their processor, models that ship their own code (only with --trust-remote-code).
+Errors say what to change."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class LoadedModel:
     info: ModelInfo
     device: torch.device
     adapters: list[str]
+    processor: Any = None  # a vision model's processor (images to tensors, image tokens)
 
 
 def quiet_transformers() -> None:
@@ -110,7 +112,18 @@ def _model_class(kind: str) -> Any:
         "chat": transformers.AutoModelForCausalLM,
         "seq2seq": transformers.AutoModelForSeq2SeqLM,
         "embedding": transformers.AutoModel,
+        "vision": transformers.AutoModelForImageTextToText,
     }[kind]
+
+
+def _uses_3d_positions(config: dict[str, Any]) -> bool:
+    """Qwen2-VL-style rotary positions (one per time, height and width of an image)."""
+    for source in (config, config.get("text_config") or {}):
+        for key in ("rope_scaling", "rope_parameters"):
+            value = source.get(key)
+            if isinstance(value, dict) and "mrope_section" in value:
+                return True
+    return False
 
 
 def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel:
@@ -136,8 +149,20 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
     kwargs |= _device_map_kwargs(device, options)
     kwargs |= _quantization_kwargs(device, options)
     kwargs |= remote_code
+    processor = None
+    if info.kind == "vision" and _uses_3d_positions(info.config or {}):
+        raise UnsupportedError(
+            f"{model_path} places image tokens with 3-D rotary positions (Qwen2-VL style), "
+            "which the hf backend's batching does not follow yet; serve it with --backend vllm"
+        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **remote_code)
+        if info.kind == "vision":
+            from transformers import AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(tokenizer_path, **remote_code)
+            tokenizer = processor.tokenizer
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, **remote_code)
         model = _model_class(info.kind).from_pretrained(base_path, **kwargs)
     except OSError as exc:
         raise ModelNotFoundError(f"could not load {base_path}: {exc}") from exc
@@ -151,7 +176,7 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
         model, loaded_adapters = _attach_adapters(model, adapters)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model, tokenizer, info, device, loaded_adapters)
+    return LoadedModel(model, tokenizer, info, device, loaded_adapters, processor)
 
 
 def _attach_adapters(model: Any, adapters: dict[str, str]) -> tuple[Any, list[str]]:

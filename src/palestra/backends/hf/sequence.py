@@ -36,11 +36,15 @@ class Sequence:
         stop_strings: tuple[str, ...],
         constraint: Any = None,
         adapter: str | None = None,
+        vision_inputs: dict[str, Any] | None = None,
     ):
         self.prompt_ids = prompt_ids
         self.max_new = max_new
         self.params = params
         self.adapter = adapter
+        # A vision model's pixel tensors for the prompt's first forward pass (None: text).
+        self.vision_inputs = vision_inputs
+        self.has_images = vision_inputs is not None
         # ignore_eos drops the model's and template's stop ids, never the request's own.
         self.stop_ids = (frozenset() if params.ignore_eos else stop_ids) | frozenset(
             params.stop_token_ids

@@ -103,9 +103,14 @@ class RemoteBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
+    @property
+    def accepts_images(self) -> bool:
+        return self.endpoint.vision_arena  # FastChat's mark of an endpoint that takes images
+
     def prepare(self, request: GenerationRequest) -> GenerationRequest:
         """The conversation as it goes to the provider (a bare prompt: one user turn)."""
         conversation = request.conversation or Conversation((Message("user", request.prompt),))
+        self.check_images(conversation)
         kind = (conversation.response_format or {}).get("type", "text")
         if kind not in self.response_formats:
             raise UnsupportedError(

@@ -53,7 +53,9 @@ def build_controller_app(settings: ControllerSettings) -> FastAPI:
 
     @app.post("/workers/register")
     async def register(body: RegisterRequest) -> dict[str, bool]:
-        table.register(body.address, body.models, body.capacity, body.queue_length)
+        table.register(
+            body.address, body.models, body.capacity, body.queue_length, body.vision_models
+        )
         logger.info("worker %s registered: %s", body.address, ", ".join(body.models))
         return {"ok": True}
 
@@ -74,7 +76,7 @@ def build_controller_app(settings: ControllerSettings) -> FastAPI:
 
     @app.get("/models")
     async def models() -> ModelList:
-        return ModelList(models=table.models())
+        return ModelList(models=table.models(), vision_models=table.vision_models())
 
     @app.post("/dispatch")
     async def dispatch(body: DispatchRequest) -> DispatchResponse:

@@ -18,6 +18,7 @@ class WorkerEntry:
     models: list[str]
     capacity: int
     queue_length: int
+    vision_models: list[str] = field(default_factory=list)
     last_heartbeat: float = field(default_factory=time.monotonic)
 
 
@@ -28,8 +29,17 @@ class WorkerTable:
         self._workers: dict[str, WorkerEntry] = {}
         self._random = random.Random(seed)
 
-    def register(self, address: str, models: list[str], capacity: int, queue_length: int) -> None:
-        self._workers[address] = WorkerEntry(address, list(models), max(1, capacity), queue_length)
+    def register(
+        self,
+        address: str,
+        models: list[str],
+        capacity: int,
+        queue_length: int,
+        vision_models: list[str] | None = None,
+    ) -> None:
+        self._workers[address] = WorkerEntry(
+            address, list(models), max(1, capacity), queue_length, list(vision_models or ())
+        )
 
     def heartbeat(self, address: str, queue_length: int) -> bool:
         entry = self._workers.get(address)
@@ -51,6 +61,10 @@ class WorkerTable:
 
     def models(self) -> list[str]:
         return sorted({m for entry in self._workers.values() for m in entry.models})
+
+    def vision_models(self) -> list[str]:
+        """Served models that accept images."""
+        return sorted({m for entry in self._workers.values() for m in entry.vision_models})
 
     def rows(self) -> list[WorkerRow]:
         now = time.monotonic()

@@ -21,6 +21,7 @@ from palestra.serve.openai.choices import (
     sse_error,
     usage,
 )
+from palestra.serve.openai.images import resolve_images
 from palestra.serve.openai.schemas import ChatCompletionRequest
 from palestra.serve.openai.tool_calls import parse_tool_calls
 from palestra.serve.wire import ChunkMessage, GenerateRequest
@@ -44,11 +45,11 @@ def _logprobs(chunk: ChunkMessage) -> dict[str, Any]:
     }
 
 
-def _payloads(body: ChatCompletionRequest) -> list[dict[str, Any]]:
+def _payloads(body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         GenerateRequest(
             model=body.model,
-            messages=body.message_dicts(),
+            messages=messages,
             sampling=body.sampling(
                 max_tokens=body.token_limit,
                 logprobs=body.logprobs,
@@ -68,7 +69,10 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
     upstream = request.app.state.upstream
-    streams = ChoiceStreams(upstream, body.model, _payloads(body), request.app.state.metrics)
+    messages = body.message_dicts()
+    await resolve_images(messages, request.app.state.settings.image_limits)
+    payloads = _payloads(body, messages)
+    streams = ChoiceStreams(upstream, body.model, payloads, request.app.state.metrics)
     try:
         await unless_disconnected(request, streams.first())
     except BaseException:

@@ -99,12 +99,24 @@ class SamplingFields(Request):
 
 
 class TextPart(BaseModel):
-    """A text content part (the only kind the served models take here)."""
+    """A text content part."""
 
     model_config = ConfigDict(extra="allow")
 
     type: Literal["text"]
     text: str
+
+
+class ImageURL(BaseModel):
+    url: str = Field(pattern=r"^(data:|https?://)", description="A data: URL or an http(s) URL")
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(BaseModel):
+    """An image content part (user messages, models that accept images)."""
+
+    type: Literal["image_url"]
+    image_url: ImageURL
 
 
 class FunctionName(BaseModel):
@@ -135,24 +147,37 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: str | list[TextPart | ImagePart] | None = None
     name: str | None = None
 
     @field_validator("content", mode="before")
     @classmethod
-    def _text_parts(cls, value: Any) -> Any:
+    def _known_parts(cls, value: Any) -> Any:
         for part in value if isinstance(value, list) else []:
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind != "text":
+            if kind not in ("text", "image_url"):
                 raise ValueError(
-                    f"content part of type {kind!r} is not supported by this model; send text parts"
+                    f"content part of type {kind!r} is not supported; send text and image_url parts"
                 )
+            image = part.get("image_url") if kind == "image_url" else None
+            url = image.get("url") if isinstance(image, dict) else None
+            if kind == "image_url" and not (
+                isinstance(url, str) and url.startswith(("data:", "http://", "https://"))
+            ):
+                raise ValueError("an image_url's url must be a data: URL or an http(s) URL")
         return value
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
             return self.content or ""
-        return "".join(part.text for part in self.content)
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+    @property
+    def images(self) -> list[str]:
+        """The image URLs of this message, in order."""
+        if not isinstance(self.content, list):
+            return []
+        return [part.image_url.url for part in self.content if isinstance(part, ImagePart)]
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -177,6 +202,11 @@ class ChatCompletionRequest(SamplingFields):
     def _checks(self) -> ChatCompletionRequest:
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs: true")
+        for message in self.messages:  # as OpenAI: images come from the user
+            if message.images and message.role != "user":
+                raise ValueError(
+                    f"image_url parts belong in user messages, not {message.role!r} ones"
+                )
         validate_tools(self.tool_dicts, self.tool_choice_value)
         if self.forces_tool_call and (self.response_format or {}).get("type", "text") != "text":
             raise ValueError("response_format cannot be combined with a forced tool_choice")
@@ -222,6 +252,10 @@ class ChatCompletionRequest(SamplingFields):
                 "role": roles.get(message.role, message.role),
                 "content": message.text(),
             }
+            if message.images:  # OpenAI's parts, which the worker's Message.from_dict reads
+                item["content"] = [{"type": "text", "text": item["content"]}] + [
+                    {"type": "image_url", "image_url": {"url": url}} for url in message.images
+                ]
             for key in ("tool_calls", "tool_call_id", "name"):
                 value = getattr(message, key, None) or (message.model_extra or {}).get(key)
                 if value is not None:

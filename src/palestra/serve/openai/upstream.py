@@ -53,7 +53,11 @@ class Upstream:
         return rows
 
     async def models(self) -> list[str]:
-        return ModelList.model_validate(await self._controller("GET", "/models")).models
+        return (await self.model_list()).models
+
+    async def model_list(self) -> ModelList:
+        """Served models, and which of them accept images."""
+        return ModelList.model_validate(await self._controller("GET", "/models"))
 
     async def dispatch(
         self, model: str, exclude: list[str], last: PalestraError | None = None

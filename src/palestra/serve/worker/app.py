@@ -38,6 +38,7 @@ from palestra.serve.wire import (
     TokenizeResponse,
     WorkerStatus,
 )
+from palestra.serve.worker.keep_alive import KeepAlive
 from palestra.serve.worker.models import ModelTable, ServedModel
 from palestra.serve.worker.registration import keep_registered
 
@@ -92,6 +93,7 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
         return RegisterRequest(
             address=settings.address,
             models=sorted(table.models),
+            vision_models=sorted(n for n, m in table.models.items() if m.backend.accepts_images),
             capacity=table.capacity,
             queue_length=table.queue_length,
         )
@@ -107,7 +109,14 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
                     heartbeat_interval=settings.heartbeat_interval,
                 )
             )
+        watchers = [  # --keep-alive: unload idle models
+            asyncio.create_task(backend.watch())
+            for backend in {id(m.backend): m.backend for m in table.models.values()}.values()
+            if isinstance(backend, KeepAlive)
+        ]
         yield
+        for watcher in watchers:
+            watcher.cancel()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,21 +138,30 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
     @app.post("/generate")
     async def generate(body: GenerateRequest, http_request: Request) -> StreamingResponse:
         model = table.get(body.model)
-        requested = body.sampling.max_tokens
-        prepared = _prepared(
-            model,
-            body,
-            sampling=body.sampling.to_params(requested or 1),  # the budget comes next
-            request_id=body.request_id,
-            adapter=model.adapter,
-        )
-        budget = _token_budget(model, model.backend.prompt_tokens(prepared), requested)
-        request = replace(prepared, sampling=replace(prepared.sampling, max_tokens=budget))
-        prompt = request.prompt
-        model.backend.check(request.sampling)
-        ticket = await unless_disconnected(
-            http_request, model.admission.acquire(), abandon=lambda held: held.release()
-        )
+        release_model = await model.backend.hold()
+        try:
+            requested = body.sampling.max_tokens
+            prepared = _prepared(
+                model,
+                body,
+                sampling=body.sampling.to_params(requested or 1),  # the budget comes next
+                request_id=body.request_id,
+                adapter=model.adapter,
+            )
+            budget = _token_budget(model, model.backend.prompt_tokens(prepared), requested)
+            request = replace(prepared, sampling=replace(prepared.sampling, max_tokens=budget))
+            prompt = request.prompt
+            model.backend.check(request.sampling)
+            ticket = await unless_disconnected(
+                http_request, model.admission.acquire(), abandon=lambda held: held.release()
+            )
+        except BaseException:
+            release_model()
+            raise
+
+        def release() -> None:
+            ticket.release()
+            release_model()
 
         async def lines() -> AsyncIterator[bytes]:
             stream = model.backend.generate(request)
@@ -161,10 +179,10 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
-                ticket.release()
+                release()
 
         return StreamingResponse(
-            lines(), media_type="application/x-ndjson", background=BackgroundTask(ticket.release)
+            lines(), media_type="application/x-ndjson", background=BackgroundTask(release)
         )
 
     @app.post("/embed")
@@ -174,18 +192,26 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
             raise InvalidRequestError(
                 "input must be a non-empty list of non-empty strings", param="input"
             )
-        ticket = await model.admission.acquire()
+        release_model = await model.backend.hold()
         try:
-            vectors = await model.backend.embed(body.input)
+            ticket = await model.admission.acquire()
+            try:
+                vectors = await model.backend.embed(body.input)
+            finally:
+                ticket.release()
+            tokens = sum(model.backend.count_tokens(text) for text in body.input)
         finally:
-            ticket.release()
-        tokens = sum(model.backend.count_tokens(text) for text in body.input)
+            release_model()
         return EmbedResponse(embeddings=vectors, prompt_tokens=tokens)
 
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
         model = table.get(body.model)
-        ids = model.backend.tokenize(_prepared(model, body).prompt)
+        release_model = await model.backend.hold()
+        try:
+            ids = model.backend.tokenize(_prepared(model, body).prompt)
+        finally:
+            release_model()
         return TokenizeResponse(
             tokens=ids, count=len(ids), max_model_len=model.backend.context_length
         )
@@ -193,7 +219,11 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
     @app.post("/detokenize")
     async def detokenize(body: DetokenizeRequest) -> dict[str, str]:
         model = table.get(body.model)
-        return {"prompt": model.backend.detokenize(body.tokens)}
+        release_model = await model.backend.hold()
+        try:
+            return {"prompt": model.backend.detokenize(body.tokens)}
+        finally:
+            release_model()
 
     @app.get("/status")
     async def status() -> WorkerStatus:

@@ -4,12 +4,18 @@ the chosen backend's options) and its API-provider models into a `ModelTable`.""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import field_validator
+
+from palestra.backends.base import Backend
 from palestra.backends.options import ModelSettings
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import Settings, option
 from palestra.serve.settings import DEFAULT_CONTROLLER
+from palestra.serve.worker.keep_alive import parse_duration
 from palestra.serve.worker.models import ModelTable
 
 
@@ -26,6 +32,18 @@ class WorkerSettings(Settings):
         0, "Requests running at once per model; 0: what the backend decodes together."
     )
     max_queue: int = option(32, "Requests waiting per model; past it, 429.")
+    keep_alive: str = option(
+        "-1",
+        "Unload a local model idle this long and load it again on the next request: "
+        "seconds, or 90s, 5m, 1h; -1: keep it loaded.",
+    )
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
     endpoint_file: Path | None = option(
         None,
         "Also serve these API provider models (FastChat's JSON); alone, serve only them.",
@@ -56,12 +74,16 @@ def build_model_table(
         options = backend_options
         if index > 0 and adapters:  # adapters load on the first model only
             options = backend_options.model_copy(update={"adapter": []})
-        backend = create_backend(
-            model.backend,
-            path,
-            model_name=names[index] if names else None,
-            conv_template=model.conv_template,
-            options=options,
+        backend = _loaded(
+            functools.partial(
+                create_backend,
+                model.backend,
+                path,
+                model_name=names[index] if names else None,
+                conv_template=model.conv_template,
+                options=options,
+            ),
+            parse_duration(worker.keep_alive),
         )
         admission = Admission(worker.limit_concurrency or backend.capacity, worker.max_queue)
         table.add(ServedModel(backend.model_name, backend, admission))
@@ -76,3 +98,9 @@ def build_model_table(
             limit = worker.limit_concurrency or backend.capacity
             table.add(ServedModel(endpoint.name, backend, Admission(limit, worker.max_queue)))
     return table
+
+
+def _loaded(load: Callable[[], Backend], keep_alive: float | None) -> Backend:
+    from palestra.serve.worker.keep_alive import KeepAlive
+
+    return load() if keep_alive is None else KeepAlive(load, keep_alive)

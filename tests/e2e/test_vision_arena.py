@@ -1,0 +1,66 @@
+"""A vision battle between local vision models in a real browser: `palestra serve` with the
+tiny LLaVA (`tests/fakes/vision_model.py`) under two names, an image uploaded in the
+anonymous arena, both sides answering it, a vote stored with the image's hash."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_webui import Arena, open_tab, screenshot, send_until_shown
+from tests.fakes.vision_model import build_tiny_vision_model, png_bytes
+from tests.integration.cluster import CLI, free_port, wait_for
+
+NAMES = ("llava-left", "llava-right")
+
+
+@pytest.fixture(scope="module")
+def vision_arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
+    folder = build_tiny_vision_model(tmp_path_factory.mktemp("tiny-llava"))
+    ports = [free_port() for _ in range(4)]
+    store = folder.parent / "arena.db"
+    serve = subprocess.Popen(
+        [*CLI, "serve", "--port", str(ports[0]), "--controller-port", str(ports[1]),
+         "--worker-port", str(ports[2]), "--webui-port", str(ports[3]),
+         "--model-path", str(folder), "--model-path", str(folder),
+         "--model-names", ",".join(NAMES), "--store", str(store)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{ports[3]}"
+    try:
+        models = f"http://127.0.0.1:{ports[0]}/v1/models"
+        wait_for(lambda: len(httpx.get(models, timeout=2).json()["data"]) == 2, 120, "serve")
+        wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI")
+        yield Arena(url, store)
+    finally:
+        serve.terminate()
+        serve.wait(30)
+
+
+def test_an_image_battle_between_local_vision_models(
+    page: Any, vision_arena: Arena, tmp_path: Path
+) -> None:
+    image = tmp_path / "picture.png"
+    image.write_bytes(png_bytes())
+    open_tab(page, vision_arena, "Arena (battle)")
+    page.locator("#battle-input input[type=file]").set_input_files(str(image))
+    send_until_shown(
+        page, "battle", "What is the capital of Italy?", "#battle-chatbot-a .message.bot"
+    )
+    for side in ("a", "b"):
+        page.locator(f"#battle-chatbot-{side}").get_by_text("Rome").wait_for(timeout=30_000)
+    wait_for(lambda: len(vision_arena.events("chat")) >= 2, 15, "chat events")
+    screenshot(page, "arena-vision-battle")
+    page.locator("#battle-vote-a").click()
+    page.locator("#battle-notice").get_by_text("vote recorded").wait_for()
+    vote = vision_arena.events("leftvote")[-1]
+    assert sorted(vote["models"]) == sorted(NAMES)
+    # FastChat's state format: a user turn with an image is [role, [text, [sha256, ...]]]
+    with_images = [m for m in vote["states"][0]["messages"] if isinstance(m[1], list)]
+    assert [len(m[1][1]) for m in with_images] == [1]  # the image's hash, never the image
+    assert len(with_images[0][1][1][0]) == 64
