@@ -202,6 +202,15 @@ def test_images_for_vision_models_and_inert_html(page: Any, arena: Arena, tmp_pa
     page.locator("#chat-input input[type=file]").set_input_files(str(image))
     send(page, "chat", "And this one?")
     page.locator("#chat-notice").get_by_text("does not accept images").wait_for()
+    box = page.locator("#chat-input")  # the refused message is back in the box, not lost
+    wait_for(
+        lambda: (
+            box.locator("textarea").input_value() == "And this one?"
+            and box.locator(".thumbnail-item").count() == 1
+        ),
+        10,
+        "the refused message back in the box",
+    )
 
     open_tab(page, arena, "Direct chat")  # a fresh page: no image left attached
     pick(page, "chat-model", "scripted")

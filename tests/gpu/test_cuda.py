@@ -33,18 +33,54 @@ def test_cuda_matches_cpu_greedy(random_llama_dir: Path) -> None:
     assert _generate(gpu) == _generate(cpu)
 
 
-def test_device_map_over_all_visible_gpus(random_llama_dir: Path) -> None:
+def test_device_map_over_all_visible_gpus() -> None:
+    from palestra.models.inspect import bundled_model_path
+
     count = torch.cuda.device_count()
+    if count < 2:
+        pytest.skip("a device map over GPUs needs two of them")
+    # A cap per GPU well under the model's size (fp32), so no one GPU can hold it alone.
+    size = sum(p.stat().st_size for p in bundled_model_path().glob("*.safetensors"))
+    cap = f"{int(size / count * 0.75 / 1024)}KiB"
     backend = HFBackend.load(
-        str(random_llama_dir), device="cuda", num_gpus=count, max_gpu_memory="2GiB"
+        None, device="cuda", dtype="float32", num_gpus=count, max_gpu_memory=cap
     )
+    placed = set(backend.model.hf_device_map.values())
+    assert set(range(count)) <= placed, backend.model.hf_device_map  # every GPU holds layers
     assert _generate(backend)
 
 
-def test_load_8bit(random_llama_dir: Path) -> None:
+def test_load_8bit_holds_int8_weights(random_llama_dir: Path) -> None:
     pytest.importorskip("bitsandbytes")
     backend = HFBackend.load(str(random_llama_dir), device="cuda", load_8bit=True)
-    assert _generate(backend) is not None
+    projection = backend.model.model.layers[0].self_attn.q_proj
+    assert type(projection).__name__ == "Linear8bitLt"
+    assert projection.weight.dtype == torch.int8
+    full = HFBackend.load(str(random_llama_dir), device="cuda", dtype="float16")
+    assert backend.model.get_memory_footprint() < full.model.get_memory_footprint()
+    assert _generate(backend)
+
+
+def test_a_vision_model_on_cuda_answers_as_on_cpu(tmp_path: Path) -> None:
+    import base64
+
+    from palestra.core.types import Conversation, Message
+    from tests.fakes.vision_model import build_tiny_vision_model, png_bytes
+
+    folder = build_tiny_vision_model(tmp_path / "tiny-llava")
+    image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    request = GenerationRequest(
+        sampling=SamplingParams(temperature=0, max_tokens=16),
+        conversation=Conversation((Message("user", "What is the capital of Italy?", (image,)),)),
+    )
+
+    async def answer(backend: HFBackend) -> str:
+        prepared = backend.prepare(request)
+        return "".join([c.text async for c in backend.generate(prepared)])
+
+    gpu = HFBackend.load(str(folder), device="cuda", dtype="float32")
+    cpu = HFBackend.load(str(folder), device="cpu", dtype="float32")
+    assert asyncio.run(answer(gpu)) == asyncio.run(answer(cpu))
 
 
 def test_cuda_batch_matches_solo_runs() -> None:

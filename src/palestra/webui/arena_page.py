@@ -15,7 +15,7 @@ from palestra.arena.battles import BATTLE_VOTES
 from palestra.core.errors import InvalidRequestError, PalestraError
 from palestra.webui.conversation import Conversation
 from palestra.webui.service import ArenaService, Sampling
-from palestra.webui.widgets import images_of, notice, sampling_controls, user_of
+from palestra.webui.widgets import images_of, notice, sampling_controls, take, user_of
 
 # The buttons, by the outcome each vote means (the vote kinds live in arena.battles).
 BUTTONS = {
@@ -119,15 +119,21 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                     battle = start(images, a, b)
                 assert battle is not None
                 service.admit(user, text, list(battle.pair), battle=anonymous, images=images)
-            except PalestraError as exc:
+            except PalestraError as exc:  # the message goes back into the box, not lost
                 keep = battle.pair if battle else (Conversation(""), Conversation(""))
-                yield (battle, keep[0].chatbot(), keep[1].chatbot(), gr.update(), gr.update(),
-                       notice(str(exc), "error"))  # fmt: skip
+                yield (
+                    battle,
+                    keep[0].chatbot(),
+                    keep[1].chatbot(),
+                    message,
+                    gr.update(),
+                    notice(str(exc), "error"),
+                )
                 return
             for conversation in battle.pair:
                 conversation.ask(text, images)
             shown = "" if anonymous else names(battle)
-            yield battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), None, shown, ""
+            yield battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(), shown, ""
             async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
                 yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(),
                        gr.update(), "")  # fmt: skip
@@ -167,9 +173,12 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
         def clear() -> tuple[Any, ...]:
             return None, [], [], None, "", ""
 
-        inputs = [textbox, state, pick_a or gr.State(None), pick_b or gr.State(None)]
+        sent = gr.State(None)  # the message just taken out of the box
+        inputs = [sent, state, pick_a or gr.State(None), pick_b or gr.State(None)]
         outputs = [state, chat_a, chat_b, textbox, reveal, status]
-        sending = textbox.submit(
+        # The box is emptied by a quick event of its own before the replies start (a
+        # stream's first update could be merged away, leaving the sent message in the box).
+        sending = textbox.submit(take, [textbox], [sent, textbox], queue=False).then(
             send, [*inputs, temperature, top_p, max_tokens], outputs, concurrency_limit=None
         )
         stop.click(None, cancels=[sending])

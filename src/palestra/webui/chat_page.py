@@ -13,7 +13,7 @@ from palestra.arena.battles import MODEL_VOTES
 from palestra.core.errors import PalestraError
 from palestra.webui.conversation import Conversation
 from palestra.webui.service import ArenaService, Sampling
-from palestra.webui.widgets import images_of, notice, sampling_controls, user_of
+from palestra.webui.widgets import images_of, notice, sampling_controls, take, user_of
 
 
 def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
@@ -21,6 +21,7 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
     models = service.directory.chat_models()
     with gr.Tab("Direct chat", id="chat"):
         state = gr.State(None)
+        sent = gr.State(None)  # the message just taken out of the box
         with gr.Row():
             model = gr.Dropdown(
                 models, value=models[0] if models else None, label="Model", scale=2,
@@ -79,11 +80,11 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
                 service.admit(
                     user_of(service, request), text, [conversation], battle=False, images=images
                 )
-            except PalestraError as exc:
-                yield conversation, conversation.chatbot(), gr.update(), notice(str(exc), "error")
+            except PalestraError as exc:  # the message goes back into the box, not lost
+                yield conversation, conversation.chatbot(), message, notice(str(exc), "error")
                 return
             conversation.ask(text, images)
-            yield conversation, conversation.chatbot(), None, ""
+            yield conversation, conversation.chatbot(), gr.update(), ""
             async for update in reply(conversation, Sampling(t, p, int(n)), request):
                 yield update
 
@@ -115,8 +116,10 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
 
         controls = [temperature, top_p, max_tokens]
         outputs = [state, chatbot, textbox, status]
-        sending = textbox.submit(
-            send, [textbox, state, model, system, *controls], outputs, concurrency_limit=None
+        # The box is emptied by a quick event of its own before the reply starts (a stream's
+        # first update could be merged away, leaving the sent message in the box).
+        sending = textbox.submit(take, [textbox], [sent, textbox], queue=False).then(
+            send, [sent, state, model, system, *controls], outputs, concurrency_limit=None
         )
         regenerating = regenerate.click(again, [state, *controls], outputs, concurrency_limit=None)
         stop.click(None, cancels=[sending, regenerating])

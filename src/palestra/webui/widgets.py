@@ -11,6 +11,12 @@ from typing import Any
 from palestra.core.errors import InvalidRequestError
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+EMPTY_INPUT: dict[str, Any] = {"text": "", "files": []}
+
+
+def take(message: Any) -> tuple[Any, dict[str, Any]]:
+    """A message box's value, and the empty value the box takes once it is sent."""
+    return message, EMPTY_INPUT
 
 
 def user_of(service: Any, request: Any) -> str:

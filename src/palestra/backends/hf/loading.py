@@ -1,8 +1,9 @@
 """Loading a transformers model and tokenizer: device and dtype choice, multi-GPU device
-maps with per-GPU memory caps, 8-bit through bitsandbytes, PEFT adapters (several sharing
-one base), encoder-decoder, embedding and image-text-to-text (vision) models, the last
-with their processor, models that ship their own code (only with --trust-remote-code).
-Errors say what to change."""
+maps with per-GPU memory caps, 8-bit through bitsandbytes, folders quantised already
+(GPTQ, AWQ, ...: transformers' quantisation configs, given their packages), PEFT
+adapters (several sharing one base), encoder-decoder, embedding and image-text-to-text
+(vision) models, the last with their processor, models that ship their own code (only
+with --trust-remote-code). Errors say what to change."""
 
 from __future__ import annotations
 
@@ -145,6 +146,9 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
     remote_code = check_remote_code(
         [base_path, tokenizer_path], options.trust_remote_code, "--trust-remote-code"
     )
+    quantised = ((info.config or {}).get("quantization_config") or {}).get("quant_method")
+    if quantised and options.load_8bit:
+        raise UnsupportedError(f"{model_path} is already {quantised}-quantised; drop --load-8bit")
     kwargs: dict[str, Any] = {"dtype": dtype, "low_cpu_mem_usage": True}
     kwargs |= _device_map_kwargs(device, options)
     kwargs |= _quantization_kwargs(device, options)
@@ -168,6 +172,9 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
         raise ModelNotFoundError(f"could not load {base_path}: {exc}") from exc
     except ValueError as exc:
         raise BackendError(f"transformers cannot load {base_path}: {exc}") from exc
+    except ImportError as exc:  # a GPTQ/AWQ/... folder without its kernels' package
+        what = f"a {quantised}-quantised model" if quantised else "this model"
+        raise UnsupportedError(f"{base_path} is {what}: {exc}") from exc
     if "device_map" not in kwargs:
         model = model.to(device)
     model.eval()
