@@ -24,22 +24,25 @@ def vision_arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
     folder = build_tiny_vision_model(tmp_path_factory.mktemp("tiny-llava"))
     ports = [free_port() for _ in range(4)]
     store = folder.parent / "arena.db"
+    log = folder.parent / "serve.log"
+    output = log.open("w")  # closed with the fixture
     serve = subprocess.Popen(
         [*CLI, "serve", "--port", str(ports[0]), "--controller-port", str(ports[1]),
          "--worker-port", str(ports[2]), "--webui-port", str(ports[3]),
          "--model-path", str(folder), "--model-path", str(folder),
          "--model-names", ",".join(NAMES), "--store", str(store)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=output, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{ports[3]}"
     try:
         models = f"http://127.0.0.1:{ports[0]}/v1/models"
-        wait_for(lambda: len(httpx.get(models, timeout=2).json()["data"]) == 2, 120, "serve")
-        wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI")
+        wait_for(lambda: len(httpx.get(models, timeout=2).json()["data"]) == 2, 180, "serve", log)
+        wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI", log)
         yield Arena(url, store)
     finally:
         serve.terminate()
         serve.wait(30)
+        output.close()
 
 
 def test_an_image_battle_between_local_vision_models(

@@ -71,6 +71,8 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
         (folder / "arena.json").write_text(json.dumps(config))
         ports = [free_port() for _ in range(4)]
         store = folder / "arena.db"
+        log = folder / "serve.log"
+        output = log.open("w")  # closed with the fixture
         serve = subprocess.Popen(
             [*CLI, "serve", "--port", str(ports[0]), "--controller-port", str(ports[1]),
              "--worker-port", str(ports[2]), "--webui-port", str(ports[3]),
@@ -79,17 +81,18 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
              # The scripted model names itself ("Scripted scripted heard: ..."): the
              # Leaderboard would drop every battle it is in as an identity leak.
              "--keep-identity-leaks"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{ports[3]}"
         try:
             models = f"http://127.0.0.1:{ports[0]}/v1/models"
-            wait_for(lambda: httpx.get(models, timeout=2).json()["data"] != [], 120, "serve")
-            wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI")
+            wait_for(lambda: httpx.get(models, timeout=2).json()["data"] != [], 180, "serve", log)
+            wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI", log)
             yield Arena(url, store)
         finally:
             serve.terminate()
             serve.wait(30)
+            output.close()
 
 
 def open_tab(page: Any, arena: Arena, name: str) -> None:

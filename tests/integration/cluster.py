@@ -25,7 +25,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+    """Poll `check` until it holds; on timeout, the error ends with the tail of `log`
+    (the output of the process waited for), so a CI failure says why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -34,7 +36,11 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+    tail = log.read_text(errors="replace")[-4000:] if log and log.is_file() else ""
+    raise TimeoutError(
+        f"timed out after {timeout:.0f}s waiting for {what}"
+        + (f"; its log:\n{tail}" if tail else "")
+    )
 
 
 @dataclass
