@@ -4,17 +4,15 @@ anonymous arena, both sides answering it, a vote stored with the image's hash.""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.test_webui import Arena, open_tab, screenshot, send_until_shown
+from tests.e2e.test_webui import Arena, open_tab, screenshot, send_until_shown, served_arena
 from tests.fakes.vision_model import build_tiny_vision_model, png_bytes
-from tests.integration.cluster import CLI, free_port, wait_for
+from tests.integration.cluster import wait_for
 
 NAMES = ("llava-left", "llava-right")
 
@@ -22,27 +20,10 @@ NAMES = ("llava-left", "llava-right")
 @pytest.fixture(scope="module")
 def vision_arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
     folder = build_tiny_vision_model(tmp_path_factory.mktemp("tiny-llava"))
-    ports = [free_port() for _ in range(4)]
-    store = folder.parent / "arena.db"
-    log = folder.parent / "serve.log"
-    output = log.open("w")  # closed with the fixture
-    serve = subprocess.Popen(
-        [*CLI, "serve", "--port", str(ports[0]), "--controller-port", str(ports[1]),
-         "--worker-port", str(ports[2]), "--webui-port", str(ports[3]),
-         "--model-path", str(folder), "--model-path", str(folder),
-         "--model-names", ",".join(NAMES), "--store", str(store)],
-        stdout=output, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{ports[3]}"
-    try:
-        models = f"http://127.0.0.1:{ports[0]}/v1/models"
-        wait_for(lambda: len(httpx.get(models, timeout=2).json()["data"]) == 2, 180, "serve", log)
-        wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI", log)
-        yield Arena(url, store)
-    finally:
-        serve.terminate()
-        serve.wait(30)
-        output.close()
+    options = ["--model-path", str(folder), "--model-path", str(folder),
+               "--model-names", ",".join(NAMES)]  # fmt: skip
+    with served_arena(folder.parent, *options, models=2) as served:
+        yield served
 
 
 def test_an_image_battle_between_local_vision_models(

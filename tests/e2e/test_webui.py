@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,30 +70,46 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
         # Battles between the bundled model and the plain scripted one only.
         config = {"outage_models": ["scripted-slow", "scripted-vision"]}
         (folder / "arena.json").write_text(json.dumps(config))
-        ports = [free_port() for _ in range(4)]
-        store = folder / "arena.db"
-        log = folder / "serve.log"
-        output = log.open("w")  # closed with the fixture
+        # The scripted model names itself ("Scripted scripted heard: ..."): the Leaderboard
+        # would drop every battle it is in as an identity leak.
+        options = [
+            *("--register-api-endpoint-file", str(folder / "endpoints.json")),
+            *("--arena-config", str(folder / "arena.json")),
+            "--keep-identity-leaks",
+        ]
+        with served_arena(folder, *options, models=1) as served:
+            yield served
+
+
+@contextmanager
+def served_arena(folder: Path, *options: str, models: int) -> Iterator[Arena]:
+    """`palestra serve` with `options` and a store in `folder`, once its API lists at least
+    `models` models and its web UI answers; its output goes to folder/serve.log, whose
+    tail ends a startup timeout's error."""
+    ports = [free_port() for _ in range(4)]
+    store = folder / "arena.db"
+    log = folder / "serve.log"
+    with log.open("w") as output:
         serve = subprocess.Popen(
             [*CLI, "serve", "--port", str(ports[0]), "--controller-port", str(ports[1]),
              "--worker-port", str(ports[2]), "--webui-port", str(ports[3]),
-             "--register-api-endpoint-file", str(folder / "endpoints.json"),
-             "--arena-config", str(folder / "arena.json"), "--store", str(store),
-             # The scripted model names itself ("Scripted scripted heard: ..."): the
-             # Leaderboard would drop every battle it is in as an identity leak.
-             "--keep-identity-leaks"],
+             "--store", str(store), *options],
             stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{ports[3]}"
+        listing = f"http://127.0.0.1:{ports[0]}/v1/models"
         try:
-            models = f"http://127.0.0.1:{ports[0]}/v1/models"
-            wait_for(lambda: httpx.get(models, timeout=2).json()["data"] != [], 180, "serve", log)
+            wait_for(
+                lambda: len(httpx.get(listing, timeout=2).json()["data"]) >= models,
+                180,
+                "serve",
+                log,
+            )
             wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "web UI", log)
             yield Arena(url, store)
         finally:
             serve.terminate()
             serve.wait(30)
-            output.close()
 
 
 def open_tab(page: Any, arena: Arena, name: str) -> None:

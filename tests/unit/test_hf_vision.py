@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from palestra.core.types import Conversation, GenerationRequest, Message, Sampli
 from tests.fakes.vision_model import IMAGE_TOKENS, build_tiny_vision_model, png_bytes
 
 IMAGE = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+OTHER = "data:image/png;base64," + base64.b64encode(png_bytes(colour=(255, 0, 0))).decode()
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +73,22 @@ def test_a_text_only_model_refuses_images(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="'palestra-tiny' does not accept images"):
         text_model.prepare(_request("What is this?", IMAGE))
     assert not text_model.accepts_images
+
+
+def test_the_pixels_reach_the_model(backend: HFBackend) -> None:
+    """Two pictures, same words: the first token's log-probability differs (the vision
+    tower's features went in), and the same picture gives the same again."""
+
+    def first_logprob(*images: str) -> float:
+        request = _request("What is the capital of Italy?", *images)
+        request = replace(request, sampling=replace(request.sampling, logprobs=True))
+
+        async def run() -> float:
+            chunks = [c async for c in backend.generate(backend.prepare(request))]
+            return next(c.logprobs[0].logprob for c in chunks if c.logprobs)
+
+        return asyncio.run(run())
+
+    blue, red = first_logprob(IMAGE), first_logprob(OTHER)
+    assert blue != pytest.approx(red, abs=1e-6)
+    assert first_logprob(IMAGE) == pytest.approx(blue, abs=1e-5)

@@ -49,10 +49,7 @@ class Message:
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's chat message: text, or content parts with `image_url`s."""
         data = self.to_dict()
-        if self.images:
-            parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}]
-            parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
-            data["content"] = parts
+        data["content"] = openai_content(self.content, self.images)
         if self.tool_calls and not self.content:
             data["content"] = None
         return data
@@ -72,6 +69,15 @@ class Message:
             )
         except KeyError as exc:
             raise InvalidRequestError(f"message without {exc.args[0]!r}: {data!r}") from exc
+
+
+def openai_content(text: str, images: tuple[str, ...] | list[str] = ()) -> Any:
+    """OpenAI's message content: the text, or with images a text part and `image_url`
+    parts (what `content_parts` reads back)."""
+    if not images:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    return parts + [{"type": "image_url", "image_url": {"url": url}} for url in images]
 
 
 def content_parts(content: Any) -> tuple[str, tuple[str, ...]]:

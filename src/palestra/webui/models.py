@@ -26,10 +26,14 @@ class ModelEntry:
     name: str
     backend: Backend
     card: str
-    vision: bool = False
     anony_only: bool = False
     text_arena: bool = True
     recommended: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vision(self) -> bool:
+        """Whether the model takes images (its backend says)."""
+        return self.backend.accepts_images
 
 
 class ModelDirectory:
@@ -50,7 +54,6 @@ class ModelDirectory:
                 e.name,
                 remote_backend(e),
                 f"{e.api_type} model `{e.provider_model}`",
-                vision=e.vision_arena,
                 anony_only=e.anony_only,
                 text_arena=e.text_arena,
                 recommended=dict(e.recommended_config),
@@ -97,7 +100,6 @@ class ModelDirectory:
                         )
                     ),
                     _card(name, f"served by Palestra at {self.api_base}"),
-                    vision=takes_images,
                 )
             )
         self._served, self._listed_at = entries, time.monotonic()

@@ -29,7 +29,7 @@ class Failing(ScriptedBackend):
 def service(tmp_path: Path, **options) -> ArenaService:  # type: ignore[no-untyped-def]
     entries = [
         ModelEntry("alpha", ScriptedBackend(["I am alpha, made by nobody."], "alpha"), "test"),
-        ModelEntry("beta", ScriptedBackend(["Plain answer."], "beta"), "test", vision=True),
+        ModelEntry("beta", ScriptedBackend(["Plain answer."], "beta", vision=True), "test"),
         ModelEntry("gamma", ScriptedBackend(["Another answer."], "gamma"), "test"),
         ModelEntry("broken", Failing(), "test"),
     ]
@@ -137,9 +137,7 @@ def test_client_address() -> None:
 
 def test_battles_with_images_draw_vision_models(tmp_path: Path) -> None:
     entries = [
-        ModelEntry(
-            name, ScriptedBackend([f"{name} sees it"], name, vision=vision), "test", vision=vision
-        )
+        ModelEntry(name, ScriptedBackend([f"{name} sees it"], name, vision=vision), "test")
         for name, vision in (("text-a", False), ("eye-1", True), ("eye-2", True))
     ]
     svc = ArenaService(ModelDirectory.of(entries), ArenaStore(tmp_path / "v.db"))

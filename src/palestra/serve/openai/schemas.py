@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from palestra.core.errors import InvalidRequestError
-from palestra.core.types import response_format_schema
+from palestra.core.types import content_parts, openai_content, response_format_schema
 from palestra.serve.openai.tool_calls import validate_tools
 from palestra.serve.wire import SamplingWire
 
@@ -153,18 +153,14 @@ class ChatMessage(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _known_parts(cls, value: Any) -> Any:
-        for part in value if isinstance(value, list) else []:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind not in ("text", "image_url"):
-                raise ValueError(
-                    f"content part of type {kind!r} is not supported; send text and image_url parts"
-                )
-            image = part.get("image_url") if kind == "image_url" else None
-            url = image.get("url") if isinstance(image, dict) else None
-            if kind == "image_url" and not (
-                isinstance(url, str) and url.startswith(("data:", "http://", "https://"))
-            ):
-                raise ValueError("an image_url's url must be a data: URL or an http(s) URL")
+        if not isinstance(value, list):
+            return value
+        try:
+            _, images = content_parts(value)  # the kinds the worker reads
+        except InvalidRequestError as exc:
+            raise ValueError(exc.message) from None
+        if not all(url.startswith(("data:", "http://", "https://")) for url in images):
+            raise ValueError("an image_url's url must be a data: URL or an http(s) URL")
         return value
 
     def text(self) -> str:
@@ -250,12 +246,8 @@ class ChatCompletionRequest(SamplingFields):
         for message in self.messages:
             item: dict[str, Any] = {
                 "role": roles.get(message.role, message.role),
-                "content": message.text(),
+                "content": openai_content(message.text(), message.images),
             }
-            if message.images:  # OpenAI's parts, which the worker's Message.from_dict reads
-                item["content"] = [{"type": "text", "text": item["content"]}] + [
-                    {"type": "image_url", "image_url": {"url": url}} for url in message.images
-                ]
             for key in ("tool_calls", "tool_call_id", "name"):
                 value = getattr(message, key, None) or (message.model_extra or {}).get(key)
                 if value is not None:

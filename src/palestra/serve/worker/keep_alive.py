@@ -47,13 +47,11 @@ class KeepAlive(Backend):
         self._backend: Backend | None = load()
         first = self._backend
         self.name = first.name
-        self._facts = (
-            first.model_name,
-            first.template,
-            first.context_length,
-            first.capacity,
-            first.accepts_images,
-        )
+        self._model_name = first.model_name
+        self._template = first.template
+        self._context_length = first.context_length
+        self._capacity = first.capacity
+        self._accepts_images = first.accepts_images
         self._holders = 0
         self._last_used = time.monotonic()
         self._lock: asyncio.Lock | None = None
@@ -62,23 +60,23 @@ class KeepAlive(Backend):
     # ------------------------------------------------------------------ facts
     @property
     def model_name(self) -> str:
-        return self._facts[0]
+        return self._model_name
 
     @property
     def template(self) -> ChatTemplate:
-        return self._facts[1]
+        return self._template
 
     @property
     def context_length(self) -> int:
-        return self._facts[2]
+        return self._context_length
 
     @property
     def capacity(self) -> int:
-        return self._facts[3]
+        return self._capacity
 
     @property
     def accepts_images(self) -> bool:
-        return self._facts[4]
+        return self._accepts_images
 
     @property
     def loaded(self) -> bool:
