@@ -1,5 +1,5 @@
 """Palestra's built-in plugin: registers the shipped legacy templates, the model families
-and the backends through the same hooks a third-party plugin uses."""
+the backends and the API provider types through the same hooks a third-party plugin uses."""
 
 from __future__ import annotations
 
@@ -22,3 +22,9 @@ def register_backends() -> list[Any]:
     from palestra.backends.registry import BUILTIN_BACKENDS
 
     return list(BUILTIN_BACKENDS)
+
+
+def register_providers() -> list[Any]:
+    from palestra.backends.remote.providers import BUILTIN_PROVIDERS
+
+    return list(BUILTIN_PROVIDERS)

@@ -3,7 +3,8 @@ they make, which the rest of Palestra reads (`get_template`, `model_registry`,
 `backend_factories`).
 
 A plugin is any object or module published under the `palestra.plugins` entry-point group.
-It may define `register_templates()`, `register_models()` and `register_backends()`, each
+It may define `register_templates()`, `register_models()`, `register_backends()` and
+`register_providers()` (API provider types: `backends.remote.providers.ProviderType`), each
 returning a list. Palestra's own built-ins (`palestra.builtin_plugin`) register the same way
 and always come first. An id registered twice is an error unless the later plugin lists it
 in its `overrides` (for example `overrides = {"templates:chatml"}`).
@@ -27,6 +28,7 @@ from palestra.core.errors import PalestraError
 if TYPE_CHECKING:
     from palestra.backends.base import Backend
     from palestra.backends.registry import BackendFactory
+    from palestra.backends.remote.providers import ProviderType
     from palestra.models.registry import ModelRegistry
     from palestra.templates.spec import ChatTemplate
 
@@ -36,6 +38,7 @@ HOOKS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "templates": ("register_templates", lambda item: item.name),
     "models": ("register_models", lambda item: item.id),
     "backends": ("register_backends", lambda item: item.name),
+    "providers": ("register_providers", lambda item: item.name),
 }
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ def collect(kind: str) -> dict[str, Any]:
 
 def reset() -> None:
     """Forget the loaded plugins and the tables (tests; after changing PALESTRA_PLUGINS)."""
-    for cached in (load_plugins, templates, model_registry, backend_factories):
+    for cached in (load_plugins, templates, model_registry, backend_factories, providers):
         cached.cache_clear()
 
 
@@ -132,3 +135,24 @@ def create_backend(name: str, model_path: str | None = None, **kwargs: Any) -> B
     from palestra.backends.registry import create_backend as create
 
     return create(backend_factories(), name, model_path, **kwargs)
+
+
+@lru_cache(maxsize=1)
+def providers() -> dict[str, ProviderType]:
+    """API provider types by `api_type`."""
+    return collect("providers")
+
+
+def provider_type(api_type: str, *, endpoint: str = "") -> ProviderType:
+    """The provider type named `api_type`; an unknown one is an error listing them all."""
+    from palestra.core.errors import InvalidRequestError
+
+    table = providers()
+    if api_type not in table:
+        where = f"endpoint {endpoint!r}: " if endpoint else ""
+        served = sorted(name for name, item in table.items() if not item.retired)
+        raise InvalidRequestError(
+            f"{where}unknown api_type {api_type!r}; expected one of {', '.join(served)}",
+            param="api_type",
+        )
+    return table[api_type]

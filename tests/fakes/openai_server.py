@@ -12,6 +12,16 @@ the real API. By the requested model id:
 As strict as OpenAI about tools: a tool_choice without tools, a malformed tool, or a tool
 message answering no earlier call id is a 400 in OpenAI's error envelope.
 
+As strict as OpenAI's reasoning models for a model id starting `o1` / `o3`: `temperature`,
+`top_p` and `max_tokens` are a 400 naming the parameter, and so is a `system` message (o1-mini
+refused them; `developer` is the reasoning models' role); `o1-nostream` also refuses
+`stream: true`, as o1 did at launch.
+
+Azure OpenAI's deployment route: `POST /openai/deployments/{deployment}/chat/completions`
+answers only with an `api-version` query and the `api-key` header (`AZURE_KEY`); the
+deployment is the model. `flaky-N` fails N requests with 503 and then answers;
+`dead` always answers 503. Headers of each request are kept in `app.state.headers`.
+
 `GET /v1/models` lists `app.state.models` and counts calls in `app.state.listings`; every
 chat request body is kept in `app.state.bodies`.
 """
@@ -24,7 +34,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 
 def _tool_problem(body: dict[str, Any]) -> str | None:
@@ -44,6 +54,35 @@ def _tool_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+AZURE_KEY = "azure-secret-key-123"
+REASONING_REFUSED = ("temperature", "top_p", "max_tokens")
+
+
+def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def _reasoning_problem(body: dict[str, Any]) -> JSONResponse | None:
+    """What OpenAI's reasoning models refuse, or None."""
+    for name in REASONING_REFUSED:
+        if name in body:
+            return _error(
+                400, f"Unsupported parameter: '{name}' is not supported with this model.", name
+            )
+    for index, message in enumerate(body["messages"]):
+        if message["role"] == "system":
+            return _error(
+                400, f"Unsupported value: 'messages[{index}].role' does not support 'system' "
+                "with this model.", f"messages[{index}].role",
+            )  # fmt: skip
+    if body["model"] == "o1-nostream" and body.get("stream"):
+        return _error(
+            400, "Unsupported value: 'stream' does not support true with this model.", "stream"
+        )
+    return None
+
+
 def _text_and_images(content: Any) -> tuple[str, int]:
     if isinstance(content, str):
         return content, 0
@@ -54,6 +93,8 @@ def _text_and_images(content: Any) -> tuple[str, int]:
 def build_openai_app() -> FastAPI:
     app = FastAPI()
     app.state.bodies = []
+    app.state.headers = []
+    app.state.failures = {}  # model -> failed requests so far
     app.state.models = ["scripted", "scripted-slow", "scripted-vision"]
     app.state.listings = 0
 
@@ -66,16 +107,38 @@ def build_openai_app() -> FastAPI:
         app.state.listings += 1
         return {"object": "list", "data": [{"id": m, "object": "model"} for m in app.state.models]}
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> StreamingResponse:
+    @app.post("/openai/deployments/{deployment}/chat/completions")
+    async def azure_chat(deployment: str, request: Request) -> Response:
+        if not request.query_params.get("api-version"):
+            return _error(404, "Resource not found")  # Azure without api-version
+        if request.headers.get("api-key") != AZURE_KEY:
+            error = {"code": "401", "message": "Access denied due to invalid subscription key."}
+            return JSONResponse({"error": error}, status_code=401)
         body = await request.json()
+        return await answer({**body, "model": deployment}, request)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await answer(await request.json(), request)
+
+    async def answer(body: dict[str, Any], request: Request) -> Response:
         app.state.bodies.append(body)
+        app.state.headers.append(dict(request.headers))
         problem = _tool_problem(body)
         if problem:
-            error = {"message": problem, "type": "invalid_request_error", "param": None,
-                     "code": None}  # fmt: skip
-            return JSONResponse({"error": error}, status_code=400)  # type: ignore[return-value]
+            return _error(400, problem)
         model = body["model"]
+        if model.startswith(("o1", "o3")):
+            refused = _reasoning_problem(body)
+            if refused is not None:
+                return refused
+        if model == "dead" or model.startswith("flaky-"):
+            failed = app.state.failures.get(model, 0)
+            if model == "dead" or failed < int(model.split("-")[1]):
+                app.state.failures[model] = failed + 1
+                return _error(503, "The server is overloaded; try again later.")
+        if not body.get("stream"):
+            return _whole_reply(model, body)
         last = body["messages"][-1]
         text, images = _text_and_images(last["content"] or "")
         delay = 0.0
@@ -95,7 +158,7 @@ def build_openai_app() -> FastAPI:
         elif model == "scripted-vision":
             words = f"I see {images} image(s).".split()
         else:  # the user's text comes back verbatim (newlines, markdown, HTML)
-            words = ["Scripted", model, "heard:", text]
+            words = _words(model, text)
         base = {"id": "c1", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model}  # fmt: skip
 
@@ -134,3 +197,22 @@ async def _tool_call_events(model: str, name: str, text: str) -> Any:
     usage = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
     yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _words(model: str, text: str) -> list[str]:
+    return ["Scripted", model, "heard:", text]
+
+
+def _whole_reply(model: str, body: dict[str, Any]) -> JSONResponse:
+    """A non-streamed chat completion (text only)."""
+    text, _ = _text_and_images(body["messages"][-1]["content"] or "")
+    words = _words(model, text)
+    message = {"role": "assistant", "content": " ".join(words)}
+    usage = {"prompt_tokens": len(text.split()), "completion_tokens": len(words)}
+    return JSONResponse(
+        {
+            "id": "c3", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {**usage, "total_tokens": sum(usage.values())},
+        }
+    )  # fmt: skip

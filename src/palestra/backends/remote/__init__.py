@@ -1,23 +1,17 @@
-"""Backends for models hosted by API providers (OpenAI-compatible servers, Anthropic,
-Gemini, Mistral): `remote_backend(endpoint)` builds the right one for an endpoint."""
+"""Backends for models hosted by API providers: `remote_backend(endpoint)` builds the one
+of the endpoint's provider type (`providers.py` lists them; plugins add more)."""
 
 from __future__ import annotations
 
 from palestra.backends.remote.base import RemoteBackend
 from palestra.backends.remote.endpoints import RemoteEndpoint, Secret, load_endpoint_file
+from palestra.backends.remote.providers import ProviderType, remote_backend
 
-
-def remote_backend(
-    endpoint: RemoteEndpoint, *, max_retries: int = 2, timeout: float = 600
-) -> RemoteBackend:
-    """Gemini and Mistral are reached through their OpenAI-compatible chat endpoints."""
-    if endpoint.api_type == "anthropic":
-        from palestra.backends.remote.anthropic import AnthropicBackend
-
-        return AnthropicBackend(endpoint, max_retries=max_retries, timeout=timeout)
-    from palestra.backends.remote.openai_compat import OpenAICompatibleBackend
-
-    return OpenAICompatibleBackend(endpoint, max_retries=max_retries, timeout=timeout)
-
-
-__all__ = ["RemoteBackend", "RemoteEndpoint", "Secret", "load_endpoint_file", "remote_backend"]
+__all__ = [
+    "ProviderType",
+    "RemoteBackend",
+    "RemoteEndpoint",
+    "Secret",
+    "load_endpoint_file",
+    "remote_backend",
+]

@@ -2,11 +2,15 @@
 (system messages go in `system`; consecutive turns of one role are merged, as the API
 requires alternating roles). OpenAI-shaped tools, tool choices, assistant tool calls and
 tool results are translated to Anthropic's `tools`, `tool_choice`, `tool_use` and
-`tool_result` blocks, and the `tool_use` blocks of a reply back into OpenAI tool calls."""
+`tool_result` blocks, and the `tool_use` blocks of a reply back into OpenAI tool calls.
+With `vertex`, Claude on Google Vertex AI (the SDK's Vertex client: `project_id` and
+`region` from the endpoint or $GOOGLE_CLOUD_PROJECT / $CLOUD_ML_REGION, the key as an
+access token)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -110,18 +114,26 @@ def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str,
 class AnthropicBackend(RemoteBackend):
     name = "anthropic"
 
-    def __init__(self, endpoint: RemoteEndpoint, *, max_retries: int = 2, timeout: float = 600):
+    def __init__(self, endpoint: RemoteEndpoint, *, vertex: bool = False):
         super().__init__(endpoint)
         try:
-            from anthropic import AsyncAnthropic
+            from anthropic import AsyncAnthropic, AsyncAnthropicVertex
         except ImportError as exc:
             raise UnsupportedError(
-                "anthropic endpoints need the anthropic SDK: pip install 'palestra[remote]'"
+                "anthropic endpoints need the anthropic SDK: pip install 'palestra[anthropic]'"
             ) from exc
-        options: dict[str, Any] = {"max_retries": max_retries, "timeout": timeout}
+        # RemoteBackend.generate retries, the same for every provider.
+        options: dict[str, Any] = {"max_retries": 0, "timeout": endpoint.timeout}
         if endpoint.api_base:
             options["base_url"] = endpoint.api_base
-        self.client = AsyncAnthropic(api_key=endpoint.key(), **options)
+        if vertex:
+            options["region"] = endpoint.region or os.environ.get("CLOUD_ML_REGION", "us-east5")
+            project = endpoint.project_id or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            if project:
+                options["project_id"] = project
+            self.client: Any = AsyncAnthropicVertex(access_token=endpoint.key(), **options)
+        else:
+            self.client = AsyncAnthropic(api_key=endpoint.key(), **options)
 
     async def stream(
         self, conversation: Conversation, sampling: SamplingParams
@@ -140,11 +152,12 @@ class AnthropicBackend(RemoteBackend):
         if sampling.stop:
             arguments["stop_sequences"] = list(sampling.stop)
         # Sampling knobs the typed signature no longer lists; sent only when not default.
-        extra: dict[str, float] = {}
+        extra: dict[str, Any] = {}
         if sampling.temperature != 1.0:
             extra["temperature"] = min(sampling.temperature, 1.0)
         if sampling.top_p != 1.0:
             extra["top_p"] = sampling.top_p
+        extra.update(self.endpoint.extra_body)
         if extra:
             arguments["extra_body"] = extra
         try:

@@ -8,16 +8,24 @@ message. Token counts
 before a request are estimates (about four characters per token); the usage a provider
 reports at the end of a reply is exact. Errors from the provider become Palestra's typed
 errors with the provider's status, and never carry the key.
+
+Every provider type gets the same resilience here, not from its SDK (whose own retries are
+off): a 429, a 5xx or an unreachable provider is tried again `endpoint.retries` times with
+exponential backoff (0.5 s, 1 s, 2 s, ... at most 8 s) as long as nothing has streamed yet;
+then the typed error goes to the caller, and the endpoint's `Outage` counts it. An
+endpoint's `fixed_temperature` and `recommended_config.extra_body` apply to every request.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.remote.endpoints import RemoteEndpoint
+from palestra.backends.remote.outage import Outage, retryable
 from palestra.core.errors import (
     AuthenticationError,
     BackendError,
@@ -39,6 +47,7 @@ from palestra.templates.spec import ChatTemplate
 
 CHARS_PER_TOKEN = 4
 PROVIDER_CONCURRENCY = 16  # requests in flight to a provider, per served model
+MAX_BACKOFF_SECONDS = 8.0
 
 
 def estimate_tokens(text: str) -> int:
@@ -53,6 +62,7 @@ def conversation_tokens(conversation: Conversation) -> int:
 def provider_error(endpoint: RemoteEndpoint, status: int | None, detail: str) -> PalestraError:
     """A typed error for a provider's failure, saying who failed and what to do."""
     where = f"{endpoint.api_type} endpoint {endpoint.name!r} ({endpoint.base_url})"
+    detail = endpoint.scrub(detail)
     if status is None:
         unreachable = BackendError(f"cannot reach {where}: {detail}", code="provider_unreachable")
         unreachable.http_status = 502  # a gateway's answer: the upstream is not there
@@ -82,6 +92,7 @@ class RemoteBackend(Backend):
 
     def __init__(self, endpoint: RemoteEndpoint):
         self.endpoint = endpoint
+        self.outage = Outage()
 
     @property
     def model_name(self) -> str:
@@ -142,11 +153,30 @@ class RemoteBackend(Backend):
     def max_tokens(self, sampling: SamplingParams) -> int:
         return min(sampling.max_tokens, self.endpoint.max_output_tokens)
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    def sampling_for(self, sampling: SamplingParams) -> SamplingParams:
+        """The request's sampling with the endpoint's fixed temperature applied."""
+        fixed = self.endpoint.fixed_temperature
+        return sampling if fixed is None else replace(sampling, temperature=fixed)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         request = self.prepare(request)
         self.check(request.sampling)
-        assert request.conversation is not None  # prepare made one
-        return self.stream(request.conversation, request.sampling)
+        conversation, sampling = request.conversation, self.sampling_for(request.sampling)
+        assert conversation is not None  # prepare made one
+        for attempt in range(self.endpoint.retries + 1):
+            streamed = False
+            try:
+                async for chunk in self.stream(conversation, sampling):
+                    streamed = True
+                    yield chunk
+            except PalestraError as error:
+                if streamed or attempt == self.endpoint.retries or not retryable(error):
+                    self.outage.failed(error)
+                    raise
+                await asyncio.sleep(min(0.5 * 2**attempt, MAX_BACKOFF_SECONDS))
+                continue
+            self.outage.answered()
+            return
 
     @abc.abstractmethod
     def stream(
@@ -156,4 +186,7 @@ class RemoteBackend(Backend):
         tool calls the provider made (OpenAI's shape)."""
 
     async def health(self) -> BackendHealth:
-        return BackendHealth(ok=True, detail={**self.endpoint.describe(), "backend": self.name})
+        detail = {**self.endpoint.describe(), "backend": self.name}
+        if self.outage.out:
+            detail["outage"] = self.outage.last_error
+        return BackendHealth(ok=not self.outage.out, detail=detail)

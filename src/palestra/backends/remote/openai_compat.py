@@ -1,11 +1,21 @@
 """`OpenAICompatibleBackend`: a model behind any OpenAI-compatible chat API (OpenAI itself,
-Gemini's and Mistral's OpenAI endpoints, vLLM, Ollama, another Palestra), through the
-official `openai` SDK (which also retries 429s and 5xx with backoff)."""
+Azure OpenAI deployments, Mistral, NVIDIA, Reka, YandexGPT, vLLM, Ollama, another
+Palestra), through the official `openai` SDK.
+
+Three modes, one per FastChat api_type: `stream` (openai), `whole` (openai_no_stream: one
+request for the whole reply, given back as one chunk) and `reasoning` (openai_o1: OpenAI's
+reasoning models take no temperature or top_p, want `developer` instead of `system`
+messages and `max_completion_tokens`, and take `reasoning_effort`; they are streamed unless
+the endpoint says `"stream": false`, and a model that refuses to stream is asked again for
+the whole reply, once, and from then on). An endpoint with `azure_api_version`, or with
+"azure" in its model name, goes through the SDK's Azure client: deployment routes, the
+`api-key` header and the `api-version` query.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from palestra.backends.remote.base import (
     RemoteBackend,
@@ -13,7 +23,7 @@ from palestra.backends.remote.base import (
     estimate_tokens,
     provider_error,
 )
-from palestra.backends.remote.endpoints import RemoteEndpoint
+from palestra.backends.remote.endpoints import AZURE_DEFAULT_API_VERSION, RemoteEndpoint
 from palestra.core.types import (
     RESPONSE_FORMATS,
     Conversation,
@@ -23,32 +33,72 @@ from palestra.core.types import (
     Usage,
 )
 
+Mode = Literal["stream", "whole", "reasoning"]
+
 
 class OpenAICompatibleBackend(RemoteBackend):
     name = "openai"
     response_formats = RESPONSE_FORMATS
 
-    def __init__(self, endpoint: RemoteEndpoint, *, max_retries: int = 2, timeout: float = 600):
+    def __init__(self, endpoint: RemoteEndpoint, *, mode: Mode = "stream"):
         super().__init__(endpoint)
-        from openai import AsyncOpenAI
+        from openai import AsyncAzureOpenAI, AsyncOpenAI
 
-        self.client = AsyncOpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.key(),
-            max_retries=max_retries,
-            timeout=timeout,
-        )
+        self.mode = mode
+        self.streams = endpoint.stream if endpoint.stream is not None else mode != "whole"
+        common: dict[str, Any] = {
+            "api_key": endpoint.key(),
+            "max_retries": 0,  # RemoteBackend.generate retries, the same for every provider
+            "timeout": endpoint.timeout,
+        }
+        if endpoint.folder_id:  # Yandex Cloud: the folder is the OpenAI "project"
+            common["project"] = endpoint.folder_id
+        if endpoint.client_name:  # Cohere's name for the calling application
+            common["default_headers"] = {"X-Client-Name": endpoint.client_name}
+        if endpoint.azure:
+            self.client: Any = AsyncAzureOpenAI(
+                azure_endpoint=endpoint.base_url,
+                api_version=endpoint.azure_api_version or AZURE_DEFAULT_API_VERSION,
+                **common,
+            )
+        else:
+            self.client = AsyncOpenAI(base_url=endpoint.base_url, **common)
+
+    @property
+    def model_id(self) -> str:
+        model = self.endpoint.provider_model
+        if self.endpoint.folder_id and not model.startswith("gpt://"):
+            return f"gpt://{self.endpoint.folder_id}/{model}"  # YandexGPT's model URI
+        return model
+
+    def _messages(self, conversation: Conversation) -> list[dict[str, Any]]:
+        messages = [m.to_openai() for m in conversation.messages]
+        if self.mode == "reasoning":
+            for message in messages:
+                if message["role"] == "system":
+                    message["role"] = "developer"
+        return messages
 
     def _arguments(self, conversation: Conversation, sampling: SamplingParams) -> dict[str, Any]:
         arguments: dict[str, Any] = {
-            "model": self.endpoint.provider_model,
-            "messages": [m.to_openai() for m in conversation.messages],
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": self.max_tokens(sampling),
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "model": self.model_id,
+            "messages": self._messages(conversation),
+            "stream": self.streams,
         }
+        if self.streams:
+            arguments["stream_options"] = {"include_usage": True}
+        if self.mode == "reasoning":
+            arguments["max_completion_tokens"] = self.max_tokens(sampling)
+            if self.endpoint.reasoning_effort:
+                arguments["reasoning_effort"] = self.endpoint.reasoning_effort
+        else:
+            arguments["temperature"] = sampling.temperature
+            arguments["top_p"] = sampling.top_p
+            arguments["max_tokens"] = self.max_tokens(sampling)
+            if sampling.presence_penalty:
+                arguments["presence_penalty"] = sampling.presence_penalty
+            if sampling.frequency_penalty:
+                arguments["frequency_penalty"] = sampling.frequency_penalty
         if conversation.tools:
             arguments["tools"] = list(conversation.tools)
         if conversation.tool_choice is not None:
@@ -59,10 +109,8 @@ class OpenAICompatibleBackend(RemoteBackend):
             arguments["stop"] = list(sampling.stop)
         if sampling.seed is not None:
             arguments["seed"] = sampling.seed
-        if sampling.presence_penalty:
-            arguments["presence_penalty"] = sampling.presence_penalty
-        if sampling.frequency_penalty:
-            arguments["frequency_penalty"] = sampling.frequency_penalty
+        if self.endpoint.extra_body:
+            arguments["extra_body"] = self.endpoint.extra_body
         return arguments
 
     async def stream(
@@ -70,40 +118,87 @@ class OpenAICompatibleBackend(RemoteBackend):
     ) -> AsyncIterator[GenerationChunk]:
         import openai
 
-        finish: str | None = None
-        usage: Usage | None = None
-        produced: list[str] = []
-        calls = ToolCallAccumulator()
         try:
-            events = await self.client.chat.completions.create(
-                **self._arguments(conversation, sampling)
-            )
-            try:
-                async for event in events:
-                    if event.usage is not None:
-                        usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
-                    if not event.choices:
-                        continue
-                    choice = event.choices[0]
-                    finish = choice.finish_reason or finish
-                    delta = choice.delta
-                    if delta is not None and delta.tool_calls:
-                        calls.add(delta.tool_calls)
-                    text = delta.content if delta else None
-                    if text:
-                        produced.append(text)
-                        yield GenerationChunk(text=text)
-            finally:
-                await events.close()
+            if self.streams:
+                try:
+                    async for chunk in self._streamed(conversation, sampling):
+                        yield chunk
+                    return
+                except openai.BadRequestError as exc:
+                    if self.mode != "reasoning" or "stream" not in _detail(exc).lower():
+                        raise
+                    self.streams = False  # this reasoning model answers whole replies only
+            async for chunk in self._whole(conversation, sampling):
+                yield chunk
         except openai.APIStatusError as exc:
             raise provider_error(self.endpoint, exc.status_code, _detail(exc)) from None
         except openai.APIConnectionError as exc:
             raise provider_error(self.endpoint, None, str(exc)) from None
+
+    async def _streamed(
+        self, conversation: Conversation, sampling: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]:
+        finish: str | None = None
+        usage: Usage | None = None
+        produced: list[str] = []
+        calls = ToolCallAccumulator()
+        events = await self.client.chat.completions.create(
+            **self._arguments(conversation, sampling)
+        )
+        try:
+            async for event in events:
+                if event.usage is not None:
+                    usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
+                if not event.choices:
+                    continue
+                choice = event.choices[0]
+                finish = choice.finish_reason or finish
+                delta = choice.delta
+                if delta is not None and delta.tool_calls:
+                    calls.add(delta.tool_calls)
+                text = delta.content if delta else None
+                if text:
+                    produced.append(text)
+                    yield GenerationChunk(text=text)
+        finally:
+            await events.close()
         if usage is None:  # a server that does not report usage in streams
             usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
-        made = calls.finished()
-        reason: FinishReason = "tool_calls" if made else "length" if finish == "length" else "stop"
-        yield GenerationChunk(text="", finish_reason=reason, usage=usage, tool_calls=made)
+        yield final_chunk(finish, usage, calls.finished())
+
+    async def _whole(
+        self, conversation: Conversation, sampling: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]:
+        arguments = self._arguments(conversation, sampling)
+        arguments["stream"] = False
+        arguments.pop("stream_options", None)
+        reply = await self.client.chat.completions.create(**arguments)
+        choice = reply.choices[0]
+        text = choice.message.content or ""
+        if text:
+            yield GenerationChunk(text=text)
+        calls = tuple(
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
+            for call in choice.message.tool_calls or ()
+        )
+        usage = (
+            Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+            if reply.usage is not None
+            else Usage(conversation_tokens(conversation), estimate_tokens(text))
+        )
+        yield final_chunk(choice.finish_reason, usage, calls)
+
+
+def final_chunk(
+    finish: str | None, usage: Usage, calls: tuple[dict[str, Any], ...]
+) -> GenerationChunk:
+    """The last chunk of a reply in OpenAI's terms: its finish reason, usage and calls."""
+    reason: FinishReason = "tool_calls" if calls else "length" if finish == "length" else "stop"
+    return GenerationChunk(text="", finish_reason=reason, usage=usage, tool_calls=calls)
 
 
 class ToolCallAccumulator:

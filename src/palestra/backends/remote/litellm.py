@@ -1,0 +1,127 @@
+"""`LiteLLMBackend`: the long tail of providers through LiteLLM, the field's common library
+for them (Bedrock, Groq, Together, watsonx, Ollama's native API, ... by LiteLLM's
+`provider/model` ids, given as the endpoint's `model_name`).
+
+LiteLLM takes OpenAI's request shape and gives back OpenAI's chunk shape, translating
+tools, tool choices and images for each provider, so this backend is the OpenAI one's
+twin. It is imported only when an endpoint of such a type is served (the import takes
+seconds), with LiteLLM's model-price download turned off (`LITELLM_LOCAL_MODEL_COST_MAP`):
+Palestra never downloads at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from palestra.backends.remote.base import (
+    RemoteBackend,
+    conversation_tokens,
+    estimate_tokens,
+    provider_error,
+)
+from palestra.backends.remote.endpoints import RemoteEndpoint
+from palestra.backends.remote.openai_compat import ToolCallAccumulator, final_chunk
+from palestra.core.errors import UnsupportedError
+from palestra.core.types import (
+    RESPONSE_FORMATS,
+    Conversation,
+    GenerationChunk,
+    SamplingParams,
+    Usage,
+)
+
+
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError as exc:
+        raise UnsupportedError(
+            "this api_type goes through LiteLLM: pip install 'palestra[litellm]'"
+        ) from exc
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners on stdout
+    return litellm
+
+
+class LiteLLMBackend(RemoteBackend):
+    name = "litellm"
+    response_formats = RESPONSE_FORMATS
+
+    def __init__(self, endpoint: RemoteEndpoint):
+        super().__init__(endpoint)
+        self.litellm = _litellm()
+        self.model = endpoint.provider_model
+        self.key = endpoint.key()
+
+    def _arguments(self, conversation: Conversation, sampling: SamplingParams) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_openai() for m in conversation.messages],
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": self.max_tokens(sampling),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "num_retries": 0,  # RemoteBackend.generate retries, the same for every provider
+            "timeout": self.endpoint.timeout,
+        }
+        if self.endpoint.base_url:
+            arguments["api_base"] = self.endpoint.base_url
+        if self.key != "none":
+            arguments["api_key"] = self.key
+        if conversation.tools:
+            arguments["tools"] = list(conversation.tools)
+        if conversation.tool_choice is not None:
+            arguments["tool_choice"] = conversation.tool_choice
+        if conversation.response_format is not None:
+            arguments["response_format"] = conversation.response_format
+        if sampling.stop:
+            arguments["stop"] = list(sampling.stop)
+        if sampling.seed is not None:
+            arguments["seed"] = sampling.seed
+        if self.endpoint.extra_body:
+            arguments["extra_body"] = self.endpoint.extra_body
+        return arguments
+
+    async def stream(
+        self, conversation: Conversation, sampling: SamplingParams
+    ) -> AsyncIterator[GenerationChunk]:
+        import openai
+
+        finish: str | None = None
+        usage: Usage | None = None
+        produced: list[str] = []
+        calls = ToolCallAccumulator()
+        try:
+            events = await self.litellm.acompletion(**self._arguments(conversation, sampling))
+            async for event in events:
+                reported = getattr(event, "usage", None)
+                if reported is not None and reported.prompt_tokens:
+                    usage = Usage(reported.prompt_tokens, reported.completion_tokens)
+                if not event.choices:
+                    continue
+                choice = event.choices[0]
+                finish = choice.finish_reason or finish
+                delta = choice.delta
+                if delta is not None and delta.tool_calls:
+                    calls.add(delta.tool_calls)
+                text = delta.content if delta else None
+                if text:
+                    produced.append(text)
+                    yield GenerationChunk(text=text)
+        except openai.APIConnectionError as exc:  # LiteLLM's errors are OpenAI's subclasses
+            raise provider_error(self.endpoint, None, _message(exc)) from None
+        except openai.APIError as exc:
+            status = getattr(exc, "status_code", None) or 502
+            raise provider_error(self.endpoint, status, _message(exc)) from None
+        if usage is None:
+            usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
+        yield final_chunk(finish, usage, calls.finished())
+
+
+def _message(exc: Exception) -> str:
+    """LiteLLM's message without its `litellm.XError: ProviderException - ` prefix."""
+    text = str(getattr(exc, "message", exc))
+    return text.split(" - ", 1)[1] if " - " in text else text
