@@ -55,10 +55,13 @@ def _source(
     api_type: str | None,
     api_key_env: str | None,
     provider_model: str | None,
+    endpoint_file: Path | None = None,
 ) -> Any:
     from palestra.judge.client import ModelSource
 
-    return ModelSource(name, model_path, api_base, api_type, api_key_env, provider_model)
+    return ModelSource(
+        name, model_path, api_base, api_type, api_key_env, provider_model, endpoint_file
+    )
 
 
 def _questions(bench: Path, first_n: int | None, begin: int | None, end: int | None) -> Any:
@@ -74,7 +77,7 @@ def _answer(parsed: Parsed) -> None:
 
     options: AnswerOptions = parsed["answer"]
     model: ModelSettings = parsed["model"]
-    hosted = options.api_base or options.api_type
+    hosted = options.api_base or options.api_type or options.endpoint_file
     if hosted and model.model_path:
         raise InvalidRequestError(
             f"{options.model}: give either a model path or an API endpoint, not both"
@@ -82,8 +85,8 @@ def _answer(parsed: Parsed) -> None:
     if not hosted and not model.model_path:
         raise InvalidRequestError(
             f"{options.model}: say where the model answers: --model-path (a folder, a Hub "
-            "id or palestra-tiny), an OpenAI-compatible --api-base, or an --api-type "
-            "(anthropic, gemini, mistral, openai)"
+            "id or palestra-tiny), an OpenAI-compatible --api-base, an --api-type "
+            "(palestra providers lists them), or an --endpoint-file"
         )
     questions = _questions(
         options.bench, options.first_n, options.question_begin, options.question_end
@@ -94,7 +97,7 @@ def _answer(parsed: Parsed) -> None:
     if hosted:
         source = _source(
             options.model, None, options.api_base, options.api_type, options.api_key_env,
-            options.provider_model,
+            options.provider_model, options.endpoint_file,
         )  # fmt: skip
         chat_model = ChatModel.open(source)
     else:
@@ -144,7 +147,10 @@ def grade_command(
     judge_model: str = typer.Option("gpt-4", "--judge-model", help="The judge's model id."),
     judge_api_base: str = typer.Option(None, "--judge-api-base", help="OpenAI-compatible URL."),
     judge_api_type: str = typer.Option(
-        None, "--judge-api-type", help="openai, anthropic, gemini, mistral."
+        None, "--judge-api-type", help="A provider type (palestra providers lists them)."
+    ),
+    judge_endpoint_file: Path = typer.Option(
+        None, "--judge-endpoint-file", help="FastChat's api_endpoint.json with --judge-model."
     ),
     judge_api_key_env: str = typer.Option(None, "--judge-api-key-env"),
     judge_model_path: str = typer.Option(None, "--judge-model-path", help="A local judge."),
@@ -202,8 +208,9 @@ def grade_command(
     references = load_references(bench, reference_judge)
     matches = plan_matches(settings, questions, answers, chosen, prompts, references, report)
     source = _source(
-        judge_model, judge_model_path, judge_api_base, judge_api_type, judge_api_key_env, None
-    )
+        judge_model, judge_model_path, judge_api_base, judge_api_type, judge_api_key_env, None,
+        judge_endpoint_file,
+    )  # fmt: skip
     judge = ChatModel.open(source)
     path = judgment_path(target, judge_model, settings.mode)
     cache = JudgmentCache(path.parent / "judge_cache.sqlite")

@@ -18,6 +18,7 @@ from palestra.cli import (
     hub,
     judge,
     models,
+    providers,
     serve,
     templates,
     train,
@@ -49,6 +50,7 @@ app.command("webui", help="Serve the web UI: arena battles, side-by-side, direct
             "leaderboard.")(webui.command())  # fmt: skip
 app.command("test-message", help=serve.test_message.__doc__)(serve.test_message)
 hub.register(app)
+app.command("providers", help=providers.providers.__doc__)(providers.providers)
 app.add_typer(models.app, name="models")
 app.add_typer(arena.app, name="arena")
 app.add_typer(templates.app, name="templates")

@@ -1,8 +1,9 @@
 """`ChatModel`: any backend used as a chat function, for answering questions and judging.
 
 It is built from what the user has: a model folder (loaded in this process), a base URL of
-any OpenAI-compatible server (Palestra's own API included), or a provider's API type
-(anthropic, gemini, mistral, openai) with its key in the environment. Everything goes
+any OpenAI-compatible server (Palestra's own API included), a provider's API type with its
+key in the environment, or a model of a FastChat endpoint file (the same file, with the
+same meaning, as the workers and the web UI read). Everything goes
 through the same `Backend` seam the workers use, so a judge is just another model.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from palestra.backends.base import Backend
 from palestra.core.errors import InvalidRequestError
@@ -34,6 +36,7 @@ class ModelSource:
     api_type: str | None = None
     api_key_env: str | None = None
     provider_model: str | None = None  # the provider's id when it differs from `name`
+    endpoint_file: Path | None = None  # FastChat's api_endpoint.json, keyed by `name`
 
     def describe(self) -> str:
         if self.model_path:
@@ -50,6 +53,8 @@ class ChatModel:
 
     @classmethod
     def open(cls, source: ModelSource) -> ChatModel:
+        if source.endpoint_file is not None:
+            return cls.from_endpoint_file(source.endpoint_file, source.name)
         if source.model_path and (source.api_base or source.api_type):
             raise InvalidRequestError(
                 f"{source.name}: give either a model path or an API endpoint, not both"
@@ -76,6 +81,18 @@ class ChatModel:
             api_key_env=source.api_key_env or "",
         )
         return cls(remote_backend(endpoint), source.name)
+
+    @classmethod
+    def from_endpoint_file(cls, file: Path, name: str) -> ChatModel:
+        """The model `name` of an endpoint file."""
+        from palestra.backends.remote import load_endpoint_file, remote_backend
+
+        endpoints = {e.name: e for e in load_endpoint_file(file)}
+        if name not in endpoints:
+            raise InvalidRequestError(
+                f"{name!r} is not in {str(file)!r}; it has {', '.join(sorted(endpoints))}"
+            )
+        return cls(remote_backend(endpoints[name]), name)
 
     async def complete(
         self, messages: Sequence[Message], *, temperature: float, max_tokens: int

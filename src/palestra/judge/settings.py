@@ -18,9 +18,12 @@ class AnswerOptions(Settings):
 
     model: str = option(..., "Model id: names the answer file.")
     api_base: str | None = option(None, "OpenAI-compatible base URL (instead of --model-path).")
-    api_type: str | None = option(None, "openai, anthropic, gemini, mistral.")
+    api_type: str | None = option(None, "A provider type (palestra providers lists them).")
     api_key_env: str | None = option(None, "Env variable with the key.")
     provider_model: str | None = option(None, "Provider's model id.")
+    endpoint_file: Path | None = option(
+        None, "FastChat's api_endpoint.json: answer with its model named --model."
+    )
     bench: Path = option(DEFAULT_BENCH, BENCH_HELP)
     out: Path | None = option(None, OUT_HELP)
     first_n: int | None = option(None, "Only the first N questions.")

@@ -7,6 +7,11 @@ server): decoding and HTTP streaming then do not share one interpreter lock. The
 receives its settings as data, a JSON config file read by `palestra worker --config`.
 The internal controller and worker ports default to free ones; every port is bound
 before anything starts, so a taken one is a one-line error naming its option.
+
+`--register-api-endpoint-file` (FastChat's api_endpoint.json) reaches both sides with one
+meaning: the worker serves the file's hosted models through the OpenAI-compatible API
+(beside the local model), and the web UI calls the same providers directly with the same
+settings (its battles, recommended configs and outage list are its own).
 """
 
 from __future__ import annotations
@@ -85,6 +90,12 @@ def run_serve(
         **model.model_dump(mode="json"),
         **backend_options,
     }
+    if webui.endpoint_file:  # hosted models: the API serves them too, through the worker
+        config["endpoint_file"] = str(webui.endpoint_file)
+        if not model.model_path and model.backend == "hf":
+            from palestra.models.inspect import BUNDLED_MODEL
+
+            config["model_path"] = [BUNDLED_MODEL]  # a worker given only a file serves only it
     folder = tempfile.TemporaryDirectory(prefix="palestra-serve-")
     config_file = Path(folder.name) / "worker.json"
     config_file.write_text(json.dumps(config, indent=1))

@@ -20,8 +20,8 @@ def build_ui(service: ArenaService) -> Any:
             f"## {service.settings.title}: chat with open models and vote for the better one"
         )
         with gr.Tabs():
-            build_arena_page(service, anonymous=True)
-            sbs_a, sbs_b = build_arena_page(service, anonymous=False)
+            _, _, outages = build_arena_page(service, anonymous=True)
+            sbs_a, sbs_b, _ = build_arena_page(service, anonymous=False)
             chat_model, chat_card, card_text = build_chat_page(service)
             leaderboard, leaderboard_outputs = build_leaderboard_page(service)
 
@@ -38,6 +38,7 @@ def build_ui(service: ArenaService) -> Any:
 
         page.load(refresh_models, None, [chat_model, chat_card, sbs_a, sbs_b])
         page.load(leaderboard, None, leaderboard_outputs)
+        page.load(service.outage_notice, None, outages)
     page.queue(default_concurrency_limit=None)
     return page
 

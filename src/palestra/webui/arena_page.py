@@ -39,8 +39,9 @@ class Round:
     images: bool = False  # drawn among vision models
 
 
-def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, Any]:
-    """Returns the two model dropdowns (side-by-side) or (None, None)."""
+def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, Any, Any]:
+    """Returns the two model dropdowns (side-by-side) or None, and the battle page's
+    outage line (None for side-by-side)."""
     prefix = "battle" if anonymous else "sbs"
     title = "Arena (battle)" if anonymous else "Arena (side-by-side)"
     with gr.Tab(title, id=prefix):
@@ -49,8 +50,10 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                 "Ask anything: two anonymous models answer. Vote for the better one and "
                 "their names are revealed. Names mentioned in answers do not count."
             )
+            outages = gr.Markdown(elem_id=f"{prefix}-outages")
             pick_a = pick_b = None
         else:
+            outages = None
             models = service.directory.chat_models()
             with gr.Row():
                 pick_a = gr.Dropdown(
@@ -181,8 +184,10 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
         sending = textbox.submit(take, [textbox], [sent, textbox], queue=False).then(
             send, [*inputs, temperature, top_p, max_tokens], outputs, concurrency_limit=None
         )
+        if outages is not None:  # a battle may have found a provider down, or back
+            sending.then(service.outage_notice, None, outages, queue=False)
         stop.click(None, cancels=[sending])
         for button, (_, kind, _) in zip(vote_buttons, VOTES, strict=True):
             button.click(vote(kind), [state], [state, reveal, status])
         new_round.click(clear, None, outputs, cancels=[sending])
-    return pick_a, pick_b
+    return pick_a, pick_b, outages

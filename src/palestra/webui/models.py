@@ -5,7 +5,9 @@ Two sources: the models Palestra serves (listed by its OpenAI-compatible API, re
 become remote backends behind the same `Backend` seam, so a local model and a hosted one
 battle each other the same way. Endpoints marked `anony_only` appear only in battles;
 `vision-arena` endpoints accept images, and so do served models whose listing says they
-take images (local vision models).
+take images (local vision models). A hosted model is sent the chat's system prompt only
+when its endpoint says `custom_system_prompt` (FastChat's rule). A model whose provider
+keeps failing is left out of battles until it answers again (`backends.remote.outage`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 
 from palestra.backends.base import Backend
 from palestra.backends.remote import RemoteEndpoint, Secret, remote_backend
+from palestra.backends.remote.outage import Outage
 from palestra.core.errors import ModelNotFoundError
 
 
@@ -29,11 +32,17 @@ class ModelEntry:
     anony_only: bool = False
     text_arena: bool = True
     recommended: dict[str, Any] = field(default_factory=dict)
+    system_prompt: bool = True  # whether the chat's system prompt is sent
 
     @property
     def vision(self) -> bool:
         """Whether the model takes images (its backend says)."""
         return self.backend.accepts_images
+
+    @property
+    def outage(self) -> Outage | None:
+        """A hosted model's record of failures (None for other backends)."""
+        return getattr(self.backend, "outage", None)
 
 
 class ModelDirectory:
@@ -53,10 +62,12 @@ class ModelDirectory:
             e.name: ModelEntry(
                 e.name,
                 remote_backend(e),
-                f"{e.api_type} model `{e.provider_model}`",
+                f"{e.api_type} model `{e.provider_model}`"
+                + ("" if e.custom_system_prompt else "; it is sent no system prompt"),
                 anony_only=e.anony_only,
                 text_arena=e.text_arena,
                 recommended=dict(e.recommended_config),
+                system_prompt=e.custom_system_prompt,
             )
             for e in endpoints or []
         }
@@ -122,8 +133,21 @@ class ModelDirectory:
         return sorted(n for n, e in self.entries().items() if not e.anony_only)
 
     def battle_models(self, vision: bool = False) -> list[str]:
+        """Models that may battle now: able to (images, text arena) and not out of service
+        (a model out of service is tried again by one battle every so often)."""
         entries = self.entries(refresh=False)
-        return sorted(n for n, e in entries.items() if (e.vision if vision else e.text_arena))
+        able = [e for e in entries.values() if (e.vision if vision else e.text_arena)]
+        return sorted(e.name for e in able if _may_battle(e.outage))
+
+    def outages(self) -> dict[str, Outage]:
+        """Models whose provider is not answering, by name."""
+        entries = self.entries(refresh=False)
+        down = {n: e.outage for n, e in sorted(entries.items())}
+        return {n: outage for n, outage in down.items() if outage is not None and outage.out}
+
+
+def _may_battle(outage: Outage | None) -> bool:
+    return outage is None or outage.may_battle()
 
 
 def _card(name: str, where: str) -> str:

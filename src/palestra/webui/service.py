@@ -117,6 +117,8 @@ class ArenaService:
         entry = self.directory.get(conversation.model)
         params = self._sampling(entry, sampling)
         messages = conversation.prompt_messages()
+        if not entry.system_prompt:
+            messages = [m for m in messages if m.role != "system"]
         request = GenerationRequest(sampling=params, conversation=Chat(tuple(messages)))
         started, text, outcome = time.time(), "", "stopped"
         chunks = entry.backend.generate(request)
@@ -199,6 +201,19 @@ class ArenaService:
     def new_battle(self, images: bool = False) -> tuple[str, str]:
         models = self.directory.battle_models(vision=images)
         return draw_pair(models, self.matchmaking)
+
+    def outage_notice(self) -> str:
+        """The battle page's line about models left out because they do not answer."""
+        down = self.directory.outages()
+        if not down:
+            return ""
+        items = [
+            f"**{name}** (not answering since "
+            f"{time.strftime('%H:%M UTC', time.gmtime(outage.down_at))}: "
+            f"{outage.last_error[:160]})"
+            for name, outage in down.items()
+        ]
+        return "Left out of battles until they answer again: " + "; ".join(items)
 
     def vote_model(self, kind: str, conversation: Conversation, user: str) -> int:
         if not conversation.reply:

@@ -164,7 +164,6 @@ class GeminiBackend(RemoteBackend):
     async def stream(
         self, conversation: Conversation, sampling: SamplingParams
     ) -> AsyncIterator[GenerationChunk]:
-        import httpx
         from google.genai import errors
 
         system, contents = gemini_contents(conversation.messages)
@@ -202,7 +201,9 @@ class GeminiBackend(RemoteBackend):
                         yield GenerationChunk(text=part.text)
         except errors.APIError as exc:
             raise provider_error(self.endpoint, exc.code, str(exc.message or exc)) from None
-        except httpx.HTTPError as exc:
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
             raise provider_error(self.endpoint, None, str(exc) or type(exc).__name__) from None
         if usage is None:
             usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
@@ -219,3 +220,18 @@ class GeminiBackend(RemoteBackend):
 
 async def _once(reply: Any) -> AsyncIterator[Any]:
     yield reply
+
+
+def _unreachable(error: Exception) -> bool:
+    """A failure to reach the service, from either HTTP client google-genai may use."""
+    import asyncio
+
+    import httpx
+
+    if isinstance(error, (httpx.HTTPError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    try:
+        import aiohttp
+    except ImportError:
+        return False
+    return isinstance(error, aiohttp.ClientError)

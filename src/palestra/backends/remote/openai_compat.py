@@ -24,6 +24,7 @@ from palestra.backends.remote.base import (
     provider_error,
 )
 from palestra.backends.remote.endpoints import AZURE_DEFAULT_API_VERSION, RemoteEndpoint
+from palestra.core.errors import InvalidRequestError
 from palestra.core.types import (
     RESPONSE_FORMATS,
     Conversation,
@@ -44,6 +45,11 @@ class OpenAICompatibleBackend(RemoteBackend):
         super().__init__(endpoint)
         from openai import AsyncAzureOpenAI, AsyncOpenAI
 
+        if not endpoint.base_url:
+            raise InvalidRequestError(
+                f"endpoint {endpoint.name!r}: api_type {endpoint.api_type!r} needs an api_base",
+                param="api_base",
+            )
         self.mode = mode
         self.streams = endpoint.stream if endpoint.stream is not None else mode != "whole"
         common: dict[str, Any] = {

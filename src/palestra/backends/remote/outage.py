@@ -38,6 +38,7 @@ class Outage:
     clock: Callable[[], float] = time.monotonic
     failures: int = 0
     since: float | None = None  # when it went out (clock time)
+    down_at: float = 0.0  # when it went out (wall time, to show)
     last_error: str = ""
     _tried: float = field(default=0.0, repr=False)
 
@@ -48,7 +49,7 @@ class Outage:
         self.last_error = error.message
         self._tried = self.clock()
         if self.failures >= self.after and self.since is None:
-            self.since = self._tried
+            self.since, self.down_at = self._tried, time.time()
 
     def answered(self) -> None:
         self.failures, self.since, self.last_error = 0, None, ""

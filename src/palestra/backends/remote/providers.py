@@ -145,7 +145,8 @@ BUILTIN_PROVIDERS: tuple[ProviderType, ...] = (
         "https://llm.api.cloud.yandex.net/v1", "YANDEX_API_KEY",
     ),
     ProviderType(
-        "ai2", _openai("stream"), "an Ai2-hosted model behind an OpenAI-compatible API",
+        "ai2", _openai("stream"),
+        "an Ai2-hosted model behind an OpenAI-compatible API (api_base required)",
         "", "AI2_API_KEY",
     ),
     ProviderType(
