@@ -1,7 +1,9 @@
 """API-provider models behind a Palestra worker: `palestra worker
 --register-api-endpoint-file` serves a hosted model (here a scripted OpenAI-compatible
 stand-in) through the controller and Palestra's own API, like a local one; a provider that
-cannot be reached answers in OpenAI's error envelope."""
+cannot be reached answers in OpenAI's error envelope. A second worker serves FastChat's
+LM-Arena demo file as it is (an Azure deployment and a reasoning model), and `palestra judge
+answer --endpoint-file` answers with one of its models."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from openai import OpenAI
 from tests.fakes.openai_server import build_openai_app
 from tests.fakes.server import serve_in_thread
 from tests.fakes.tools import WEATHER
-from tests.integration.cluster import Cluster, free_port, registered, wait_for
+from tests.integration.cluster import CLI, Cluster, free_port, registered, wait_for
+from tests.unit.backends.test_providers import demo_file
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +38,13 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iter
         }
         file = Path(folder) / "endpoints.json"
         file.write_text(json.dumps(endpoints))
+        demo = demo_file(Path(folder), fake_url)
         cluster = Cluster()
         try:
             controller = cluster.controller()
             cluster.worker(controller.url, "--register-api-endpoint-file", str(file))
-            wait_for(registered(controller, 1), 30, "worker registration")
+            cluster.worker(controller.url, "--register-api-endpoint-file", str(demo))
+            wait_for(registered(controller, 2), 30, "worker registration")
             yield cluster.api(controller.url).url + "/v1"
         finally:
             cluster.stop()
@@ -47,7 +52,8 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iter
 
 def test_hosted_model_through_palestra(api_url: str) -> None:
     client = OpenAI(base_url=api_url, api_key="none")
-    assert sorted(m.id for m in client.models.list()) == ["gone", "hosted"]
+    listed = sorted(m.id for m in client.models.list())
+    assert listed == ["Checklist-GPT-4-0125-Preview", "Checklist-GPT-o1", "gone", "hosted"]
     reply = client.chat.completions.create(
         model="hosted",
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
@@ -128,3 +134,49 @@ def test_the_provider_sees_the_conversation_as_sent(api_url: str, fake_app: Fast
             ],
             tools=[WEATHER],
         )
+
+
+def test_fastchat_demo_models_answer_through_palestra(api_url: str, fake_app: FastAPI) -> None:
+    """Both models of the unchanged demo file: the Azure deployment (api-key header,
+    api-version query) and the reasoning model (the stand-in refuses temperature, top_p,
+    max_tokens and system messages, as the service does), streamed and not."""
+    client = OpenAI(base_url=api_url, api_key="none", max_retries=0)
+    ask = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    for model in ("Checklist-GPT-4-0125-Preview", "Checklist-GPT-o1"):
+        reply = client.chat.completions.create(
+            model=model, messages=ask, temperature=0.7, top_p=0.9, max_tokens=50
+        )
+        assert reply.choices[0].message.content == f"Scripted {model} heard: Hi"
+        stream = client.chat.completions.create(model=model, messages=ask, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == f"Scripted {model} heard: Hi"
+    reasoning = fake_app.state.bodies[-1]
+    assert (
+        reasoning["model"] == "Checklist-GPT-o1" and reasoning["messages"][0]["role"] == "developer"
+    )
+
+
+def test_the_judge_answers_with_a_model_of_the_demo_file(tmp_path: Path, fake_app: FastAPI) -> None:
+    import subprocess
+
+    with serve_in_thread(fake_app) as fake_url:
+        demo = demo_file(tmp_path, fake_url)
+        bench = tmp_path / "bench"
+        bench.mkdir()
+        questions = [{"question_id": 1, "category": "writing", "turns": ["Hello?", "And?"]}]
+        (bench / "question.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+        done = subprocess.run(
+            [*CLI, "judge", "answer", "--model", "Checklist-GPT-o1", "--endpoint-file",
+             str(demo), "--bench", str(bench)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (answer,) = [
+        json.loads(line)
+        for line in (bench / "model_answer" / "Checklist-GPT-o1.jsonl").read_text().splitlines()
+    ]
+    turns = answer["choices"][0]["turns"]
+    assert turns == [
+        "Scripted Checklist-GPT-o1 heard: Hello?",
+        "Scripted Checklist-GPT-o1 heard: And?",
+    ]

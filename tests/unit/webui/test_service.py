@@ -153,3 +153,56 @@ def test_battles_with_images_draw_vision_models(tmp_path: Path) -> None:
     logged = list(svc.store.events_of("chat"))[-1].states[0]["messages"][0]
     assert logged[0] == "user" and logged[1][0] == "what is this?"
     assert len(logged[1][1][0]) == 64  # the image is logged as its SHA-256, not stored
+
+
+def test_a_provider_that_stops_answering_leaves_battles_and_comes_back(tmp_path: Path) -> None:
+    """Hosted models from an endpoint file, against the OpenAI stand-in: one that answers
+    503 is left out of battles once it has failed twice (the page says so), is tried again
+    by one battle after `retry_seconds`, and returns when it answers. A hosted model is sent
+    the chat's system prompt only with `custom_system_prompt`."""
+    from palestra.backends.remote import RemoteEndpoint
+    from tests.fakes.openai_server import build_openai_app
+    from tests.fakes.server import serve_in_thread
+
+    app = build_openai_app()
+    with serve_in_thread(app) as url:
+        base = url + "/v1"
+        endpoints = [
+            RemoteEndpoint("steady", model_id="scripted", api_base=base),
+            RemoteEndpoint("chatty", model_id="scripted", api_base=base, custom_system_prompt=True),
+            RemoteEndpoint("flaky", model_id="dead", api_base=base, retries=0),
+        ]
+        svc = ArenaService(ModelDirectory(None, endpoints), ArenaStore(tmp_path / "o.db"))
+        assert svc.outage_notice() == ""
+        loop = asyncio.new_event_loop()
+
+        def ask(model: str) -> str:
+            conversation = Conversation(model, system="Answer in French.")
+            conversation.ask("Hi")
+            return loop.run_until_complete(_last(svc.stream(conversation, Sampling(), "u")))
+
+        assert "**Error:**" in ask("flaky") and "**Error:**" in ask("flaky")
+        assert {m for _ in range(20) for m in svc.new_battle()} == {"steady", "chatty"}
+        notice = svc.outage_notice()
+        assert notice.startswith("Left out of battles until they answer again: **flaky**")
+        assert "overloaded" in notice
+
+        outage = svc.directory.get("flaky").outage
+        assert outage is not None
+        outage.retry_seconds = 0  # its turn to be tried again comes at once
+        assert "flaky" in svc.directory.battle_models()
+        outage.answered()  # what a battle's answer does
+        assert svc.outage_notice() == ""
+
+        assert ask("steady") == "Scripted scripted heard: Hi"
+        assert [m["role"] for m in app.state.bodies[-1]["messages"]] == ["user"]
+        ask("chatty")
+        assert [m["role"] for m in app.state.bodies[-1]["messages"]] == ["system", "user"]
+        loop.close()
+
+
+async def _last(stream: AsyncIterator[str]) -> str:
+    text = ""
+    async for text in stream:
+        pass
+    return text
