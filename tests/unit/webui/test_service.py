@@ -202,7 +202,5 @@ def test_a_provider_that_stops_answering_leaves_battles_and_comes_back(tmp_path:
 
 
 async def _last(stream: AsyncIterator[str]) -> str:
-    text = ""
-    async for text in stream:
-        pass
-    return text
+    texts = [text async for text in stream]
+    return texts[-1]
