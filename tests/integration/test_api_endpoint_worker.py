@@ -35,6 +35,7 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iter
         endpoints = {
             "hosted": {"model_name": "scripted", "api_base": fake_url + "/v1"},
             "gone": {"model_name": "x", "api_base": f"http://127.0.0.1:{free_port()}/v1"},
+            "down": {"model_name": "dead", "api_base": fake_url + "/v1", "retries": 1},
         }
         file = Path(folder) / "endpoints.json"
         file.write_text(json.dumps(endpoints))
@@ -53,7 +54,7 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iter
 def test_hosted_model_through_palestra(api_url: str) -> None:
     client = OpenAI(base_url=api_url, api_key="none")
     listed = sorted(m.id for m in client.models.list())
-    assert listed == ["Checklist-GPT-4-0125-Preview", "Checklist-GPT-o1", "gone", "hosted"]
+    assert listed == ["Checklist-GPT-4-0125-Preview", "Checklist-GPT-o1", "down", "gone", "hosted"]
     reply = client.chat.completions.create(
         model="hosted",
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
@@ -75,6 +76,19 @@ def test_unreachable_provider_is_an_error_envelope(api_url: str) -> None:
     error = caught.value.response.json()["error"]  # OpenAI's envelope
     assert error["type"] == "backend_error" and error["code"] == "provider_unreachable"
     assert "cannot reach openai endpoint 'gone'" in error["message"]
+
+
+def test_a_failing_provider_is_retried_then_its_status_in_the_envelope(
+    api_url: str, fake_app: FastAPI
+) -> None:
+    client = OpenAI(base_url=api_url, api_key="none", max_retries=0)
+    before = fake_app.state.failures.get("dead", 0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="down", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 503
+    error = caught.value.response.json()["error"]
+    assert "answered 503: The server is overloaded" in error["message"]
+    assert fake_app.state.failures["dead"] - before == 2  # tried, then once more
 
 
 def test_tools_reach_a_hosted_model_and_its_calls_come_back(api_url: str) -> None:

@@ -84,6 +84,9 @@ def run_servers(
     return asyncio.run(_serve_all(endpoints, on_started, log_level, supervise))
 
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
 async def _serve_all(
     endpoints: list[Endpoint],
     on_started: Callable[[], None] | None,
@@ -105,6 +108,9 @@ async def _serve_all(
                 port=endpoint.port,
                 log_level=log_level,
                 lifespan="on",
+                # An open browser tab keeps the web UI's event stream open: without a bound,
+                # Ctrl-C / SIGTERM would wait for every tab to close.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             )
         )
         servers.append(server)
