@@ -4,7 +4,11 @@ content counts as the message), or, when the request offers `tools` and the last
 the user's text, a `tool_use` block for the first tool (or the one `tool_choice` names)
 with `{"text": <message>}` streamed as `input_json_delta` pieces. It checks the key
 (`x-api-key` or a bearer token, as SDK versions differ), refuses a `tool_result` that
-answers no earlier `tool_use` (400, as Anthropic does), and keeps every request body."""
+answers no earlier `tool_use` (400, as Anthropic does), and keeps every request body.
+
+Claude on Vertex AI: `POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/
+{model}:streamRawPredict` wants a bearer access token (`VERTEX_TOKEN`), `anthropic_version`
+in the body and no `model` there (the path names it), as Vertex does."""
 
 from __future__ import annotations
 
@@ -15,15 +19,31 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 API_KEY = "sk-ant-test"
+VERTEX_TOKEN = "ya29.vertex-access-token"
 
 
 def build_anthropic_app() -> FastAPI:
     app = FastAPI()
     app.state.bodies = []
+    app.state.vertex_paths = []
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.post(
+        "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{call}",
+        response_model=None,
+    )
+    async def vertex(project: str, region: str, call: str, request: Request) -> Any:
+        if request.headers.get("authorization") != f"Bearer {VERTEX_TOKEN}":
+            return JSONResponse({"error": {"code": 401, "status": "UNAUTHENTICATED"}}, 401)
+        body = await request.json()
+        model, _, method = call.partition(":")
+        if "model" in body or not body.get("anthropic_version") or method != "streamRawPredict":
+            return JSONResponse({"error": {"code": 400, "status": "INVALID_ARGUMENT"}}, 400)
+        app.state.vertex_paths.append((project, region))
+        return answer({**body, "model": model})
 
     @app.post("/v1/messages", response_model=None)
     async def messages(request: Request) -> Any:
@@ -31,7 +51,9 @@ def build_anthropic_app() -> FastAPI:
         if API_KEY not in (request.headers.get("x-api-key"), bearer):
             error = {"type": "authentication_error", "message": "invalid x-api-key"}
             return JSONResponse({"type": "error", "error": error}, status_code=401)
-        body = await request.json()
+        return answer(await request.json())
+
+    def answer(body: dict[str, Any]) -> Any:
         app.state.bodies.append(body)
         if body["model"] == "missing-model":
             error = {"type": "not_found_error", "message": f"model: {body['model']}"}

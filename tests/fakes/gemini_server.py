@@ -1,6 +1,8 @@
 """A scripted Gemini API (`generativelanguage.googleapis.com`) stand-in, as strict as the
 service about what the tests exercise: the key in `x-goog-api-key`, only `user` and
-`model` roles in `contents`, only Gemini's request fields; errors in Google's shape.
+`model` roles in `contents`, only Gemini's request fields; errors in Google's shape. Vertex
+AI's route for Gemini (`/v1beta1/publishers/google/models/...`, express mode: the same key)
+answers the same way.
 
 Replies: with function declarations (mode not NONE) after a user turn, a `functionCall` of
 the first (or only allowed) function with `{"text": <last user text>}`; after a
@@ -67,6 +69,7 @@ def build_gemini_app() -> FastAPI:
         return {"status": "ok"}
 
     @app.post("/{version}/models/{call:path}")
+    @app.post("/{version}/publishers/google/models/{call:path}")  # Vertex AI (express mode)
     async def generate(version: str, call: str, request: Request) -> Response:
         if request.headers.get("x-goog-api-key") != GEMINI_KEY:
             return _error(

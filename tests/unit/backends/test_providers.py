@@ -297,8 +297,12 @@ def test_gemini_streams_text_images_and_tools(gemini_stand_in: tuple[str, Any]) 
     assert turns[2]["parts"][0]["functionResponse"]["name"] == "get_weather"
 
 
-def test_gemini_whole_replies_and_a_bad_key(gemini_stand_in: tuple[str, Any]) -> None:
+def test_gemini_whole_replies_vertex_and_a_bad_key(gemini_stand_in: tuple[str, Any]) -> None:
     url, _ = gemini_stand_in
+    vertex = RemoteEndpoint(
+        "v", api_type="vertex", model_id="gemini-2.5-pro", api_base=url, api_key=Secret(GEMINI_KEY)
+    )
+    assert text_of(run(remote_backend(vertex), ASK)) == "Gemini gemini-2.5-pro heard: Hi"
     endpoint = RemoteEndpoint(
         "g", api_type="gemini_no_stream", model_id="gemini-pro", api_base=url,
         api_key=Secret(GEMINI_KEY),

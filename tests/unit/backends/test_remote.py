@@ -206,3 +206,21 @@ def test_anthropic_backend_speaks_tools_both_ways(anthropic_server) -> None:  # 
     assert turns[2]["content"] == [
         {"type": "tool_result", "tool_use_id": "toolu_01", "content": "sunny"}
     ]
+
+
+def test_claude_on_vertex(anthropic_server) -> None:  # type: ignore[no-untyped-def]
+    """anthropic_message_vertex: the Vertex route (project, region, model in the path), the
+    access token as a bearer, anthropic_version in the body."""
+    from tests.fakes.anthropic_server import VERTEX_TOKEN
+
+    url, app = anthropic_server
+    endpoint = RemoteEndpoint(
+        "claude-vertex", api_type="anthropic_message_vertex", model_id="claude-sonnet-4@2025",
+        api_base=url + "/v1", api_key=Secret(VERTEX_TOKEN), project_id="my-project",
+        region="europe-west1",
+    )  # fmt: skip
+    request = GenerationRequest(conversation=Conversation((Message("user", "hello"),)))
+    chunks = asyncio.run(_collect(remote_backend(endpoint), request))
+    assert "".join(c.text for c in chunks) == "Claude heard: hello"
+    assert app.state.vertex_paths[-1] == ("my-project", "europe-west1")
+    assert app.state.bodies[-1]["model"] == "claude-sonnet-4@2025"
