@@ -380,3 +380,19 @@ def test_a_plugin_adds_a_provider_type(
     finally:
         monkeypatch.undo()
         plugins.reset()
+
+
+def test_palestra_providers_lists_every_fastchat_type() -> None:
+    from typer.testing import CliRunner
+
+    from palestra.cli.main import app
+
+    result = CliRunner().invoke(app, ["providers"])
+    assert result.exit_code == 0
+    served, _, retired = result.output.partition("no longer work")
+    fastchat = {"openai", "openai_no_stream", "openai_o1", "anthropic", "anthropic_message",
+                "anthropic_message_vertex", "gemini", "gemini_no_stream", "mistral", "nvidia",
+                "ai2", "vertex", "yandexgpt", "cohere", "reka"}  # fmt: skip
+    listed = {line.split()[0] for line in served.splitlines() if line and not line[0].isspace()}
+    assert fastchat | {"litellm"} <= listed
+    assert "openai_assistant" in retired and "bard" in retired
