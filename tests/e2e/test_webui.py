@@ -77,7 +77,8 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
             *("--arena-config", str(folder / "arena.json")),
             "--keep-identity-leaks",
         ]
-        with served_arena(folder, *options, models=1) as served:
+        # The API serves the file's three hosted models beside the bundled one.
+        with served_arena(folder, *options, models=4) as served:
             yield served
 
 

@@ -91,7 +91,7 @@ def run_serve(
         **backend_options,
     }
     if webui.endpoint_file:  # hosted models: the API serves them too, through the worker
-        config["endpoint_file"] = str(webui.endpoint_file)
+        config["register_api_endpoint_file"] = str(webui.endpoint_file)
         if not model.model_path and model.backend == "hf":
             from palestra.models.inspect import BUNDLED_MODEL
 
