@@ -67,6 +67,31 @@ def test_converted_model_served_by_the_llamacpp_worker(tmp_path: Path) -> None:
         assert answers[0::2] == [answers[0]] * 3 and answers[1::2] == [answers[1]] * 3
         assert "yellow" in answers[0].lower()
 
+        # vLLM's extras on llama.cpp: min_tokens holds the stop token back, logit_bias bans
+        # a token, min_p 1 keeps only the likeliest (sampling is then greedy).
+        banana = [{"role": "user", "content": "What color is a ripe banana?"}]
+        yellow = ask(banana[0]["content"])
+
+        def extra(**body: object) -> tuple[str, int]:
+            reply = client.chat.completions.create(
+                model="tiny-chat", messages=banana, temperature=0, max_tokens=24, extra_body=body
+            )  # type: ignore[arg-type]
+            assert reply.usage is not None
+            return reply.choices[0].message.content or "", reply.usage.completion_tokens
+
+        short, used = extra()
+        assert short == yellow and used < 24
+        assert extra(min_tokens=24)[1] == 24
+        first = httpx.post(
+            api.url + "/tokenize", json={"model": "tiny-chat", "prompt": yellow}
+        ).json()["tokens"][0]
+        assert not extra(logit_bias={str(first): -100})[0].startswith(yellow[:3])
+        sampled = client.chat.completions.create(
+            model="tiny-chat", messages=banana, temperature=1.0, max_tokens=24,
+            extra_body={"min_p": 1.0},
+        )  # type: ignore[arg-type]  # fmt: skip
+        assert sampled.choices[0].message.content == yellow
+
         with pytest.raises(openai.BadRequestError, match="logprobs"):
             client.chat.completions.create(
                 model="tiny-chat",

@@ -27,7 +27,7 @@ from palestra.core.types import (
     SamplingParams,
     response_format_schema,
 )
-from palestra.templates.render import render_prompt
+from palestra.templates.render import render_continuation, render_text
 from palestra.templates.spec import ChatTemplate
 from palestra.templates.tools import forced_call_schema, normalise_tool_messages, with_tools
 
@@ -102,10 +102,20 @@ class Backend(abc.ABC):
         return replace(request, prompt=self.render(conversation), sampling=sampling)
 
     def render(self, conversation: Conversation) -> str:
-        """The prompt text that makes the model write the next assistant reply."""
+        """The prompt text that makes the model write the next assistant reply (or, with
+        `continue_final_message`, the rest of the last one); the conversation's template
+        kwargs reach the template as variables."""
         messages = normalise_tool_messages(self.template_messages(conversation))
         rendered, variables = with_tools(self.template, messages, conversation.tools_in_play)
-        return render_prompt(self.template, rendered, **variables)
+        variables = {**conversation.template_kwargs, **variables}
+        if conversation.continue_final_message:
+            return render_continuation(self.template, rendered, **variables)
+        return render_text(
+            self.template,
+            rendered,
+            add_generation_prompt=conversation.add_generation_prompt,
+            **variables,
+        )
 
     def template_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
         """The messages as the chat template reads them (text content)."""

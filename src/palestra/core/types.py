@@ -132,6 +132,12 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     json_schema: str | None = None  # structured output: the reply must match this schema
+    # vLLM's extras, with vLLM's meaning:
+    min_p: float = 0.0  # drop tokens less likely than min_p x the likeliest one
+    min_tokens: int = 0  # no stop (token or string) before this many tokens
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias), as OpenAI's
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -146,6 +152,13 @@ class SamplingParams:
                 "frequency_penalty in [-2, 2]",
             ),
             (0 <= self.top_logprobs <= 20, "top_logprobs", "top_logprobs must be in [0, 20]"),
+            (0 <= self.min_p <= 1, "min_p", "min_p must be in [0, 1]"),
+            (self.min_tokens >= 0, "min_tokens", "min_tokens must be >= 0"),
+            (
+                all(-100 <= bias <= 100 for _, bias in self.logit_bias),
+                "logit_bias",
+                "logit_bias values must be in [-100, 100]",
+            ),
         ]
         for ok, param, message in checks:
             if not ok:
@@ -192,6 +205,14 @@ class Conversation:
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    # Extra variables for a local model's chat template (vLLM's chat_template_kwargs, e.g.
+    # {"enable_thinking": false}); end the prompt with the assistant's opening (the
+    # generation prompt) or continue the last assistant message instead.
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    # Options only a hosted provider's API reads (reasoning_effort, service_tier, ...).
+    provider_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.messages:

@@ -38,11 +38,19 @@ class SamplingWire(Strict):
     logprobs: bool = False
     top_logprobs: int = 0
     json_schema: str | None = None
+    min_p: float = 0.0
+    min_tokens: int = 0
+    logit_bias: dict[int, float] = Field(default_factory=dict)
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
 
     def to_params(self, max_tokens: int) -> SamplingParams:
         data = self.model_dump()
         data.update(
-            max_tokens=max_tokens, stop=tuple(self.stop), stop_token_ids=tuple(self.stop_token_ids)
+            max_tokens=max_tokens,
+            stop=tuple(self.stop),
+            stop_token_ids=tuple(self.stop_token_ids),
+            logit_bias=tuple(sorted(self.logit_bias.items())),
         )
         return SamplingParams(**data)
 
@@ -58,6 +66,10 @@ class GenerateRequest(Strict):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    provider_options: dict[str, Any] = Field(default_factory=dict)
     request_id: str = ""
 
     def conversation(self) -> Conversation | None:
@@ -69,6 +81,10 @@ class GenerateRequest(Strict):
             tools=tuple(self.tools or ()),
             tool_choice=self.tool_choice,
             response_format=self.response_format,
+            template_kwargs=dict(self.template_kwargs),
+            add_generation_prompt=self.add_generation_prompt,
+            continue_final_message=self.continue_final_message,
+            provider_options=dict(self.provider_options),
         )
 
 

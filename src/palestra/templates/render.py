@@ -88,6 +88,32 @@ def render_prompt(
     return render_text(template, messages, add_generation_prompt=True, **variables)
 
 
+def render_continuation(
+    template: ChatTemplate, messages: Sequence[Message | dict[str, Any]], **variables: Any
+) -> str:
+    """The text that makes the model go on writing the last (assistant) message: the whole
+    conversation rendered, cut right after that message's text (vLLM's and transformers'
+    `continue_final_message`)."""
+    from palestra.core.errors import InvalidRequestError
+
+    items = _as_dicts(messages)
+    last = items[-1] if items else {}
+    content = last.get("content")
+    if last.get("role") != "assistant" or not isinstance(content, str) or not content:
+        raise InvalidRequestError(
+            "continue_final_message needs a last assistant message with text to continue",
+            param="continue_final_message",
+        )
+    text = render_text(template, items, add_generation_prompt=False, **variables)
+    end = text.rfind(content.rstrip())
+    if end == -1:
+        raise TemplateError(
+            f"chat template {template.name!r} does not render the last message's text as it "
+            "is, so it cannot be continued"
+        )
+    return text[: end + len(content.rstrip())]
+
+
 def assistant_spans(
     template: ChatTemplate, messages: Sequence[Message | dict[str, Any]], **variables: Any
 ) -> tuple[str, list[tuple[int, int]]]:

@@ -23,7 +23,12 @@ from palestra.backends.remote import (
     remote_backend,
 )
 from palestra.backends.remote.openai_compat import OpenAICompatibleBackend
-from palestra.core.errors import BackendError, InvalidRequestError, ModelNotFoundError
+from palestra.core.errors import (
+    BackendError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    UnsupportedError,
+)
 from palestra.core.types import Conversation, GenerationRequest, Message, SamplingParams
 from tests.fakes.gemini_server import GEMINI_KEY, build_gemini_app
 from tests.fakes.ollama_server import build_ollama_app
@@ -396,3 +401,31 @@ def test_palestra_providers_lists_every_fastchat_type() -> None:
     listed = {line.split()[0] for line in served.splitlines() if line and not line[0].isspace()}
     assert fastchat | {"litellm"} <= listed
     assert "openai_assistant" in retired and "bard" in retired
+
+
+def test_request_options_and_vllm_extras_reach_hosted_models(
+    openai_stand_in: tuple[str, Any],
+) -> None:
+    """reasoning_effort, service_tier and verbosity go to the provider; logit_bias as
+    OpenAI's; vLLM's extras in the body (a vLLM server reads them). Providers whose APIs
+    have no such fields refuse them with a 400 naming the endpoint."""
+    url, app = openai_stand_in
+    backend = remote_backend(RemoteEndpoint("s", model_id="scripted", api_base=url + "/v1"))
+    options = {"reasoning_effort": "low", "service_tier": "flex", "verbosity": "high"}
+    asked = Conversation(ASK.messages, provider_options=options)
+    run(backend, asked, min_p=0.1, min_tokens=3, logit_bias=((42, -100.0),), top_k=5)
+    body = app.state.bodies[-1]
+    assert {k: body[k] for k in options} == options
+    assert body["logit_bias"] == {"42": -100.0}
+    assert (body["min_p"], body["min_tokens"], body["top_k"]) == (0.1, 3, 5)
+    assert "parallel_tool_calls" not in body  # OpenAI refuses it without tools
+
+    from tests.fakes.anthropic_server import API_KEY
+
+    claude = remote_backend(
+        RemoteEndpoint("c", api_type="anthropic", api_base=url, api_key=Secret(API_KEY))
+    )
+    with pytest.raises(UnsupportedError) as caught:
+        run(claude, ASK, min_p=0.1)
+    assert "anthropic endpoint 'c' takes no min_p" in caught.value.message
+    assert caught.value.http_status == 400

@@ -16,8 +16,9 @@ _WINDOW = 5  # tokens of left context: enough for a tokenizer to place spaces co
 
 
 class IncrementalDetokenizer:
-    def __init__(self, tokenizer: Any):
+    def __init__(self, tokenizer: Any, skip_special_tokens: bool = True):
         self._tokenizer = tokenizer
+        self._skip = skip_special_tokens
         self._ids: list[int] = []
         self._prefix = 0  # start of the context window
         self._read = 0  # tokens already turned into text
@@ -27,8 +28,8 @@ class IncrementalDetokenizer:
         """Take one token; return the text it completes (possibly empty)."""
         self._ids.append(token_id)
         decode = self._tokenizer.decode
-        before = decode(self._ids[self._prefix : self._read], skip_special_tokens=True)
-        after = decode(self._ids[self._prefix :], skip_special_tokens=True)
+        before = decode(self._ids[self._prefix : self._read], skip_special_tokens=self._skip)
+        after = decode(self._ids[self._prefix :], skip_special_tokens=self._skip)
         if after.endswith("\ufffd") or len(after) <= len(before):
             return ""  # an unfinished multi-byte character, or a token with no text
         delta = after[len(before) :]

@@ -1,5 +1,6 @@
-"""Choosing the next token from logits: repetition / presence / frequency penalties,
-temperature (0 = greedy), top-k, top-p, a per-request seeded generator, and logprobs."""
+"""Choosing the next token from logits: OpenAI's logit bias, repetition / presence /
+frequency penalties, temperature (0 = greedy), top-k, top-p, vLLM's min-p, tokens banned
+for now (stop tokens before min_tokens), a per-request seeded generator, and logprobs."""
 
 from __future__ import annotations
 
@@ -23,10 +24,19 @@ class TokenSampler:
             self.generator.seed()
         self.counts: Counter[int] = Counter()
 
-    def process(self, logits: torch.Tensor) -> torch.Tensor:
-        """Apply penalties, temperature, top-k and top-p to one row of logits (float32)."""
+    def process(self, logits: torch.Tensor, banned: frozenset[int] = frozenset()) -> torch.Tensor:
+        """Apply bias, penalties, temperature, top-k, top-p and min-p to one row of logits
+        (float32); `banned` tokens cannot be picked."""
         p = self.params
         logits = logits.float().clone()
+        if p.logit_bias:
+            size = logits.numel()
+            for token, bias in p.logit_bias:
+                if 0 <= token < size:
+                    logits[token] += bias
+        if banned:
+            ids = torch.tensor([i for i in banned if 0 <= i < logits.numel()], dtype=torch.long)
+            logits[ids] = float("-inf")
         if self.counts:
             ids = torch.tensor(list(self.counts.keys()), device=logits.device)
             if p.repetition_penalty != 1.0:
@@ -52,11 +62,16 @@ class TokenSampler:
             logits = logits.masked_fill(
                 torch.zeros_like(remove).scatter(0, order, remove), float("-inf")
             )
+        if p.min_p > 0:
+            probs = torch.softmax(logits, dim=-1)
+            logits = logits.masked_fill(probs < p.min_p * probs.max(), float("-inf"))
         return logits
 
-    def sample(self, logits: torch.Tensor, constraint: Any = None) -> int:
+    def sample(
+        self, logits: torch.Tensor, constraint: Any = None, banned: frozenset[int] = frozenset()
+    ) -> int:
         """The next token; `constraint` (a `JsonConstraint`) masks what it forbids."""
-        processed = self.process(logits)
+        processed = self.process(logits, banned)
         if constraint is not None:
             constraint.mask(processed)
         if self.params.greedy:

@@ -51,8 +51,10 @@ class Sequence:
         )
         self.constraint = constraint
         self.sampler = TokenSampler(params)
-        self.matcher = StopStringMatcher(stop_strings + params.stop)
-        self.detokenizer = IncrementalDetokenizer(tokenizer)
+        self.matcher = StopStringMatcher(
+            stop_strings + params.stop, include=params.include_stop_str_in_output
+        )
+        self.detokenizer = IncrementalDetokenizer(tokenizer, params.skip_special_tokens)
         self.tokenizer = tokenizer
         self.generated: list[int] = []
         self.finished: FinishReason | None = None
@@ -71,7 +73,14 @@ class Sequence:
             and p.repetition_penalty == 1.0
             and not p.presence_penalty
             and not p.frequency_penalty
+            and not p.logit_bias
+            and not self.banned
         )
+
+    @property
+    def banned(self) -> frozenset[int]:
+        """Tokens it may not pick now: its stop tokens, until min_tokens are out."""
+        return self.stop_ids if len(self.generated) < self.params.min_tokens else frozenset()
 
     @property
     def length(self) -> int:
@@ -79,7 +88,7 @@ class Sequence:
         return len(self.prompt_ids) + len(self.generated)
 
     def sample(self, logits: torch.Tensor) -> int:
-        return self.sampler.sample(logits, self.constraint)
+        return self.sampler.sample(logits, self.constraint, self.banned)
 
     def advance(self, token: int, logits: torch.Tensor | None = None) -> GenerationChunk | None:
         """Take the sampled token; return the chunk to stream now, if any. `logits` (this
@@ -100,7 +109,8 @@ class Sequence:
         self._pending_ids.append(token)
         delta = ""
         if self.detokenizer.add(token):
-            delta, stopped = self.matcher.update(self.detokenizer.text)
+            early = len(self.generated) < self.params.min_tokens  # stop strings wait too
+            delta, stopped = self.matcher.update(self.detokenizer.text, hold=early)
             if stopped:
                 return self._finish("stop", delta, flush=False)
         if self.constraint is not None and self.constraint.finished:

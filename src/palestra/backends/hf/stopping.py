@@ -12,18 +12,26 @@ class StopStringMatcher:
 
     stops: tuple[str, ...]
     emitted: int = 0
+    include: bool = False  # the stop string is part of the text (vLLM's include_stop_str)
     _longest: int = field(init=False)
+    _searched: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.stops = tuple(s for s in self.stops if s)
         self._longest = max((len(s) for s in self.stops), default=0)
 
-    def update(self, text: str) -> tuple[str, bool]:
-        """(new text safe to emit, whether a stop string was reached)."""
-        search_from = max(0, self.emitted - self._longest)
-        hits = [i for s in self.stops if (i := text.find(s, search_from)) != -1]
+    def update(self, text: str, hold: bool = False) -> tuple[str, bool]:
+        """(new text safe to emit, whether a stop string was reached). With `hold`, stop
+        strings do not count yet (vLLM's min_tokens): text up to now is emitted as is."""
+        if hold:
+            delta = text[self.emitted :]
+            self.emitted = self._searched = len(text)
+            return delta, False
+        search_from = max(self._searched, self.emitted - self._longest, 0)
+        hits = [(i, s) for s in self.stops if (i := text.find(s, search_from)) != -1]
         if hits:
-            end = min(hits)
+            index, stop = min(hits)
+            end = index + len(stop) if self.include else index
             delta = text[self.emitted : end] if end > self.emitted else ""
             self.emitted = max(self.emitted, end)
             return delta, True

@@ -263,20 +263,20 @@ class LlamaCppBackend(Backend):
         params: SamplingParams = sequence.params
         if params.seed is not None:
             llm.set_seed(params.seed)
-        logit_bias = None
+        bias = dict(params.logit_bias)
         if params.ignore_eos:
-            logit_bias = {token: float("-inf") for token in self._stop_ids}
+            bias.update({token: float("-inf") for token in self._stop_ids})
         tokens = llm.generate(
             sequence.prompt_ids,
             temp=params.temperature if not params.greedy else 0.0,
             top_p=params.top_p,
             top_k=params.top_k if params.top_k > 0 else 0,
-            min_p=0.0,
+            min_p=params.min_p,
             repeat_penalty=params.repetition_penalty,
             presence_penalty=params.presence_penalty,
             frequency_penalty=params.frequency_penalty,
             grammar=self._grammar(params.json_schema) if params.json_schema else None,
-            logits_processor=_bias(logit_bias) if logit_bias else None,
+            logits_processor=_processors(bias, sequence),
         )
         for token in tokens:
             if sequence.cancelled:
@@ -310,13 +310,21 @@ class LlamaCppBackend(Backend):
         return [list(map(float, v)) for v in vectors]
 
 
-def _bias(bias: dict[int, float]) -> Any:
-    """A llama-cpp-python logits processor list adding `bias` (token -> value)."""
+def _processors(bias: dict[int, float], sequence: Any) -> Any:
+    """A llama-cpp-python logits processor list adding `bias` (token -> value) and banning
+    the sequence's stop tokens until its min_tokens are out (None when neither applies)."""
     from llama_cpp import LogitsProcessorList
 
-    def add(_ids: Any, scores: Any) -> Any:
+    if not bias and not sequence.params.min_tokens:
+        return None
+
+    def process(_ids: Any, scores: Any) -> Any:
         for token, value in bias.items():
-            scores[token] += value
+            if 0 <= token < len(scores):
+                scores[token] += value
+        for token in sequence.banned:
+            if 0 <= token < len(scores):
+                scores[token] = float("-inf")
         return scores
 
-    return LogitsProcessorList([add])
+    return LogitsProcessorList([process])

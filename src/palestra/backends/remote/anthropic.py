@@ -113,6 +113,7 @@ def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str,
 
 class AnthropicBackend(RemoteBackend):
     name = "anthropic"
+    native_extras = frozenset({"top_k"})
 
     def __init__(self, endpoint: RemoteEndpoint, *, vertex: bool = False):
         super().__init__(endpoint)
@@ -157,6 +158,8 @@ class AnthropicBackend(RemoteBackend):
             extra["temperature"] = min(sampling.temperature, 1.0)
         if sampling.top_p != 1.0:
             extra["top_p"] = sampling.top_p
+        if sampling.top_k > 0:
+            extra["top_k"] = sampling.top_k
         extra.update(self.endpoint.extra_body)
         if extra:
             arguments["extra_body"] = extra

@@ -22,6 +22,7 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.remote.endpoints import RemoteEndpoint
@@ -84,11 +85,31 @@ def provider_error(endpoint: RemoteEndpoint, status: int | None, detail: str) ->
     return error
 
 
+def sampling_extras(sampling: SamplingParams) -> dict[str, Any]:
+    """The request's sampling fields beyond OpenAI's that differ from their defaults
+    (vLLM's names: what an OpenAI-compatible vLLM server reads from the request body)."""
+    extras: dict[str, Any] = {
+        "top_k": sampling.top_k or None,
+        "min_p": sampling.min_p or None,
+        "min_tokens": sampling.min_tokens or None,
+        "repetition_penalty": None
+        if sampling.repetition_penalty == 1.0
+        else sampling.repetition_penalty,
+        "stop_token_ids": list(sampling.stop_token_ids) or None,
+        "ignore_eos": sampling.ignore_eos or None,
+        "include_stop_str_in_output": sampling.include_stop_str_in_output or None,
+        "skip_special_tokens": None if sampling.skip_special_tokens else False,
+    }
+    return {name: value for name, value in extras.items() if value is not None}
+
+
 class RemoteBackend(Backend):
     """A model behind a provider's chat API."""
 
     name = "remote"
     response_formats: tuple[str, ...] = ("text",)  # what the provider's API takes natively
+    passes_extras = False  # True: vLLM's sampling extras and logit_bias go to the provider
+    native_extras: frozenset[str] = frozenset()  # extras the provider's API has itself
 
     def __init__(self, endpoint: RemoteEndpoint):
         self.endpoint = endpoint
@@ -148,6 +169,14 @@ class RemoteBackend(Backend):
                 f"{self.endpoint.api_type} endpoint {self.endpoint.name!r} has no "
                 "structured output through Palestra",
                 param="response_format",
+            )
+        extras = [*sampling_extras(sampling), *(["logit_bias"] if sampling.logit_bias else [])]
+        extras = [name for name in extras if name not in self.native_extras]
+        if extras and not self.passes_extras:
+            raise UnsupportedError(
+                f"{self.endpoint.api_type} endpoint {self.endpoint.name!r} takes no "
+                f"{', '.join(extras)}; only OpenAI-compatible endpoints pass them on",
+                param=extras[0],
             )
 
     def max_tokens(self, sampling: SamplingParams) -> int:

@@ -104,6 +104,8 @@ def gemini_config(
         config["stop_sequences"] = list(sampling.stop)
     if sampling.seed is not None:
         config["seed"] = sampling.seed
+    if sampling.top_k > 0:
+        config["top_k"] = sampling.top_k
     if conversation.tools:
         declarations = []
         for tool in conversation.tools:
@@ -134,6 +136,7 @@ def gemini_config(
 class GeminiBackend(RemoteBackend):
     name = "gemini"
     response_formats = RESPONSE_FORMATS
+    native_extras = frozenset({"top_k"})
 
     def __init__(self, endpoint: RemoteEndpoint, *, stream: bool = True, vertex: bool = False):
         super().__init__(endpoint)

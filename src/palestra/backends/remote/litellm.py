@@ -20,6 +20,7 @@ from palestra.backends.remote.base import (
     conversation_tokens,
     estimate_tokens,
     provider_error,
+    sampling_extras,
 )
 from palestra.backends.remote.endpoints import RemoteEndpoint
 from palestra.backends.remote.openai_compat import ToolCallAccumulator, final_chunk
@@ -48,6 +49,7 @@ def _litellm() -> Any:
 class LiteLLMBackend(RemoteBackend):
     name = "litellm"
     response_formats = RESPONSE_FORMATS
+    passes_extras = True
 
     def __init__(self, endpoint: RemoteEndpoint):
         super().__init__(endpoint)
@@ -81,8 +83,15 @@ class LiteLLMBackend(RemoteBackend):
             arguments["stop"] = list(sampling.stop)
         if sampling.seed is not None:
             arguments["seed"] = sampling.seed
+        if sampling.logit_bias:
+            arguments["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+        arguments.update(sampling_extras(sampling))
         if self.endpoint.extra_body:
             arguments["extra_body"] = self.endpoint.extra_body
+        # reasoning_effort and the rest: LiteLLM translates them per provider and drops
+        # what a provider does not take.
+        arguments.update(conversation.provider_options)
+        arguments["drop_params"] = True
         return arguments
 
     async def stream(

@@ -22,6 +22,7 @@ from palestra.backends.remote.base import (
     conversation_tokens,
     estimate_tokens,
     provider_error,
+    sampling_extras,
 )
 from palestra.backends.remote.endpoints import AZURE_DEFAULT_API_VERSION, RemoteEndpoint
 from palestra.core.errors import InvalidRequestError
@@ -40,6 +41,7 @@ Mode = Literal["stream", "whole", "reasoning"]
 class OpenAICompatibleBackend(RemoteBackend):
     name = "openai"
     response_formats = RESPONSE_FORMATS
+    passes_extras = True
 
     def __init__(self, endpoint: RemoteEndpoint, *, mode: Mode = "stream"):
         super().__init__(endpoint)
@@ -115,8 +117,15 @@ class OpenAICompatibleBackend(RemoteBackend):
             arguments["stop"] = list(sampling.stop)
         if sampling.seed is not None:
             arguments["seed"] = sampling.seed
-        if self.endpoint.extra_body:
-            arguments["extra_body"] = self.endpoint.extra_body
+        if sampling.logit_bias:
+            arguments["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+        extra_body = {**sampling_extras(sampling), **self.endpoint.extra_body}
+        if extra_body:  # vLLM's extras: a vLLM (or Palestra) server reads them
+            arguments["extra_body"] = extra_body
+        options = dict(conversation.provider_options)
+        if not conversation.tools:
+            options.pop("parallel_tool_calls", None)  # OpenAI refuses it without tools
+        arguments.update(options)  # the request's reasoning_effort wins over the endpoint's
         return arguments
 
     async def stream(

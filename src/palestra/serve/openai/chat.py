@@ -59,6 +59,10 @@ def _payloads(body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> li
             tools=body.tool_dicts,
             tool_choice=body.tool_choice_value,
             response_format=body.response_format,
+            template_kwargs=body.template_kwargs,
+            add_generation_prompt=body.add_generation_prompt,
+            continue_final_message=body.continue_final_message,
+            provider_options=body.provider_options,
         ).model_dump()
         for i in range(body.n)
     ]
@@ -137,7 +141,7 @@ def _message(
 ) -> tuple[dict[str, Any], str | None]:
     content, calls = _tool_calls(body, text, native_calls)
     if not calls:
-        return {"role": "assistant", "content": text}, finish_reason
+        return {"role": "assistant", "content": body.echoed + text}, finish_reason
     return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
 
 
@@ -162,7 +166,7 @@ async def _stream(
                     [
                         {
                             "index": index,
-                            "delta": {"role": "assistant", "content": ""},
+                            "delta": {"role": "assistant", "content": body.echoed},
                             "logprobs": None,
                             "finish_reason": None,
                         }

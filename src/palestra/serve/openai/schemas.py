@@ -7,7 +7,14 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from palestra.core.errors import InvalidRequestError
 from palestra.core.types import content_parts, openai_content, response_format_schema
@@ -15,9 +22,19 @@ from palestra.serve.openai.tool_calls import validate_tools
 from palestra.serve.wire import SamplingWire
 
 # Accepted only empty (or null), and said so in the OpenAI schema, so that a schema-valid
-# request is never refused: Palestra does not bias logits or add suffixes yet.
-EmptyBias = Annotated[dict[str, float], Field(max_length=0)] | None
+# request is never refused: Palestra does not add suffixes yet.
 EmptyText = Annotated[str, Field(max_length=0)] | None
+# OpenAI's logit_bias: token id (as a string key) -> bias in [-100, 100]; the schema says
+# token ids are the only keys.
+TOKEN_ID = r"^[0-9]+$"
+BIAS_SCHEMA = {"type": "number", "minimum": -100, "maximum": 100}
+LogitBias = Annotated[
+    dict[Annotated[str, Field(pattern=TOKEN_ID)], Annotated[float, Field(ge=-100, le=100)]],
+    WithJsonSchema(
+        {"type": "object", "patternProperties": {TOKEN_ID: BIAS_SCHEMA},
+         "additionalProperties": False}
+    ),
+]  # fmt: skip
 Stop = Annotated[str, Field(min_length=1)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -54,7 +71,15 @@ class SamplingFields(Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    logit_bias: LogitBias | None = None
     ignore_eos: bool = False  # extension
+    # vLLM's sampling extras, with vLLM's meaning.
+    min_p: float = Field(default=0.0, ge=0, le=1)
+    min_tokens: int = Field(default=0, ge=0)
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True  # accepted; fast tokenizers space themselves
 
     @field_validator("stop")
     @classmethod
@@ -91,6 +116,12 @@ class SamplingFields(Request):
             logprobs=logprobs,
             top_logprobs=top_logprobs,
             json_schema=json_schema,
+            min_p=self.min_p,
+            min_tokens=self.min_tokens,
+            logit_bias={int(token): bias for token, bias in (self.logit_bias or {}).items()},
+            stop_token_ids=list(self.stop_token_ids or []),
+            include_stop_str_in_output=self.include_stop_str_in_output,
+            skip_special_tokens=self.skip_special_tokens,
         )
 
     @property
@@ -177,6 +208,9 @@ class ChatMessage(BaseModel):
 
 
 class ChatCompletionRequest(SamplingFields):
+    """Every parameter of OpenAI's Chat Completions reference, and vLLM's chat extras.
+    Implemented, or accepted and ignored where noted (docs/api.md has the table)."""
+
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
@@ -185,19 +219,61 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    logit_bias: EmptyBias = None
+    functions: list[FunctionSpec] | None = None  # deprecated by OpenAI: tools
+    function_call: Literal["none", "auto"] | FunctionName | None = None  # ...: tool_choice
     metadata: dict[str, str] | None = None
     store: bool | None = None
+    # Sent on to hosted models (local models get reasoning_effort as a template variable).
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    modalities: list[Literal["text", "audio"]] | None = None  # text only: audio is refused
+    audio: dict[str, Any] | None = None  # audio output: refused (no model speaks)
+    web_search_options: dict[str, Any] | None = None  # refused: no model searches the web
+    # Accepted and ignored: a latency hint (no speculative decoding from a prediction yet),
+    # cache routing hints (the prefix cache is automatic) and end-user ids for abuse checks.
+    prediction: dict[str, Any] | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    safety_identifier: str | None = None
+    # vLLM's chat extras.
+    chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    echo: bool = False  # the last message's text comes back before the reply
 
-    @field_validator("logit_bias", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _no_bias(cls, value: Any) -> Any:
-        return _refuse("logit_bias", value)
+    def _legacy_functions(cls, data: Any) -> Any:
+        """OpenAI's deprecated `functions` / `function_call` become tools / tool_choice."""
+        if not isinstance(data, dict) or not (data.get("functions") or data.get("function_call")):
+            return data
+        if data.get("tools") or data.get("tool_choice"):
+            raise ValueError("give tools/tool_choice or the deprecated functions/function_call")
+        data = dict(data)
+        functions = data.pop("functions", None) or []
+        data["tools"] = [{"type": "function", "function": f} for f in functions] or None
+        call = data.pop("function_call", None)
+        if isinstance(call, dict):
+            call = {"type": "function", "function": call}
+        data["tool_choice"] = call
+        return data
 
     @model_validator(mode="after")
     def _checks(self) -> ChatCompletionRequest:
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs: true")
+        if "audio" in (self.modalities or ()) or self.audio:
+            raise ValueError(f"{self.model} writes text only: audio output is not supported")
+        if self.web_search_options is not None:
+            raise ValueError(f"{self.model} does not search the web (web_search_options)")
+        if self.continue_final_message and self.add_generation_prompt:
+            raise ValueError("continue_final_message needs add_generation_prompt: false (as vLLM)")
+        reserved = {"messages", "tools", "add_generation_prompt"} & set(
+            self.chat_template_kwargs or {}
+        )
+        if reserved:
+            raise ValueError(f"chat_template_kwargs may not set {', '.join(sorted(reserved))}")
         for message in self.messages:  # as OpenAI: images come from the user
             if message.images and message.role != "user":
                 raise ValueError(
@@ -239,6 +315,28 @@ class ChatCompletionRequest(SamplingFields):
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    @property
+    def echoed(self) -> str:
+        """vLLM's chat `echo`: the last message's text, when the reply continues its role
+        (an assistant message, as with continue_final_message); else nothing."""
+        last = self.messages[-1]
+        return last.text() if self.echo and last.role == "assistant" else ""
+
+    @property
+    def template_kwargs(self) -> dict[str, Any]:
+        """Variables for a local model's chat template: vLLM's chat_template_kwargs, and
+        reasoning_effort (what gpt-oss templates read)."""
+        kwargs = dict(self.chat_template_kwargs or {})
+        if self.reasoning_effort is not None:
+            kwargs.setdefault("reasoning_effort", self.reasoning_effort)
+        return kwargs
+
+    @property
+    def provider_options(self) -> dict[str, Any]:
+        """What a hosted model's API is sent beside the conversation."""
+        names = ("reasoning_effort", "service_tier", "verbosity", "parallel_tool_calls")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
     def message_dicts(self) -> list[dict[str, Any]]:
         """Messages for the chat template, keeping tool-call fields."""
         roles = {"developer": "system"}
@@ -268,9 +366,8 @@ class CompletionRequest(SamplingFields):
     echo: bool = False
     suffix: EmptyText = None
     best_of: Literal[1] | None = None  # more candidates than returned: not supported
-    logit_bias: EmptyBias = None
 
-    @field_validator("suffix", "logit_bias", mode="before")
+    @field_validator("suffix", mode="before")
     @classmethod
     def _unsupported(cls, value: Any, info: Any) -> Any:
         return _refuse(info.field_name, value)
