@@ -168,3 +168,34 @@ def test_extras_on_text_completions(api: str) -> None:
     response = httpx.post(f"{api}/v1/completions", json=body, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["completion_tokens"] == 8
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"structured_outputs": {"regex": "Paris|Rome|Oslo"}},
+        {"guided_regex": "Paris|Rome|Oslo"},
+        {"structured_outputs": {"choice": ["Paris", "Rome", "Oslo"]}},
+        {"guided_choice": ["Paris", "Rome", "Oslo"]},
+        {"structured_outputs": {"grammar": 'start: "Paris" | "Rome" | "Oslo"'}},
+        {"guided_grammar": 'start: "Paris" | "Rome" | "Oslo"'},
+    ],
+)
+def test_structured_outputs_beyond_json(api: str, fields: dict[str, Any]) -> None:
+    """vLLM's regex, choice and grammar, current and guided_* names: the reply is exactly
+    one of the allowed strings (greedy: the one the model likes best)."""
+    reply = chat(api, max_tokens=10, **fields)
+    assert text(reply) == "Paris" and reply["choices"][0]["finish_reason"] == "stop"
+
+
+def test_structured_json_and_conflicts(api: str) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris"]}},
+              "required": ["city"], "additionalProperties": False}  # fmt: skip
+    for fields in ({"guided_json": schema}, {"structured_outputs": {"json": schema}}):
+        assert text(chat(api, max_tokens=20, **fields)) == '{"city":"Paris"}'
+    both = {"model": MODEL, "messages": QUESTION, "guided_regex": "a", "guided_choice": ["b"]}
+    response = httpx.post(f"{api}/v1/chat/completions", json=both, timeout=30)
+    assert response.status_code == 400 and "not regex and choice" in response.text
+    bad = {"model": MODEL, "messages": QUESTION, "guided_regex": "(unclosed"}
+    response = httpx.post(f"{api}/v1/chat/completions", json=bad, timeout=30)
+    assert response.status_code == 400 and "invalid regex" in response.text

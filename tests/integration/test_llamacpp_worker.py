@@ -92,6 +92,9 @@ def test_converted_model_served_by_the_llamacpp_worker(tmp_path: Path) -> None:
         )  # type: ignore[arg-type]  # fmt: skip
         assert sampled.choices[0].message.content == yellow
 
+        with pytest.raises(openai.BadRequestError, match=r"llama\.cpp backend constrains"):
+            extra(guided_choice=["yellow", "green"])
+
         with pytest.raises(openai.BadRequestError, match="logprobs"):
             client.chat.completions.create(
                 model="tiny-chat",

@@ -148,7 +148,7 @@ class Backend(abc.ABC):
 
     def check(self, sampling: SamplingParams) -> None:
         """Refuse, before any work, what this backend cannot do (a bad schema, say)."""
-        if sampling.json_schema is not None:
+        if sampling.structure is not None:
             raise UnsupportedError(f"backend {self.name!r} has no structured output")
 
     async def health(self) -> BackendHealth:

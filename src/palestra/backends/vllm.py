@@ -129,14 +129,14 @@ class VLLMBackend(Backend):
         from vllm.sampling_params import SamplingParams as VllmSampling
 
         extra: dict[str, Any] = {}
-        if params.json_schema is not None:
+        if params.structure is not None:
             import json
 
             from vllm.sampling_params import StructuredOutputsParams
 
-            extra["structured_outputs"] = StructuredOutputsParams(
-                json=json.loads(params.json_schema)
-            )
+            kind, text = params.structure
+            value = json.loads(text) if kind == "json" else text
+            extra["structured_outputs"] = StructuredOutputsParams(**{kind: value})
         stop_tokens = [t for t in self._template.stop_tokens if t != self.tokenizer.eos_token]
         vocab = self.tokenizer.get_vocab()
         return VllmSampling(

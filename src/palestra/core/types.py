@@ -132,6 +132,8 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     json_schema: str | None = None  # structured output: the reply must match this schema
+    regex: str | None = None  # ...or this regular expression (vLLM's regex and choice)
+    grammar: str | None = None  # ...or this Lark grammar (vLLM's grammar)
     # vLLM's extras, with vLLM's meaning:
     min_p: float = 0.0  # drop tokens less likely than min_p x the likeliest one
     min_tokens: int = 0  # no stop (token or string) before this many tokens
@@ -167,6 +169,16 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature < 1e-5
+
+    @property
+    def structure(self) -> tuple[str, str] | None:
+        """The structured output asked for: ("json", schema), ("regex", pattern) or
+        ("grammar", lark); None for free text."""
+        for kind, text in (("json", self.json_schema), ("regex", self.regex),
+                           ("grammar", self.grammar)):  # fmt: skip
+            if text is not None:
+                return kind, text
+        return None
 
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")

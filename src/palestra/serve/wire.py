@@ -38,6 +38,8 @@ class SamplingWire(Strict):
     logprobs: bool = False
     top_logprobs: int = 0
     json_schema: str | None = None
+    regex: str | None = None
+    grammar: str | None = None
     min_p: float = 0.0
     min_tokens: int = 0
     logit_bias: dict[int, float] = Field(default_factory=dict)

@@ -188,8 +188,9 @@ class HFBackend(Backend):
             await asyncio.to_thread(self._engine.close)
 
     def check(self, sampling: SamplingParams) -> None:
-        if sampling.json_schema is not None:
-            self._grammars().grammar(sampling.json_schema)
+        structure = sampling.structure
+        if structure is not None:
+            self._grammars().grammar(structure[1], structure[0])
 
     def _grammars(self) -> GrammarFactory:
         if self._grammar_factory is None:
@@ -263,7 +264,9 @@ class HFBackend(Backend):
             stop_ids=self._stop_ids,
             stop_strings=tuple(s for s in self._template.stop_strings if s not in special),
             constraint=(
-                self._grammars().constraint(params.json_schema) if params.json_schema else None
+                self._grammars().constraint(params.structure[1], params.structure[0])
+                if params.structure
+                else None
             ),
             adapter=request.adapter or self._default_adapter,
             vision_inputs=vision_inputs,

@@ -1,6 +1,7 @@
 """Constrained decoding for structured output (`response_format` json_object/json_schema,
-forced tool calls) through llguidance: a JSON schema becomes a grammar, and at each step
-the tokens that would break it are masked out before sampling.
+forced tool calls, vLLM's regex / choice / grammar) through llguidance: a JSON schema, a
+regular expression or a Lark grammar becomes an llguidance grammar, and at each step the
+tokens that would break it are masked out before sampling.
 
 Compact JSON (no free whitespace): a weak model can otherwise spend its whole budget on
 newlines. Grammars are validated once per schema and cached per backend.
@@ -39,27 +40,30 @@ class GrammarFactory:
         )
         self.grammar = lru_cache(maxsize=128)(self._grammar)
 
-    def _grammar(self, schema: str) -> str:
+    def _grammar(self, schema: str, kind: str = "json") -> str:
         import llguidance
 
+        what = {"json": "JSON schema", "regex": "regex", "grammar": "grammar"}[kind]
+        param = "response_format" if kind == "json" else "structured_outputs"
         try:
-            json.loads(schema)
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(
-                schema, defaults={"whitespace_flexible": False}
-            )
+            if kind == "json":
+                json.loads(schema)
+                grammar = llguidance.LLMatcher.grammar_from_json_schema(
+                    schema, defaults={"whitespace_flexible": False}
+                )
+            elif kind == "regex":
+                grammar = llguidance.LLMatcher.grammar_from_regex(schema)
+            else:
+                grammar = llguidance.LLMatcher.grammar_from_lark(schema)
         except (ValueError, TypeError) as exc:
-            raise InvalidRequestError(
-                f"invalid JSON schema: {exc}", param="response_format"
-            ) from exc
+            raise InvalidRequestError(f"invalid {what}: {exc}", param=param) from exc
         problem = llguidance.LLMatcher.validate_grammar(grammar, self._lltokenizer)
         if problem:
-            raise InvalidRequestError(
-                f"unsupported JSON schema: {problem}", param="response_format"
-            )
+            raise InvalidRequestError(f"unsupported {what}: {problem}", param=param)
         return str(grammar)
 
-    def constraint(self, schema: str) -> JsonConstraint:
-        return JsonConstraint(self._lltokenizer, self.grammar(schema))
+    def constraint(self, schema: str, kind: str = "json") -> JsonConstraint:
+        return JsonConstraint(self._lltokenizer, self.grammar(schema, kind))
 
 
 class JsonConstraint:

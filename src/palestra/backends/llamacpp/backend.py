@@ -179,6 +179,12 @@ class LlamaCppBackend(Backend):
     def check(self, sampling: SamplingParams) -> None:
         if sampling.logprobs:
             raise UnsupportedError("the llama.cpp backend does not return logprobs")
+        if sampling.regex is not None or sampling.grammar is not None:
+            raise UnsupportedError(
+                "the llama.cpp backend constrains output to JSON schemas only; regex, choice "
+                "and grammar need the transformers backend",
+                param="structured_outputs",
+            )
         if sampling.json_schema is not None:
             self._grammar(sampling.json_schema)
 

@@ -164,7 +164,7 @@ class RemoteBackend(Backend):
                 "relay logprobs from API providers",
                 param="logprobs",
             )
-        if sampling.json_schema is not None:
+        if sampling.structure is not None:
             raise UnsupportedError(
                 f"{self.endpoint.api_type} endpoint {self.endpoint.name!r} has no "
                 "structured output through Palestra",

@@ -4,6 +4,8 @@ each endpoint module."""
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -54,6 +56,22 @@ class StreamOptions(Request):
     include_usage: bool = False
 
 
+class StructuredOutputs(Request):
+    """vLLM's `structured_outputs`: one of a JSON schema, a regex, a list of choices, a
+    Lark grammar, or any JSON object."""
+
+    json_: dict[str, Any] | str | None = Field(default=None, alias="json")
+    regex: str | None = None
+    choice: Annotated[list[str], Field(min_length=1)] | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+    # Accepted and ignored: llguidance decides whitespace and needs no fallback.
+    whitespace_pattern: str | None = None
+    disable_any_whitespace: bool | None = None
+    disable_additional_properties: bool | None = None
+    disable_fallback: bool | None = None
+
+
 class SamplingFields(Request):
     """Parameters shared by chat and text completions."""
 
@@ -80,6 +98,42 @@ class SamplingFields(Request):
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True  # accepted; fast tokenizers space themselves
+    # vLLM's structured outputs, in its current shape and its older guided_* names.
+    structured_outputs: StructuredOutputs | None = None
+    guided_json: dict[str, Any] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: Annotated[list[str], Field(min_length=1)] | None = None
+    guided_grammar: str | None = None
+    guided_decoding_backend: str | None = None  # accepted; llguidance decodes
+    guided_whitespace_pattern: str | None = None  # accepted; llguidance decides
+
+    @model_validator(mode="after")
+    def _one_structure(self) -> SamplingFields:
+        self.structure()  # two kinds of structured output at once: a 400
+        return self
+
+    def structure(self) -> dict[str, str]:
+        """The structured output asked for, as SamplingWire's fields ({} for none): a
+        choice is a regex matching exactly one of its strings."""
+        spec = self.structured_outputs or StructuredOutputs()
+        asked: dict[str, Any] = {
+            "json": spec.json_ if spec.json_ is not None else self.guided_json,
+            "json_object": {"type": "object"} if spec.json_object else None,
+            "regex": spec.regex if spec.regex is not None else self.guided_regex,
+            "choice": spec.choice if spec.choice is not None else self.guided_choice,
+            "grammar": spec.grammar if spec.grammar is not None else self.guided_grammar,
+        }
+        given = {kind: value for kind, value in asked.items() if value is not None}
+        if len(given) > 1:
+            raise ValueError(f"ask for one structured output, not {' and '.join(given)}")
+        if not given:
+            return {}
+        kind, value = next(iter(given.items()))
+        if kind in ("json", "json_object"):
+            return {"json_schema": value if isinstance(value, str) else json.dumps(value)}
+        if kind == "choice":
+            return {"regex": "|".join(re.escape(choice) for choice in value)}
+        return {kind: str(value)}
 
     @field_validator("stop")
     @classmethod
@@ -115,7 +169,7 @@ class SamplingFields(Request):
             ignore_eos=self.ignore_eos,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
-            json_schema=json_schema,
+            **{"json_schema": json_schema, **self.structure()},
             min_p=self.min_p,
             min_tokens=self.min_tokens,
             logit_bias={int(token): bias for token, bias in (self.logit_bias or {}).items()},
@@ -282,6 +336,11 @@ class ChatCompletionRequest(SamplingFields):
         validate_tools(self.tool_dicts, self.tool_choice_value)
         if self.forces_tool_call and (self.response_format or {}).get("type", "text") != "text":
             raise ValueError("response_format cannot be combined with a forced tool_choice")
+        formatted = (self.response_format or {}).get("type", "text") != "text"
+        if self.structure() and (formatted or self.forces_tool_call):
+            raise ValueError(
+                "structured_outputs cannot be combined with response_format or a forced call"
+            )
         self.check_response_format()
         return self
 
