@@ -70,7 +70,15 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def error_response(error: PalestraError) -> JSONResponse:
+ANTHROPIC_PATHS = frozenset({"/v1/messages"})  # Anthropic's Messages API: its error shape
+
+
+def error_response(error: PalestraError, path: str = "") -> JSONResponse:
+    """The error in OpenAI's envelope, or in Anthropic's shape on Anthropic's routes."""
+    if path in ANTHROPIC_PATHS:
+        from palestra.serve.anthropic.schemas import anthropic_error
+
+        return JSONResponse(anthropic_error(error), status_code=error.http_status)
     return JSONResponse(error_envelope(error), status_code=error.http_status)
 
 
@@ -101,12 +109,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
 
     @app.exception_handler(PalestraError)
-    async def _palestra(_: Request, exc: PalestraError) -> JSONResponse:
-        return error_response(exc)
+    async def _palestra(request: Request, exc: PalestraError) -> JSONResponse:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_error(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""`build_api_app`: the OpenAI-compatible API server, with API keys, CORS and `/health`."""
+"""`build_api_app`: the OpenAI-compatible API server (and Anthropic's Messages API beside
+it), with API keys, CORS and `/health`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
+from palestra.serve.anthropic import messages
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models
@@ -29,7 +31,8 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (models.router, chat.router, completions.router, embeddings.router):
+    routers = (models.router, chat.router, completions.router, embeddings.router, messages.router)
+    for router in routers:
         app.include_router(router)
 
     metrics = ServingMetrics("palestra_api")

@@ -1,5 +1,6 @@
-"""API keys: `Authorization: Bearer <key>` on every route but health, metrics and docs.
-Pure ASGI middleware, so request bodies and disconnects pass through untouched."""
+"""API keys: `Authorization: Bearer <key>` (or Anthropic's `x-api-key`) on every route but
+health, metrics and docs. Pure ASGI middleware, so request bodies and disconnects pass
+through untouched."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class RequireApiKey:
         headers = dict(scope["headers"])
         header = headers.get(b"authorization", b"").decode("latin-1")
         key = header[7:] if header.lower().startswith("bearer ") else ""
+        key = key or headers.get(b"x-api-key", b"").decode("latin-1")
         if any(secrets.compare_digest(key, known) for known in self.keys):
             await self.app(scope, receive, send)
             return
@@ -32,6 +34,7 @@ class RequireApiKey:
         response = error_response(
             AuthenticationError(
                 f"{reason} API key; send 'Authorization: Bearer <key>'", code="invalid_api_key"
-            )
+            ),
+            scope["path"],
         )
         await response(scope, receive, send)
