@@ -35,7 +35,10 @@ class TokenSampler:
                 if 0 <= token < size:
                     logits[token] += bias
         if banned:
-            ids = torch.tensor([i for i in banned if 0 <= i < logits.numel()], dtype=torch.long)
+            size = logits.numel()
+            ids = torch.tensor(
+                [i for i in banned if 0 <= i < size], dtype=torch.long, device=logits.device
+            )
             logits[ids] = float("-inf")
         if self.counts:
             ids = torch.tensor(list(self.counts.keys()), device=logits.device)
