@@ -224,3 +224,15 @@ def test_claude_on_vertex(anthropic_server) -> None:  # type: ignore[no-untyped-
     assert "".join(c.text for c in chunks) == "Claude heard: hello"
     assert app.state.vertex_paths[-1] == ("my-project", "europe-west1")
     assert app.state.bodies[-1]["model"] == "claude-sonnet-4@2025"
+
+
+def test_anthropic_takes_response_format_as_output_config(anthropic_server) -> None:  # type: ignore[no-untyped-def]
+    url, app = anthropic_server
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    response_format = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}
+    request = GenerationRequest(
+        conversation=Conversation((Message("user", "city?"),), response_format=response_format)
+    )
+    asyncio.run(_collect(remote_backend(_endpoint(url)), request))
+    sent = app.state.bodies[-1]["output_config"]
+    assert sent == {"format": {"type": "json_schema", "schema": schema}}

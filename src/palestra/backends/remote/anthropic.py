@@ -2,7 +2,8 @@
 (system messages go in `system`; consecutive turns of one role are merged, as the API
 requires alternating roles). OpenAI-shaped tools, tool choices, assistant tool calls and
 tool results are translated to Anthropic's `tools`, `tool_choice`, `tool_use` and
-`tool_result` blocks, and the `tool_use` blocks of a reply back into OpenAI tool calls.
+`tool_result` blocks, and the `tool_use` blocks of a reply back into OpenAI tool calls;
+`response_format` becomes `output_config.format` (a JSON schema; json_object: any object).
 With `vertex`, Claude on Google Vertex AI (the SDK's Vertex client: `project_id` and
 `region` from the endpoint or $GOOGLE_CLOUD_PROJECT / $CLOUD_ML_REGION, the key as an
 access token)."""
@@ -18,12 +19,14 @@ from palestra.backends.remote.base import RemoteBackend, provider_error
 from palestra.backends.remote.endpoints import RemoteEndpoint
 from palestra.core.errors import UnsupportedError
 from palestra.core.types import (
+    RESPONSE_FORMATS,
     Conversation,
     FinishReason,
     GenerationChunk,
     Message,
     SamplingParams,
     Usage,
+    response_format_schema,
 )
 
 
@@ -114,6 +117,7 @@ def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str,
 class AnthropicBackend(RemoteBackend):
     name = "anthropic"
     native_extras = frozenset({"top_k"})
+    response_formats = RESPONSE_FORMATS  # as output_config.format (Claude's JSON outputs)
 
     def __init__(self, endpoint: RemoteEndpoint, *, vertex: bool = False):
         super().__init__(endpoint)
@@ -150,6 +154,10 @@ class AnthropicBackend(RemoteBackend):
         }
         if system:
             arguments["system"] = system
+        schema = response_format_schema(conversation.response_format)
+        if schema is not None:
+            output = {"type": "json_schema", "schema": json.loads(schema)}
+            arguments["output_config"] = {"format": output}
         if sampling.stop:
             arguments["stop_sequences"] = list(sampling.stop)
         # Sampling knobs the typed signature no longer lists; sent only when not default.
