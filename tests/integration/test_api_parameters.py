@@ -155,13 +155,6 @@ def test_generation_prompt_continuation_and_echo(api: str) -> None:
     assert text(echoed) == ANSWER
 
 
-def test_chat_template_kwargs_reach_the_worker(api: str) -> None:
-    """The bundled template reads no extra variable: the kwargs travel and change
-    nothing (a template that reads them: tests/unit/test_templates.py)."""
-    reply = chat(api, chat_template_kwargs={"enable_thinking": False})
-    assert text(reply) == ANSWER
-
-
 def test_extras_on_text_completions(api: str) -> None:
     body = {"model": MODEL, "prompt": "The capital of France is", "temperature": 0,
             "max_tokens": 8, "min_tokens": 8, "stop_token_ids": [], "min_p": 0.5}  # fmt: skip

@@ -3,8 +3,6 @@ format, and the loss mask covers exactly the assistant replies with their end ma
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from palestra.core.errors import TemplateError
@@ -273,29 +271,3 @@ def test_resolution_order() -> None:
 def test_raise_exception_in_template_is_a_template_error() -> None:
     with pytest.raises(TemplateError, match="alternate"):
         render_prompt(get_template("llama-2"), [CONVERSATION[0], CONVERSATION[0]])
-
-
-def test_chat_template_kwargs_and_continuation_reach_the_template(tmp_path: Path) -> None:
-    """vLLM's chat_template_kwargs are template variables (reasoning_effort too, from the
-    API); add_generation_prompt false ends after the last message; continue_final_message
-    stops inside it."""
-    from palestra.backends.scripted import ScriptedBackend
-    from palestra.core.types import Conversation, Message
-
-    source = (
-        "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}"
-        "{% if add_generation_prompt %}<assistant>{% endif %}"
-        "{% if enable_thinking is defined and not enable_thinking %}/no_think{% endif %}"
-        "{% if reasoning_effort is defined %}[effort={{ reasoning_effort }}]{% endif %}"
-    )
-    (tmp_path / "thinking.jinja").write_text(source)
-    backend = ScriptedBackend(template=str(tmp_path / "thinking.jinja"))
-    ask = (Message("user", "Hi"),)
-    assert backend.render(Conversation(ask)) == "<user>Hi</user><assistant>"
-    kwargs = {"enable_thinking": False, "reasoning_effort": "low"}
-    rendered = backend.render(Conversation(ask, template_kwargs=kwargs))
-    assert rendered == "<user>Hi</user><assistant>/no_think[effort=low]"
-    assert backend.render(Conversation(ask, add_generation_prompt=False)) == "<user>Hi</user>"
-    started = (*ask, Message("assistant", "Hello the"))
-    continued = Conversation(started, add_generation_prompt=False, continue_final_message=True)
-    assert backend.render(continued) == "<user>Hi</user><assistant>Hello the"

@@ -39,11 +39,20 @@ def checked_type(data: bytes, which: int, max_bytes: int) -> str:
     return kind
 
 
-def decode_data_url(url: str, which: int, max_bytes: int) -> bytes:
-    """The bytes of a base64 `data:` image URL, checked."""
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 payload) of a base64 `data:` URL; None for any other URL."""
     header, comma, payload = url.partition(",")
     if not url.startswith("data:") or not comma or not header.endswith(";base64"):
+        return None
+    return header[5 : -len(";base64")], payload
+
+
+def decode_data_url(url: str, which: int, max_bytes: int) -> bytes:
+    """The bytes of a base64 `data:` image URL, checked."""
+    split = split_data_url(url)
+    if split is None:
         raise image_error(which, "expected a base64 data: URL (data:image/png;base64,...)")
+    payload = split[1]
     if len(payload) * 3 // 4 > max_bytes + 3:
         raise image_error(which, f"over the {max_bytes}-byte limit")
     try:

@@ -18,6 +18,7 @@ from typing import Any
 from palestra.backends.remote.base import RemoteBackend, provider_error
 from palestra.backends.remote.endpoints import RemoteEndpoint
 from palestra.core.errors import UnsupportedError
+from palestra.core.images import split_data_url
 from palestra.core.types import (
     RESPONSE_FORMATS,
     Conversation,
@@ -31,8 +32,9 @@ from palestra.core.types import (
 
 
 def _image_block(url: str) -> dict[str, Any]:
-    if url.startswith("data:") and ";base64," in url:
-        media_type, data = url[5:].split(";base64,", 1)
+    split = split_data_url(url)
+    if split is not None:
+        media_type, data = split
         return {
             "type": "image",
             "source": {"type": "base64", "media_type": media_type, "data": data},

@@ -28,6 +28,7 @@ from palestra.backends.remote.base import (
 from palestra.backends.remote.endpoints import RemoteEndpoint
 from palestra.backends.remote.openai_compat import final_chunk
 from palestra.core.errors import UnsupportedError
+from palestra.core.images import split_data_url
 from palestra.core.types import (
     RESPONSE_FORMATS,
     Conversation,
@@ -39,8 +40,9 @@ from palestra.core.types import (
 
 
 def _image_part(url: str) -> dict[str, Any]:
-    if url.startswith("data:") and ";base64," in url:
-        media_type, data = url[5:].split(";base64,", 1)
+    split = split_data_url(url)
+    if split is not None:
+        media_type, data = split
         return {"inline_data": {"mime_type": media_type, "data": base64.b64decode(data)}}
     media_type = mimetypes.guess_type(url)[0] or "image/jpeg"
     return {"file_data": {"file_uri": url, "mime_type": media_type}}

@@ -15,22 +15,15 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from palestra.backends.remote.base import (
-    RemoteBackend,
-    conversation_tokens,
-    estimate_tokens,
-    provider_error,
-    sampling_extras,
-)
+from palestra.backends.remote.base import RemoteBackend, provider_error, sampling_extras
 from palestra.backends.remote.endpoints import RemoteEndpoint
-from palestra.backends.remote.openai_compat import ToolCallAccumulator, final_chunk
+from palestra.backends.remote.openai_compat import chunks_from_events, openai_fields, penalties
 from palestra.core.errors import UnsupportedError
 from palestra.core.types import (
     RESPONSE_FORMATS,
     Conversation,
     GenerationChunk,
     SamplingParams,
-    Usage,
 )
 
 
@@ -73,18 +66,8 @@ class LiteLLMBackend(RemoteBackend):
             arguments["api_base"] = self.endpoint.base_url
         if self.key != "none":
             arguments["api_key"] = self.key
-        if conversation.tools:
-            arguments["tools"] = list(conversation.tools)
-        if conversation.tool_choice is not None:
-            arguments["tool_choice"] = conversation.tool_choice
-        if conversation.response_format is not None:
-            arguments["response_format"] = conversation.response_format
-        if sampling.stop:
-            arguments["stop"] = list(sampling.stop)
-        if sampling.seed is not None:
-            arguments["seed"] = sampling.seed
-        if sampling.logit_bias:
-            arguments["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+        arguments.update(openai_fields(conversation, sampling))
+        arguments.update(penalties(sampling))
         arguments.update(sampling_extras(sampling))
         if self.endpoint.extra_body:
             arguments["extra_body"] = self.endpoint.extra_body
@@ -99,35 +82,15 @@ class LiteLLMBackend(RemoteBackend):
     ) -> AsyncIterator[GenerationChunk]:
         import openai
 
-        finish: str | None = None
-        usage: Usage | None = None
-        produced: list[str] = []
-        calls = ToolCallAccumulator()
         try:
             events = await self.litellm.acompletion(**self._arguments(conversation, sampling))
-            async for event in events:
-                reported = getattr(event, "usage", None)
-                if reported is not None and reported.prompt_tokens:
-                    usage = Usage(reported.prompt_tokens, reported.completion_tokens)
-                if not event.choices:
-                    continue
-                choice = event.choices[0]
-                finish = choice.finish_reason or finish
-                delta = choice.delta
-                if delta is not None and delta.tool_calls:
-                    calls.add(delta.tool_calls)
-                text = delta.content if delta else None
-                if text:
-                    produced.append(text)
-                    yield GenerationChunk(text=text)
+            async for chunk in chunks_from_events(events, conversation):
+                yield chunk
         except openai.APIConnectionError as exc:  # LiteLLM's errors are OpenAI's subclasses
             raise provider_error(self.endpoint, None, _message(exc)) from None
         except openai.APIError as exc:
             status = getattr(exc, "status_code", None) or 502
             raise provider_error(self.endpoint, status, _message(exc)) from None
-        if usage is None:
-            usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
-        yield final_chunk(finish, usage, calls.finished())
 
 
 def _message(exc: Exception) -> str:

@@ -103,22 +103,8 @@ class OpenAICompatibleBackend(RemoteBackend):
             arguments["temperature"] = sampling.temperature
             arguments["top_p"] = sampling.top_p
             arguments["max_tokens"] = self.max_tokens(sampling)
-            if sampling.presence_penalty:
-                arguments["presence_penalty"] = sampling.presence_penalty
-            if sampling.frequency_penalty:
-                arguments["frequency_penalty"] = sampling.frequency_penalty
-        if conversation.tools:
-            arguments["tools"] = list(conversation.tools)
-        if conversation.tool_choice is not None:
-            arguments["tool_choice"] = conversation.tool_choice
-        if conversation.response_format is not None:
-            arguments["response_format"] = conversation.response_format
-        if sampling.stop:
-            arguments["stop"] = list(sampling.stop)
-        if sampling.seed is not None:
-            arguments["seed"] = sampling.seed
-        if sampling.logit_bias:
-            arguments["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+            arguments.update(penalties(sampling))
+        arguments.update(openai_fields(conversation, sampling))
         extra_body = {**sampling_extras(sampling), **self.endpoint.extra_body}
         if extra_body:  # vLLM's extras: a vLLM (or Palestra) server reads them
             arguments["extra_body"] = extra_body
@@ -153,33 +139,14 @@ class OpenAICompatibleBackend(RemoteBackend):
     async def _streamed(
         self, conversation: Conversation, sampling: SamplingParams
     ) -> AsyncIterator[GenerationChunk]:
-        finish: str | None = None
-        usage: Usage | None = None
-        produced: list[str] = []
-        calls = ToolCallAccumulator()
         events = await self.client.chat.completions.create(
             **self._arguments(conversation, sampling)
         )
         try:
-            async for event in events:
-                if event.usage is not None:
-                    usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
-                if not event.choices:
-                    continue
-                choice = event.choices[0]
-                finish = choice.finish_reason or finish
-                delta = choice.delta
-                if delta is not None and delta.tool_calls:
-                    calls.add(delta.tool_calls)
-                text = delta.content if delta else None
-                if text:
-                    produced.append(text)
-                    yield GenerationChunk(text=text)
+            async for chunk in chunks_from_events(events, conversation):
+                yield chunk
         finally:
             await events.close()
-        if usage is None:  # a server that does not report usage in streams
-            usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
-        yield final_chunk(finish, usage, calls.finished())
 
     async def _whole(
         self, conversation: Conversation, sampling: SamplingParams
@@ -206,6 +173,62 @@ class OpenAICompatibleBackend(RemoteBackend):
             else Usage(conversation_tokens(conversation), estimate_tokens(text))
         )
         yield final_chunk(choice.finish_reason, usage, calls)
+
+
+def openai_fields(conversation: Conversation, sampling: SamplingParams) -> dict[str, Any]:
+    """The fields an OpenAI-shaped request (the openai SDK's, LiteLLM's) carries alike:
+    tools, tool choice, response format, stops, seed and logit bias, when given."""
+    fields: dict[str, Any] = {}
+    if conversation.tools:
+        fields["tools"] = list(conversation.tools)
+    if conversation.tool_choice is not None:
+        fields["tool_choice"] = conversation.tool_choice
+    if conversation.response_format is not None:
+        fields["response_format"] = conversation.response_format
+    if sampling.stop:
+        fields["stop"] = list(sampling.stop)
+    if sampling.seed is not None:
+        fields["seed"] = sampling.seed
+    if sampling.logit_bias:
+        fields["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+    return fields
+
+
+def penalties(sampling: SamplingParams) -> dict[str, float]:
+    """OpenAI's presence and frequency penalties, when set."""
+    named = {"presence_penalty": sampling.presence_penalty,
+             "frequency_penalty": sampling.frequency_penalty}  # fmt: skip
+    return {name: value for name, value in named.items() if value}
+
+
+async def chunks_from_events(
+    events: AsyncIterator[Any], conversation: Conversation
+) -> AsyncIterator[GenerationChunk]:
+    """Streamed OpenAI-shaped chunks (the openai SDK's or LiteLLM's) as Palestra's: text
+    deltas, then the last chunk with finish reason, usage (estimated when the server sends
+    none) and the tool calls assembled from their deltas."""
+    finish: str | None = None
+    usage: Usage | None = None
+    produced: list[str] = []
+    calls = ToolCallAccumulator()
+    async for event in events:
+        reported = getattr(event, "usage", None)
+        if reported is not None and (reported.prompt_tokens or reported.completion_tokens):
+            usage = Usage(reported.prompt_tokens, reported.completion_tokens)
+        if not event.choices:
+            continue
+        choice = event.choices[0]
+        finish = choice.finish_reason or finish
+        delta = choice.delta
+        if delta is not None and delta.tool_calls:
+            calls.add(delta.tool_calls)
+        text = delta.content if delta else None
+        if text:
+            produced.append(text)
+            yield GenerationChunk(text=text)
+    if usage is None:  # a server that does not report usage in streams
+        usage = Usage(conversation_tokens(conversation), estimate_tokens("".join(produced)))
+    yield final_chunk(finish, usage, calls.finished())
 
 
 def final_chunk(
