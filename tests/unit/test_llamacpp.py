@@ -22,6 +22,7 @@ pytest.importorskip("gguf")
 from palestra.backends.hf.backend import HFBackend
 from palestra.backends.llamacpp.backend import LlamaCppBackend
 from palestra.backends.llamacpp.convert import convert_to_gguf
+from palestra.backends.options import LlamaCppOptions
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +141,25 @@ def test_embeddings_are_unit_vectors(gguf: LlamaCppBackend) -> None:
 
 
 def test_quantised_file_loads_and_answers(tmp_path: Path) -> None:
+    from llama_cpp import llama_cpp as bindings
+
+    defaults = bindings.llama_model_default_params
     result = convert_to_gguf(bundled_model_path(), tmp_path / "tiny-q8.gguf", "q8_0")
     assert result.size_bytes < 6_000_000  # vs 14.8 MB in f32
+    # auto: on a CPU with AMX the repacked q8_0 kernels would crash this process
     quantised = LlamaCppBackend.load(str(result.path), parallel=1)
     text, last, _ = ask(quantised, "What is 3 plus 4?", temperature=0, max_tokens=24)
     assert "7" in text and last.finish_reason == "stop"
+    unpacked = LlamaCppBackend.load(str(result.path), parallel=1, repack_weights="off")
+    assert ask(unpacked, "What is 3 plus 4?", temperature=0, max_tokens=24)[0] == text
+    assert bindings.llama_model_default_params is defaults  # the load's switch is undone
+
+
+def test_weights_are_repacked_except_where_it_crashes() -> None:
+    assert not LlamaCppOptions().repacks(frozenset({"avx512f", "amx_int8", "amx_tile"}))
+    assert LlamaCppOptions().repacks(frozenset({"avx2", "fma"}))
+    assert LlamaCppOptions(repack_weights="on").repacks(frozenset({"amx_int8"}))
+    assert not LlamaCppOptions(repack_weights="off").repacks(frozenset())
 
 
 def test_conversion_and_loading_errors_are_clear(tmp_path: Path, random_llama_dir: Path) -> None:

@@ -102,10 +102,21 @@ class LlamaCppOptions(Settings):
     threads: int = option(0, "CPU threads per context; 0: the cores shared among contexts.")
     context_length: int = option(0, "Context length (n_ctx); 0: the model's own.")
     gpu_layers: int = option(0, "Layers offloaded to the GPU; -1: all.")
+    repack_weights: Literal["auto", "on", "off"] = option(
+        "auto",
+        "Repack quantised weights for the CPU's matrix units (llama.cpp's extra buffer "
+        "types). auto: off on CPUs with AMX, whose repacked kernels crash (llama.cpp "
+        "issue 20824), on elsewhere.",
+    )
 
     @property
     def capacity(self) -> int:
         return max(1, self.parallel)
+
+    def repacks(self, cpu_flags: frozenset[str]) -> bool:
+        if self.repack_weights == "auto":
+            return "amx_int8" not in cpu_flags
+        return self.repack_weights == "on"
 
 
 class VLLMOptions(Settings):

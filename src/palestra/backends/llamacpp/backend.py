@@ -32,6 +32,45 @@ from palestra.core.types import GenerationChunk, GenerationRequest, SamplingPara
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
 
+_LOAD_LOCK = threading.Lock()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (none elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def open_llama(repack: bool, **kwargs: Any) -> Any:
+    """A `llama_cpp.Llama`; without llama.cpp's extra buffer types (repacked weights)
+    when `repack` is false. llama-cpp-python has no argument for `use_extra_bufts`: its
+    model parameters come from `llama_model_default_params()` inside `Llama.__init__`, so
+    that function is wrapped for the length of the load."""
+    import llama_cpp
+    from llama_cpp import llama_cpp as bindings
+
+    if repack:
+        return llama_cpp.Llama(**kwargs)
+    with _LOAD_LOCK:
+        default = bindings.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = default()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_model_default_params = without_extra_buffers
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            bindings.llama_model_default_params = default
+
 
 def require_llama_cpp() -> None:
     if importlib.util.find_spec("llama_cpp") is None:
@@ -73,6 +112,7 @@ class LlamaCppBackend(Backend):
         template: ChatTemplate,
         model_name: str,
         threads: int,
+        repack: bool = True,
     ):
         self._contexts = contexts
         self._free: asyncio.Queue[Any] | None = None  # made on the serving event loop
@@ -81,6 +121,7 @@ class LlamaCppBackend(Backend):
         self._template = template
         self._model_name = model_name
         self._threads = threads
+        self._repack = repack
         self._embedder: Any = None
         self._embed_lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
@@ -98,7 +139,6 @@ class LlamaCppBackend(Backend):
     ) -> LlamaCppBackend:
         require_llama_cpp()
         options = given_options(LlamaCppOptions, options, option_values)
-        from llama_cpp import Llama
 
         if not model_path:
             raise InvalidRequestError(
@@ -117,9 +157,11 @@ class LlamaCppBackend(Backend):
             raise InvalidRequestError(f"{path} does not exist", param="model_path")
         parallel = options.capacity
         threads = options.threads or max(1, (os.cpu_count() or 2) // parallel)
+        repack = options.repacks(cpu_flags())
         try:
             contexts = [
-                Llama(
+                open_llama(
+                    repack,
                     model_path=str(path),
                     n_ctx=options.context_length,
                     n_threads=threads,
@@ -139,7 +181,7 @@ class LlamaCppBackend(Backend):
         )
         template = resolve_template(conv_template, shim)
         name = model_name or metadata.get("general.name") or path.stem
-        return cls(contexts, str(path), template, str(name), threads)
+        return cls(contexts, str(path), template, str(name), threads, repack)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -304,7 +346,8 @@ class LlamaCppBackend(Backend):
 
         with self._embed_lock:
             if self._embedder is None:  # a context that pools hidden states
-                self._embedder = llama_cpp.Llama(
+                self._embedder = open_llama(
+                    self._repack,
                     model_path=self.model_file,
                     embedding=True,
                     pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
