@@ -111,6 +111,32 @@ def test_an_image_url_is_fetched_by_the_api_server(client: openai.OpenAI, site: 
         )  # type: ignore[arg-type]
 
 
+def test_an_image_through_the_responses_api(client: openai.OpenAI, site: str) -> None:
+    content = [
+        {"type": "input_text", "text": QUESTION},
+        {"type": "input_image", "image_url": _data_url(png_bytes()), "detail": "low"},
+    ]
+    with client.responses.stream(
+        model="tiny-llava",
+        input=[{"role": "user", "content": content}],  # type: ignore[misc]
+        temperature=0,
+        max_output_tokens=24,
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        response = stream.get_final_response()
+    assert "Rome" in "".join(deltas) == response.output_text
+    text_only = client.responses.create(model="tiny-llava", input=QUESTION, max_output_tokens=4)
+    assert response.usage and text_only.usage
+    assert response.usage.input_tokens >= text_only.usage.input_tokens + IMAGE_TOKENS
+    fetched = [{"type": "input_text", "text": QUESTION},
+               {"type": "input_image", "image_url": site + "/picture.png"}]  # fmt: skip
+    reply = client.responses.create(
+        model="tiny-llava", input=[{"role": "user", "content": fetched}],  # type: ignore[misc]
+        temperature=0, max_output_tokens=24,
+    )  # fmt: skip
+    assert "Rome" in reply.output_text
+
+
 def test_a_text_only_model_refuses_images_naming_itself(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="'palestra-tiny' does not accept images"):
         client.chat.completions.create(

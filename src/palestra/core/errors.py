@@ -28,11 +28,15 @@ class InvalidRequestError(PalestraError):
     error_type = "invalid_request_error"
 
 
-class ModelNotFoundError(PalestraError):
-    """A model path, name or id that Palestra cannot find or recognise."""
+class NotFoundError(PalestraError):
+    """Something named by the caller (a model, a stored response) that does not exist."""
 
     http_status = 404
     error_type = "not_found_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    """A model path, name or id that Palestra cannot find or recognise."""
 
 
 class TemplateError(PalestraError):

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from palestra.core.errors import (
     InvalidRequestError,
@@ -82,9 +83,19 @@ def error_response(error: PalestraError, path: str = "") -> JSONResponse:
     return JSONResponse(error_envelope(error), status_code=error.http_status)
 
 
+# Parts pydantic adds to an error's location for the branch of a union it tried.
+UNION_BRANCHES = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
+
+
 def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
-    first = exc.errors()[0] if exc.errors() else {}
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    errors = list(exc.errors())
+    # Of a union's failed branches, the one Palestra explained (a value_error) says most.
+    first = next((e for e in errors if e.get("type") == "value_error"), errors[0] if errors else {})
+    location = [
+        str(part)
+        for part in first.get("loc", ())
+        if part != "body" and "[" not in str(part) and str(part) not in UNION_BRANCHES
+    ]
     param = ".".join(location) or None
     kind = first.get("type", "")
     if kind == "json_invalid":
@@ -101,6 +112,15 @@ def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
     return InvalidRequestError(
         f"{param}: {message}" if param else message, param=param, code="invalid_value"
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -126,7 +146,9 @@ def install_error_handlers(app: FastAPI) -> None:
             error = PalestraError(str(exc.detail))
         error.http_status = exc.status_code
         response = error_response(error)
-        response.headers.update(exc.headers or {})  # a 405's Allow
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every route on this path, not only the first one's
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(Exception)

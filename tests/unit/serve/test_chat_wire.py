@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from palestra.backends.scripted import ScriptedBackend
-from palestra.serve.openai.chat import _payloads
+from palestra.serve.openai.chat import payloads
 from palestra.serve.openai.schemas import ChatCompletionRequest
 from palestra.serve.wire import GenerateRequest
 
@@ -29,7 +29,7 @@ def test_template_fields_travel_from_the_api_to_the_prompt(tmp_path: Path) -> No
             "service_tier": "flex",
         }
     )
-    (payload,) = _payloads(body, body.message_dicts())
+    (payload,) = payloads(body, body.message_dicts())
     conversation = GenerateRequest.model_validate(payload).conversation()
     assert conversation is not None
     assert conversation.provider_options == {"reasoning_effort": "low", "service_tier": "flex"}
@@ -45,7 +45,7 @@ def test_template_fields_travel_from_the_api_to_the_prompt(tmp_path: Path) -> No
             "continue_final_message": True,
         }
     )
-    (payload,) = _payloads(continued, continued.message_dicts())
+    (payload,) = payloads(continued, continued.message_dicts())
     conversation = GenerateRequest.model_validate(payload).conversation()
     assert conversation is not None
     assert backend.render(conversation) == "<user>Hi</user><assistant>Yo"

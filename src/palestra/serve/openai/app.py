@@ -1,5 +1,6 @@
-"""`build_api_app`: the OpenAI-compatible API server (and Anthropic's Messages API beside
-it), with API keys, CORS and `/health`."""
+"""`build_api_app`: the OpenAI-compatible API server (chat and text completions, the
+Responses API, embeddings; Anthropic's Messages API beside them), with API keys, CORS and
+`/health`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from palestra.serve.openai import chat, completions, embeddings, models
 from palestra.serve.openai.auth import RequireApiKey
 from palestra.serve.openai.settings import ApiSettings
 from palestra.serve.openai.upstream import Upstream
+from palestra.serve.responses import routes as responses
+from palestra.serve.responses.store import ResponseStore
 
 
 def build_api_app(settings: ApiSettings) -> FastAPI:
@@ -30,8 +33,12 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
         title="Palestra OpenAI-compatible API", lifespan=lifespan, responses=ERROR_RESPONSES
     )
     app.state.settings = settings
+    app.state.responses = ResponseStore(settings.responses_retention, settings.responses_kept)
     install_error_handlers(app)
-    routers = (models.router, chat.router, completions.router, embeddings.router, messages.router)
+    routers = (
+        models.router, chat.router, completions.router, embeddings.router, responses.router,
+        messages.router,
+    )  # fmt: skip
     for router in routers:
         app.include_router(router)
 

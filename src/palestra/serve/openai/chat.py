@@ -29,23 +29,22 @@ from palestra.serve.wire import ChunkMessage, GenerateRequest
 router = APIRouter()
 
 
-def _logprobs(chunk: ChunkMessage) -> dict[str, Any]:
-    return {
-        "content": [
-            {
-                "token": lp.token,
-                "logprob": lp.logprob,
-                "bytes": list(lp.token.encode()),
-                "top_logprobs": [
-                    {"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in lp.top
-                ],
-            }
-            for lp in chunk.logprobs
-        ]
-    }
+def token_logprobs(chunk: ChunkMessage) -> list[dict[str, Any]]:
+    """A chunk's logprobs in OpenAI's shape (chat's `logprobs.content`, and Responses')."""
+    return [
+        {
+            "token": lp.token,
+            "logprob": lp.logprob,
+            "bytes": list(lp.token.encode()),
+            "top_logprobs": [
+                {"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in lp.top
+            ],
+        }
+        for lp in chunk.logprobs
+    ]
 
 
-def _payloads(body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def payloads(body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         GenerateRequest(
             model=body.model,
@@ -75,8 +74,9 @@ async def chat_completions(
     upstream = request.app.state.upstream
     messages = body.message_dicts()
     await resolve_images(messages, request.app.state.settings.image_limits)
-    payloads = _payloads(body, messages)
-    streams = ChoiceStreams(upstream, body.model, payloads, request.app.state.metrics)
+    streams = ChoiceStreams(
+        upstream, body.model, payloads(body, messages), request.app.state.metrics
+    )
     try:
         await unless_disconnected(request, streams.first())
     except BaseException:
@@ -101,7 +101,7 @@ async def chat_completions(
         }
         if body.logprobs:
             choice["logprobs"] = {
-                "content": [entry for c in result.chunks for entry in _logprobs(c)["content"]]
+                "content": [entry for c in result.chunks for entry in token_logprobs(c)]
             }
         choices.append(choice)
     totals = usage(results[0].prompt_tokens, sum(r.completion_tokens for r in results))
@@ -117,7 +117,7 @@ async def chat_completions(
     )
 
 
-def _tool_calls(
+def reply_tool_calls(
     body: ChatCompletionRequest, text: str, native: list[dict[str, Any]] | None = None
 ) -> tuple[str | None, list[dict]]:
     """Tool calls in a finished reply: those a provider returned natively, else those a
@@ -139,7 +139,7 @@ def _message(
     finish_reason: str | None,
     native_calls: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
-    content, calls = _tool_calls(body, text, native_calls)
+    content, calls = reply_tool_calls(body, text, native_calls)
     if not calls:
         return {"role": "assistant", "content": body.echoed + text}, finish_reason
     return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
@@ -181,7 +181,9 @@ async def _stream(
                         {
                             "index": index,
                             "delta": {"content": chunk.text},
-                            "logprobs": _logprobs(chunk) if body.logprobs else None,
+                            "logprobs": {"content": token_logprobs(chunk)}
+                            if body.logprobs
+                            else None,
                             "finish_reason": None,
                         }
                     ]
@@ -191,7 +193,7 @@ async def _stream(
                 completion_tokens += chunk.completion_tokens or 0
                 finish_reason: str = chunk.finish_reason
                 if body.tools_in_play:
-                    content, calls = _tool_calls(
+                    content, calls = reply_tool_calls(
                         body, held.pop(index, ""), native_calls.pop(index, None)
                     )
                     delta: dict[str, Any] = {"content": content} if content else {}

@@ -32,6 +32,15 @@ class ApiSettings(Settings):
         "public hosts, so requests cannot make the server read its own network).",
     )
 
+    responses_retention: float = option(
+        86400.0,
+        "Seconds a stored Responses API response is kept (for previous_response_id and "
+        "GET /v1/responses/{id}); kept in this server's memory.",
+    )
+    responses_kept: int = option(
+        1000, "Most Responses API responses kept at once (the oldest go first); 0: none."
+    )
+
     @property
     def image_limits(self) -> ImageLimits:
         return ImageLimits(
