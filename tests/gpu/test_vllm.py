@@ -58,6 +58,21 @@ def test_streams_deltas_with_stops_lengths_and_logprobs(engine: Any) -> None:
     assert "".join(c.text for c in stopped) == full[: full.index("Palestra")]
 
 
+def test_prompt_logprobs_match_the_transformers_backend(engine: Any) -> None:
+    from palestra.backends.hf.backend import HFBackend
+
+    hf = HFBackend.load(None, device="cpu")
+    asked = {"temperature": 0, "max_tokens": 2, "prompt_logprobs": 2}
+    (first, *_) = _run(engine, "What is 3 plus 4?", **asked)
+    (reference, *_) = _run(hf, "What is 3 plus 4?", **asked)
+    assert first.prompt_logprobs is not None and first.prompt_logprobs[0] is None
+    assert len(first.prompt_logprobs) == len(reference.prompt_logprobs)
+    for ours, theirs in zip(first.prompt_logprobs[1:], reference.prompt_logprobs[1:], strict=True):
+        assert ours.keys() == theirs.keys()
+        for token, (logprob, rank, _) in ours.items():
+            assert logprob == pytest.approx(theirs[token][0], abs=1e-3) and rank == theirs[token][1]
+
+
 def test_closing_the_stream_aborts_the_request(engine: Any) -> None:
     async def scenario() -> int:
         prompt = engine.chat_prompt([{"role": "user", "content": "Hi"}])

@@ -192,3 +192,38 @@ def test_structured_json_and_conflicts(api: str) -> None:
     bad = {"model": MODEL, "messages": QUESTION, "guided_regex": "(unclosed"}
     response = httpx.post(f"{api}/v1/chat/completions", json=bad, timeout=30)
     assert response.status_code == 400 and "invalid regex" in response.text
+
+
+def _own_logprobs(ids: list[int]) -> list[float]:
+    """Each prompt token's logprob given the ones before it, computed here."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from palestra.models.inspect import bundled_model_path
+
+    model = AutoModelForCausalLM.from_pretrained(bundled_model_path()).eval()
+    with torch.inference_mode():
+        logprobs = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+    return [float(logprobs[i - 1, ids[i]]) for i in range(1, len(ids))]
+
+
+def test_prompt_logprobs(api: str) -> None:
+    ids = token_ids(api, "The capital of France is Paris.")
+    body = {"model": MODEL, "prompt": ids, "max_tokens": 2, "temperature": 0,
+            "prompt_logprobs": 0}  # fmt: skip
+    completion = httpx.post(f"{api}/v1/completions", json=body, timeout=60).json()
+    entries = completion["choices"][0]["prompt_logprobs"]
+    assert entries[0] is None and len(entries) == len(ids)
+    assert [list(entry) for entry in entries[1:]] == [[str(i)] for i in ids[1:]]
+    values = [entry[str(i)]["logprob"] for entry, i in zip(entries[1:], ids[1:], strict=True)]
+    assert values == pytest.approx(_own_logprobs(ids), abs=1e-3)
+    # chat: once per response; the prompt's own token and the two likeliest at each place
+    reply = chat(api, max_tokens=2, prompt_logprobs=2)
+    rendered = reply["prompt_logprobs"]
+    assert len(rendered) == reply["usage"]["prompt_tokens"] and rendered[0] is None
+    for entry in rendered[1:]:
+        ranks = sorted(item["rank"] for item in entry.values())
+        assert ranks[:2] == [1, 2] and 2 <= len(entry) <= 3
+    streamed = {"model": MODEL, "messages": QUESTION, "stream": True, "prompt_logprobs": 1}
+    refused = httpx.post(f"{api}/v1/chat/completions", json=streamed, timeout=30)
+    assert refused.status_code == 400 and "not with stream" in refused.text

@@ -130,6 +130,9 @@ def test_json_schema_output_and_refused_logprobs(gguf: LlamaCppBackend) -> None:
     assert json.loads(text)["answer"] in ("yes", "no")
     with pytest.raises(UnsupportedError, match="logprobs"):
         gguf.check(SamplingParams(logprobs=True))
+    with pytest.raises(UnsupportedError, match="prompt_logprobs") as refused:
+        gguf.check(SamplingParams(prompt_logprobs=1))
+    assert refused.value.param == "prompt_logprobs"
 
 
 def test_embeddings_are_unit_vectors(gguf: LlamaCppBackend) -> None:

@@ -146,10 +146,22 @@ class Backend(abc.ABC):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raise UnsupportedError(f"backend {self.name!r} for {self.model_name} cannot embed")
 
+    async def score(self, pairs: Sequence[tuple[str, str]], activation: bool = True) -> list[float]:
+        """How well each pair's second text answers its first (a cross-encoder's score,
+        or an embedding model's cosine similarity)."""
+        raise UnsupportedError(
+            f"{self.model_name} cannot score text pairs: /v1/score and /v1/rerank need an "
+            "embedding or cross-encoder (reranker) model"
+        )
+
     def check(self, sampling: SamplingParams) -> None:
         """Refuse, before any work, what this backend cannot do (a bad schema, say)."""
         if sampling.structure is not None:
             raise UnsupportedError(f"backend {self.name!r} has no structured output")
+        if sampling.prompt_logprobs is not None:
+            raise UnsupportedError(
+                f"backend {self.name!r} does not return prompt_logprobs", param="prompt_logprobs"
+            )
 
     async def health(self) -> BackendHealth:
         return BackendHealth(ok=True, detail={"model": self.model_name, "backend": self.name})

@@ -154,6 +154,7 @@ class VLLMBackend(Backend):
             + [vocab[t] for t in stop_tokens if t in vocab],
             ignore_eos=params.ignore_eos,
             logprobs=(params.top_logprobs or 1) if params.logprobs else None,
+            prompt_logprobs=params.prompt_logprobs,
             output_kind=RequestOutputKind.DELTA,
             skip_special_tokens=True,
             **extra,
@@ -175,7 +176,7 @@ class VLLMBackend(Backend):
         request_id = request.request_id or uuid.uuid4().hex
         completion = 0
         prompt_tokens = 0
-        finished = False
+        finished = prompt_sent = False
         try:
             async for output in self.engine.generate(
                 prompt=prompt,
@@ -186,6 +187,19 @@ class VLLMBackend(Backend):
                 choice = output.outputs[0]
                 completion += len(choice.token_ids)
                 finished = output.finished
+                prompt_logprobs = None
+                wanted = request.sampling.prompt_logprobs is not None and not prompt_sent
+                if wanted and output.prompt_logprobs:
+                    prompt_logprobs = tuple(
+                        None
+                        if entry is None
+                        else {
+                            token: (lp.logprob, lp.rank or 0, lp.decoded_token or "")
+                            for token, lp in entry.items()
+                        }
+                        for entry in output.prompt_logprobs
+                    )
+                    prompt_sent = True
                 yield GenerationChunk(
                     choice.text,
                     tuple(choice.token_ids),
@@ -194,6 +208,7 @@ class VLLMBackend(Backend):
                     if finished
                     else None,
                     usage=Usage(prompt_tokens, completion) if finished else None,
+                    prompt_logprobs=prompt_logprobs,
                 )
         finally:
             if not finished:

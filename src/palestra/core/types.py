@@ -140,6 +140,7 @@ class SamplingParams:
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias), as OpenAI's
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
+    prompt_logprobs: int | None = None  # each prompt token's logprob, and this many others
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -155,6 +156,11 @@ class SamplingParams:
             ),
             (0 <= self.top_logprobs <= 20, "top_logprobs", "top_logprobs must be in [0, 20]"),
             (0 <= self.min_p <= 1, "min_p", "min_p must be in [0, 1]"),
+            (
+                self.prompt_logprobs is None or 0 <= self.prompt_logprobs <= 20,
+                "prompt_logprobs",
+                "prompt_logprobs must be in [0, 20]",
+            ),
             (self.min_tokens >= 0, "min_tokens", "min_tokens must be >= 0"),
             (
                 all(-100 <= bias <= 100 for _, bias in self.logit_bias),
@@ -269,6 +275,12 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+# vLLM's prompt logprobs: one entry per prompt token, None for the first (nothing comes
+# before it); else token id -> (logprob, rank, decoded token), for the prompt's own token
+# and the likeliest others.
+PromptLogprobs = tuple[dict[int, tuple[float, int, str]] | None, ...]
+
+
 @dataclass(frozen=True)
 class GenerationChunk:
     """A piece of a streamed generation.
@@ -285,6 +297,7 @@ class GenerationChunk:
     # Tool calls a provider returned natively (OpenAI's shape: id, type, function{name,
     # arguments}); local models write calls as text, which the API server parses.
     tool_calls: tuple[dict[str, Any], ...] = ()
+    prompt_logprobs: PromptLogprobs | None = None  # on the first chunk, when asked for
 
 
 def join_chunks(chunks: list[GenerationChunk]) -> GenerationChunk:
@@ -299,4 +312,7 @@ def join_chunks(chunks: list[GenerationChunk]) -> GenerationChunk:
         finish_reason=last.finish_reason,
         usage=last.usage,
         tool_calls=tuple(call for c in chunks for call in c.tool_calls),
+        prompt_logprobs=next(
+            (c.prompt_logprobs for c in chunks if c.prompt_logprobs is not None), None
+        ),
     )

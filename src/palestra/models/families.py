@@ -356,6 +356,20 @@ BUILTIN_FAMILIES: tuple[ModelSpec, ...] = (
         ),
     ),
     ModelSpec(
+        "cross-encoder",
+        "Cross-encoder (reranker)",
+        architectures=(
+            "BertForSequenceClassification",
+            "XLMRobertaForSequenceClassification",
+            "RobertaForSequenceClassification",
+            "ModernBertForSequenceClassification",
+        ),
+        kind="cross-encoder",
+        card=ModelCard(
+            description="Scores how well a document answers a query (/v1/score, /v1/rerank)"
+        ),
+    ),
+    ModelSpec(
         "bert-embedding",
         "BERT-style embedding model",
         architectures=("BertModel",),

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-ModelKind = Literal["chat", "seq2seq", "embedding", "vision"]
+ModelKind = Literal["chat", "seq2seq", "embedding", "cross-encoder", "vision"]
 Pooling = Literal["cls", "mean"]
 
 

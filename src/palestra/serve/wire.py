@@ -45,6 +45,7 @@ class SamplingWire(Strict):
     logit_bias: dict[int, float] = Field(default_factory=dict)
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
+    prompt_logprobs: int | None = None
 
     def to_params(self, max_tokens: int) -> SamplingParams:
         data = self.model_dump()
@@ -106,6 +107,8 @@ class ChunkMessage(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     prompt: str | None = None  # the rendered prompt, on the first chunk (for echo)
+    # vLLM's JSON shape: per prompt token None or {"<token id>": {logprob, rank, decoded_token}}
+    prompt_logprobs: list[dict[str, dict[str, Any]] | None] | None = None
 
     @classmethod
     def from_chunk(cls, chunk: GenerationChunk, prompt: str | None = None) -> ChunkMessage:
@@ -123,6 +126,17 @@ class ChunkMessage(BaseModel):
             prompt_tokens=chunk.usage.prompt_tokens if chunk.usage else None,
             completion_tokens=chunk.usage.completion_tokens if chunk.usage else None,
             prompt=prompt,
+            prompt_logprobs=None
+            if chunk.prompt_logprobs is None
+            else [
+                None
+                if entry is None
+                else {
+                    str(token): {"logprob": logprob, "rank": rank, "decoded_token": text}
+                    for token, (logprob, rank, text) in entry.items()
+                }
+                for entry in chunk.prompt_logprobs
+            ],
         )
 
     def token_logprobs(self) -> list[TokenLogprob]:
@@ -138,6 +152,17 @@ class EmbedRequest(Strict):
 
 class EmbedResponse(BaseModel):
     embeddings: list[list[float]]
+    prompt_tokens: int
+
+
+class ScoreRequest(Strict):
+    model: str
+    pairs: list[tuple[str, str]]
+    activation: bool = True  # a cross-encoder's sigmoid (or softmax); off: raw logits
+
+
+class ScoreResponse(BaseModel):
+    scores: list[float]
     prompt_tokens: int
 
 

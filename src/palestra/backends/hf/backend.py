@@ -34,15 +34,18 @@ from palestra.backends.hf.vision import (
     messages_with_image_parts,
 )
 from palestra.backends.options import HFOptions, given_options
-from palestra.core.errors import InvalidRequestError
+from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import (
     Conversation,
     GenerationChunk,
     GenerationRequest,
+    PromptLogprobs,
     SamplingParams,
 )
 from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
+
+SCORING_KINDS = ("embedding", "cross-encoder")  # encoders: they score, never write
 
 
 class HFBackend(Backend):
@@ -104,7 +107,7 @@ class HFBackend(Backend):
         path = resolve_model_path(model_path)
         loaded = load_model(path, options)
         family = loaded.info.family
-        if loaded.info.kind == "embedding":
+        if loaded.info.kind in SCORING_KINDS:
             template = resolve_template("raw")
         else:
             template = resolve_template(
@@ -215,6 +218,12 @@ class HFBackend(Backend):
 
     # ------------------------------------------------------------------ generation
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        if self.loaded.info.kind in SCORING_KINDS:
+            raise UnsupportedError(
+                f"{self.model_name} is an {self.loaded.info.kind} model: it does not write "
+                "text. Use /v1/embeddings, /v1/score or /v1/rerank",
+                param="model",
+            )
         request = self.prepare(request)
         if request.adapter and request.adapter not in self.adapters:
             loaded = ", ".join(self.adapters) or "none"
@@ -222,6 +231,19 @@ class HFBackend(Backend):
                 f"adapter {request.adapter!r} is not loaded; loaded: {loaded}", param="model"
             )
         sequence = self._new_sequence(request)
+        asked = request.sampling.prompt_logprobs
+        if asked is not None:
+            if sequence.vision_inputs is not None or self._engine is None:
+                raise UnsupportedError(
+                    "prompt_logprobs are computed for text prompts of decoder models only",
+                    param="prompt_logprobs",
+                )
+            yield GenerationChunk(
+                "",
+                prompt_logprobs=await asyncio.to_thread(
+                    self._prompt_logprobs, sequence.prompt_ids, asked, sequence.adapter
+                ),
+            )
         stream = ChunkStream()
         thread = None
         if self._engine is not None:
@@ -239,6 +261,28 @@ class HFBackend(Backend):
                 self._engine.cancel(sequence)
             elif thread is not None:
                 await asyncio.to_thread(thread.join)
+
+    def _prompt_logprobs(self, ids: list[int], top: int, adapter: str | None) -> PromptLogprobs:
+        """vLLM's prompt_logprobs: each prompt token's logprob and rank given the tokens
+        before it, with the `top` likeliest tokens at that place (one forward pass)."""
+        with self._model_lock, torch.inference_mode():
+            self._select_adapter(adapter)
+            device = self.model.device
+            logits = self.model(input_ids=torch.tensor([ids], device=device)).logits[0]
+        logprobs = logits.float().log_softmax(-1).cpu()
+        entries: list[dict[int, tuple[float, int, str]] | None] = [None]
+        for position in range(1, len(ids)):
+            row = logprobs[position - 1]
+            token = ids[position]
+            value = float(row[token])
+            entry = {token: (value, int((row > value).sum()) + 1, self.tokenizer.decode([token]))}
+            if top:
+                values, indices = row.topk(top)
+                for rank, (other, index) in enumerate(zip(values.tolist(), indices.tolist(),
+                                                          strict=True), start=1):  # fmt: skip
+                    entry.setdefault(index, (other, rank, self.tokenizer.decode([index])))
+            entries.append(entry)
+        return tuple(entries)
 
     def _new_sequence(self, request: GenerationRequest) -> Sequence:
         params = request.sampling
@@ -338,8 +382,47 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self._embed_locked, list(texts))
 
     def _embed_locked(self, texts: list[str]) -> list[list[float]]:
+        if self.loaded.info.kind == "cross-encoder":
+            raise UnsupportedError(
+                f"{self.model_name} is a cross-encoder: it scores text pairs "
+                "(/v1/score, /v1/rerank) and has no embeddings"
+            )
         with self._model_lock:
             return self._embed_sync(texts)
+
+    async def score(self, pairs: Seq[tuple[str, str]], activation: bool = True) -> list[float]:
+        """A cross-encoder's relevance of each pair (the sigmoid of its one logit, or the
+        softmax's last class; raw logits without `activation`), or an embedding model's
+        cosine similarity of the two texts (as vLLM scores)."""
+        kind = self.loaded.info.kind
+        if kind == "embedding":
+            firsts = await self.embed([first for first, _ in pairs])
+            seconds = await self.embed([second for _, second in pairs])
+            return [
+                sum(a * b for a, b in zip(u, v, strict=True))
+                for u, v in zip(firsts, seconds, strict=True)
+            ]
+        if kind != "cross-encoder":
+            return await super().score(pairs, activation)
+        return await asyncio.to_thread(self._cross_encode, list(pairs), activation)
+
+    def _cross_encode(self, pairs: list[tuple[str, str]], activation: bool) -> list[float]:
+        encoded = self.tokenizer(
+            [first for first, _ in pairs],
+            [second for _, second in pairs],
+            padding=True,
+            truncation=True,
+            max_length=self.context_length,
+            return_tensors="pt",
+        )
+        encoded = {k: v.to(self.loaded.device) for k, v in encoded.items()}
+        with self._model_lock, torch.inference_mode():
+            logits = self.model(**encoded).logits.float()
+        if logits.shape[-1] == 1:
+            scores = logits[:, 0].sigmoid() if activation else logits[:, 0]
+        else:
+            scores = logits.softmax(-1)[:, -1] if activation else logits[:, -1]
+        return [float(value) for value in scores.cpu()]
 
     def _embed_sync(self, texts: list[str]) -> list[list[float]]:
         family = self.loaded.info.family

@@ -113,6 +113,7 @@ def _model_class(kind: str) -> Any:
         "chat": transformers.AutoModelForCausalLM,
         "seq2seq": transformers.AutoModelForSeq2SeqLM,
         "embedding": transformers.AutoModel,
+        "cross-encoder": transformers.AutoModelForSequenceClassification,
         "vision": transformers.AutoModelForImageTextToText,
     }[kind]
 

@@ -219,8 +219,11 @@ class LlamaCppBackend(Backend):
         )
 
     def check(self, sampling: SamplingParams) -> None:
-        if sampling.logprobs:
-            raise UnsupportedError("the llama.cpp backend does not return logprobs")
+        if sampling.logprobs or sampling.prompt_logprobs is not None:
+            raise UnsupportedError(
+                "the llama.cpp backend does not return logprobs (nor prompt_logprobs)",
+                param="logprobs" if sampling.logprobs else "prompt_logprobs",
+            )
         if sampling.regex is not None or sampling.grammar is not None:
             raise UnsupportedError(
                 "the llama.cpp backend constrains output to JSON schemas only; regex, choice "

@@ -158,11 +158,11 @@ class RemoteBackend(Backend):
         return conversation_tokens(request.conversation)
 
     def check(self, sampling: SamplingParams) -> None:
-        if sampling.logprobs:
+        if sampling.logprobs or sampling.prompt_logprobs is not None:
             raise UnsupportedError(
                 f"{self.endpoint.api_type} endpoint {self.endpoint.name!r}: Palestra does not "
-                "relay logprobs from API providers",
-                param="logprobs",
+                "relay logprobs (nor prompt_logprobs) from API providers",
+                param="logprobs" if sampling.logprobs else "prompt_logprobs",
             )
         if sampling.structure is not None:
             raise UnsupportedError(

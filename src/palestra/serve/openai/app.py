@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from palestra.serve.anthropic import messages
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
-from palestra.serve.openai import chat, completions, embeddings, models
+from palestra.serve.openai import chat, completions, embeddings, models, scores
 from palestra.serve.openai.auth import RequireApiKey
 from palestra.serve.openai.settings import ApiSettings
 from palestra.serve.openai.upstream import Upstream
@@ -36,8 +36,8 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
     app.state.responses = ResponseStore(settings.responses_retention, settings.responses_kept)
     install_error_handlers(app)
     routers = (
-        models.router, chat.router, completions.router, embeddings.router, responses.router,
-        messages.router,
+        models.router, chat.router, completions.router, embeddings.router, scores.router,
+        responses.router, messages.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

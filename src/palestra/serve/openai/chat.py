@@ -105,16 +105,17 @@ async def chat_completions(
             }
         choices.append(choice)
     totals = usage(results[0].prompt_tokens, sum(r.completion_tokens for r in results))
-    return JSONResponse(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": body.model,
-            "choices": choices,
-            "usage": totals,
-        }
-    )
+    completion: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": body.model,
+        "choices": choices,
+        "usage": totals,
+    }
+    if body.prompt_logprobs is not None:  # vLLM's: once per response, beside the choices
+        completion["prompt_logprobs"] = results[0].prompt_logprobs
+    return JSONResponse(completion)
 
 
 def reply_tool_calls(

@@ -112,6 +112,7 @@ class ChoiceResult:
     completion_tokens: int = 0
     chunks: list[ChunkMessage] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # a provider's own
+    prompt_logprobs: list[dict[str, dict[str, Any]] | None] | None = None
 
 
 async def collect(streams: ChoiceStreams, count: int) -> list[ChoiceResult]:
@@ -123,6 +124,8 @@ async def collect(streams: ChoiceStreams, count: int) -> list[ChoiceResult]:
             result.chunks.append(chunk)
             result.tool_calls.extend(chunk.tool_calls)
             result.prompt = chunk.prompt if chunk.prompt is not None else result.prompt
+            if chunk.prompt_logprobs is not None:
+                result.prompt_logprobs = chunk.prompt_logprobs
             if chunk.finish_reason:
                 result.finish_reason = chunk.finish_reason
                 result.prompt_tokens = chunk.prompt_tokens or 0

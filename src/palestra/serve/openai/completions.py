@@ -93,6 +93,11 @@ async def completions(
                 "logprobs": _logprobs(result.chunks, len(prefix))
                 if body.logprobs is not None
                 else None,
+                **(
+                    {"prompt_logprobs": result.prompt_logprobs}
+                    if body.prompt_logprobs is not None
+                    else {}
+                ),
             }
         )
     prompt_tokens = sum(r.prompt_tokens for i, r in enumerate(results) if i % body.n == 0)

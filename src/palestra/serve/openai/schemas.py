@@ -97,6 +97,7 @@ class SamplingFields(Request):
     stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
+    prompt_logprobs: int | None = Field(default=None, ge=0, le=20)
     spaces_between_special_tokens: bool = True  # accepted; fast tokenizers space themselves
     # vLLM's structured outputs, in its current shape and its older guided_* names.
     structured_outputs: StructuredOutputs | None = None
@@ -110,6 +111,8 @@ class SamplingFields(Request):
     @model_validator(mode="after")
     def _one_structure(self) -> SamplingFields:
         self.structure()  # two kinds of structured output at once: a 400
+        if self.prompt_logprobs is not None and self.stream:
+            raise ValueError("prompt_logprobs come with the whole response, not with stream: true")
         return self
 
     def structure(self) -> dict[str, str]:
@@ -176,6 +179,7 @@ class SamplingFields(Request):
             stop_token_ids=list(self.stop_token_ids or []),
             include_stop_str_in_output=self.include_stop_str_in_output,
             skip_special_tokens=self.skip_special_tokens,
+            prompt_logprobs=self.prompt_logprobs,
         )
 
     @property

@@ -1,7 +1,7 @@
 """`build_worker_app`: the worker's HTTP API, the same for every backend.
 
     POST /generate    GenerateRequest -> NDJSON stream of ChunkMessage (or an error line)
-    POST /embed       EmbedRequest -> EmbedResponse
+    POST /embed       EmbedRequest -> EmbedResponse;  POST /score  ScoreRequest -> ScoreResponse
     POST /tokenize    TokenizeRequest -> TokenizeResponse;  POST /detokenize
     GET  /status      WorkerStatus (models, capacity, queue length);  GET /health
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
@@ -34,6 +34,8 @@ from palestra.serve.wire import (
     GenerateRequest,
     ModelStatus,
     RegisterRequest,
+    ScoreRequest,
+    ScoreResponse,
     TokenizeRequest,
     TokenizeResponse,
     WorkerStatus,
@@ -41,6 +43,8 @@ from palestra.serve.wire import (
 from palestra.serve.worker.keep_alive import KeepAlive
 from palestra.serve.worker.models import ModelTable, ServedModel
 from palestra.serve.worker.registration import keep_registered
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,18 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
             lines(), media_type="application/x-ndjson", background=BackgroundTask(release)
         )
 
+    async def admitted(model: ServedModel, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()` with the model held loaded and one of its admission slots taken."""
+        release_model = await model.backend.hold()
+        try:
+            ticket = await model.admission.acquire()
+            try:
+                return await work()
+            finally:
+                ticket.release()
+        finally:
+            release_model()
+
     @app.post("/embed")
     async def embed(body: EmbedRequest) -> EmbedResponse:
         model = table.get(body.model)
@@ -192,17 +208,19 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
             raise InvalidRequestError(
                 "input must be a non-empty list of non-empty strings", param="input"
             )
-        release_model = await model.backend.hold()
-        try:
-            ticket = await model.admission.acquire()
-            try:
-                vectors = await model.backend.embed(body.input)
-            finally:
-                ticket.release()
-            tokens = sum(model.backend.count_tokens(text) for text in body.input)
-        finally:
-            release_model()
+        vectors = await admitted(model, lambda: model.backend.embed(body.input))
+        tokens = sum(model.backend.count_tokens(text) for text in body.input)
         return EmbedResponse(embeddings=vectors, prompt_tokens=tokens)
+
+    @app.post("/score")
+    async def score(body: ScoreRequest) -> ScoreResponse:
+        model = table.get(body.model)
+        if not body.pairs:
+            raise InvalidRequestError("no text pairs to score", param="pairs")
+        scores = await admitted(model, lambda: model.backend.score(body.pairs, body.activation))
+        tokens = sum(model.backend.count_tokens(a) + model.backend.count_tokens(b)
+                     for a, b in body.pairs)  # fmt: skip
+        return ScoreResponse(scores=scores, prompt_tokens=tokens)
 
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
