@@ -38,7 +38,7 @@ def test_an_image_battle_between_local_vision_models(
     )
     for side in ("a", "b"):
         page.locator(f"#battle-chatbot-{side}").get_by_text("Rome").wait_for(timeout=30_000)
-    wait_for(lambda: len(vision_arena.events("chat")) >= 2, 15, "chat events")
+    wait_for(lambda: len(vision_arena.events("chat")) >= 2, 30, "chat events")
     screenshot(page, "arena-vision-battle")
     page.locator("#battle-vote-a").click()
     page.locator("#battle-notice").get_by_text("vote recorded").wait_for()

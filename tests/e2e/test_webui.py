@@ -248,7 +248,7 @@ def test_battle_vote_reveals_names_and_is_stored(page: Any, arena: Arena) -> Non
     send(page, "battle", "What is 2 plus 3?")
     for side in ("a", "b"):
         page.locator(f"#battle-chatbot-{side} .message.bot").first.wait_for(timeout=30_000)
-    wait_for(lambda: len(arena.events("chat")) > 0, 10, "chat events")
+    wait_for(lambda: len(arena.events("chat")) > 0, 30, "chat events")
     assert page.locator("#battle-reveal").inner_text().strip() == ""  # still anonymous
     page.wait_for_timeout(1000)  # both streams finish
     screenshot(page, "arena-battle")

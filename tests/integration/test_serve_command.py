@@ -46,7 +46,7 @@ def test_killed_serve_takes_its_worker_down() -> None:
         assert _answers(f"http://127.0.0.1:{worker}/health")
         serve.kill()  # SIGKILL: no chance to clean up
         serve.wait(10)
-        wait_for(lambda: not _answers(f"http://127.0.0.1:{worker}/health"), 15, "worker exit")
+        wait_for(lambda: not _answers(f"http://127.0.0.1:{worker}/health"), 30, "worker exit")
     finally:
         if serve.poll() is None:
             serve.kill()
