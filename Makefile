@@ -28,9 +28,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
-# Two test processes, a test file each at a time: much of the suite waits on servers it
-# started, so two processes on CI's two cores take about two thirds of the time of one.
-TEST_PROCESSES ?= 2
+# TEST_PROCESSES=2 runs two test processes, a test file each (pytest-xdist): about two
+# thirds of the time on two cores, but the fault tests that wait for a disconnected
+# client's generation to stop then fail (the API server does not stop it; see the notes
+# of 2026-12-01), so the default stays one process.
+TEST_PROCESSES ?= 0
 
 unit: setup
 	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
