@@ -24,12 +24,9 @@ def new_item_id(prefix: str) -> str:
 
 
 class ResponseDraft:
-    def __init__(
-        self, body: ResponsesRequest, chat: ChatCompletionRequest, input_messages: list[dict]
-    ):
+    def __init__(self, body: ResponsesRequest, chat: ChatCompletionRequest):
         self.body = body
         self.chat = chat
-        self.input_messages = input_messages  # this turn's input, as chat messages
         self.id = new_item_id("resp")
         self.message_id = new_item_id("msg")
         self.created_at = int(time.time())

@@ -68,7 +68,7 @@ async def create_response(
     except BaseException:
         await streams.aclose()
         raise
-    draft = ResponseDraft(body, chat, input_messages)
+    draft = ResponseDraft(body, chat)
 
     def keep(done: ResponseDraft) -> None:
         if body.store:

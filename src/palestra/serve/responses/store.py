@@ -66,13 +66,18 @@ class ResponseStore:
         stored = self._responses.get(response_id)
         if stored is None:
             raise NotFoundError(
-                f"no response with id {response_id!r}: responses made with store: false are "
-                f"not kept, and stored ones are kept {self.retention:g} s (the API server's "
-                "--responses-retention) and lost when it restarts",
+                f"no response with id {response_id!r}: {self._why_missing()}",
                 param="response_id",
                 code="response_not_found",
             )
         return stored
+
+    def _why_missing(self) -> str:
+        return (
+            "responses made with store: false are not kept, and stored ones are kept "
+            f"{self.retention:g} s (the API server's --responses-retention) and lost when it "
+            "restarts"
+        )
 
     def delete(self, response_id: str) -> None:
         self.get(response_id)
@@ -83,15 +88,15 @@ class ResponseStore:
         instructions excluded, as OpenAI does)."""
         turns: list[list[dict[str, Any]]] = []
         cursor: str | None = previous_id
+        self._expire()
         while cursor is not None:
-            try:
-                stored = self.get(cursor)
-            except NotFoundError as exc:
+            stored = self._responses.get(cursor)
+            if stored is None:
                 raise InvalidRequestError(
-                    f"previous response {cursor!r} is not stored: {exc.message.split(': ', 1)[1]}",
+                    f"previous response {cursor!r} is not stored: {self._why_missing()}",
                     param="previous_response_id",
                     code="previous_response_not_found",
-                ) from None
+                )
             turns.append(stored.messages)
             cursor = stored.previous_id
         return [message for turn in reversed(turns) for message in turn]
