@@ -138,6 +138,15 @@ def send_until_shown(page: Any, prefix: str, text: str, shown: str) -> None:
     page.locator(shown).first.wait_for(timeout=10_000)
 
 
+def wait_answered(page: Any, prefix: str) -> None:
+    """Wait until both streams of a round have ended (the page then asks for a vote): a
+    vote clicked while a stream still runs is stored, but the stream's last update
+    replaces the vote's notice."""
+    page.locator(f"#{prefix}-notice").get_by_text("vote for the better answer").wait_for(
+        timeout=60_000
+    )
+
+
 def pick(page: Any, element_id: str, option: str) -> None:
     field = page.locator(f"#{element_id} input")
     field.click()
@@ -250,7 +259,7 @@ def test_battle_vote_reveals_names_and_is_stored(page: Any, arena: Arena) -> Non
         page.locator(f"#battle-chatbot-{side} .message.bot").first.wait_for(timeout=30_000)
     wait_for(lambda: len(arena.events("chat")) > 0, 30, "chat events")
     assert page.locator("#battle-reveal").inner_text().strip() == ""  # still anonymous
-    page.wait_for_timeout(1000)  # both streams finish
+    wait_answered(page, "battle")
     screenshot(page, "arena-battle")
     page.locator("#battle-vote-a").click()
     page.locator("#battle-notice").get_by_text("vote recorded").wait_for()
@@ -276,7 +285,7 @@ def test_side_by_side_names_models(page: Any, arena: Arena) -> None:
     page.locator("#sbs-reveal").get_by_text("Model A: scripted").wait_for()
     page.locator("#sbs-chatbot-a").get_by_text("Scripted scripted heard: Hi").wait_for()
     page.locator("#sbs-chatbot-b .message.bot").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)
+    wait_answered(page, "sbs")
     page.locator("#sbs-vote-tie").click()
     page.locator("#sbs-notice").get_by_text("vote recorded").wait_for()
     screenshot(page, "arena-side-by-side")
@@ -305,7 +314,7 @@ def test_leaderboard_updates(page: Any, arena: Arena) -> None:
     send_until_shown(page, "battle", "Name a colour.", "#battle-chatbot-a .message.user")
     for side in ("a", "b"):
         page.locator(f"#battle-chatbot-{side} .message.bot").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)
+    wait_answered(page, "battle")
     page.locator("#battle-vote-bothbad").click()
     page.locator("#battle-notice").get_by_text("vote recorded").wait_for()
     page.get_by_role("tab", name="Leaderboard").click()
