@@ -28,11 +28,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
-# TEST_PROCESSES=2 runs two test processes, a test file each (pytest-xdist): about two
-# thirds of the time on two cores, but the fault tests that wait for a disconnected
-# client's generation to stop then fail (the API server does not stop it; see the notes
-# of 2026-12-01), so the default stays one process.
-TEST_PROCESSES ?= 0
+# Two test processes, a test file each (pytest-xdist): about two thirds of the time of
+# one on two cores. TEST_PROCESSES=0 runs the tests in this process (for a debugger).
+TEST_PROCESSES ?= 2
 
 unit: setup
 	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from palestra.arena.store import ArenaStore
+from tests.e2e.test_webui import wait_answered
 from tests.fakes.openai_server import build_openai_app
 from tests.fakes.server import serve_in_thread
 from tests.integration.cluster import CLI, free_port, wait_for
@@ -39,7 +40,7 @@ def test_a_battle_between_the_demo_files_models(page: Any, tmp_path: Path) -> No
             box.press("Enter")
             for side in ("a", "b"):
                 page.locator(f"#battle-chatbot-{side}").get_by_text("heard:").wait_for()
-            page.wait_for_timeout(500)
+            wait_answered(page, "battle")
             page.locator("#battle-vote-a").click()
             page.locator("#battle-notice").get_by_text("vote recorded").wait_for()
             revealed = page.locator("#battle-reveal").inner_text()

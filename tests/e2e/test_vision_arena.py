@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_webui import Arena, open_tab, screenshot, send_until_shown, served_arena
+from tests.e2e.test_webui import (
+    Arena,
+    open_tab,
+    screenshot,
+    send_until_shown,
+    served_arena,
+    wait_answered,
+)
 from tests.fakes.vision_model import build_tiny_vision_model, png_bytes
 from tests.integration.cluster import wait_for
 
@@ -39,6 +46,7 @@ def test_an_image_battle_between_local_vision_models(
     for side in ("a", "b"):
         page.locator(f"#battle-chatbot-{side}").get_by_text("Rome").wait_for(timeout=30_000)
     wait_for(lambda: len(vision_arena.events("chat")) >= 2, 30, "chat events")
+    wait_answered(page, "battle")
     screenshot(page, "arena-vision-battle")
     page.locator("#battle-vote-a").click()
     page.locator("#battle-notice").get_by_text("vote recorded").wait_for()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from palestra.arena.store import ArenaStore
+from tests.e2e.test_webui import wait_answered
 from tests.fakes.openai_server import build_openai_app
 from tests.fakes.server import serve_in_thread
 from tests.integration.cluster import CLI, free_port, wait_for
@@ -38,7 +39,7 @@ def test_acknowledged_vote_survives_kill_9(page: Any, tmp_path: Path) -> None:
             box.press("Enter")
             for side in ("a", "b"):
                 page.locator(f"#battle-chatbot-{side}").get_by_text("heard:").wait_for()
-            page.wait_for_timeout(500)
+            wait_answered(page, "battle")
             page.locator("#battle-vote-b").click()
             page.locator("#battle-notice").get_by_text("vote recorded").wait_for()
             server.send_signal(signal.SIGKILL)  # no chance to flush or clean up

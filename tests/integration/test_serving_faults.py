@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.cluster import Cluster, free_port, registered, wait_for
+from tests.integration.cluster import Cluster, Process, free_port, registered, wait_for
 
 MODEL = "palestra-tiny"
 LONG = {
@@ -141,17 +141,51 @@ def test_overloaded_worker_answers_429(cluster: Cluster) -> None:
         holder.join(60)
 
 
-def test_client_disconnect_stops_generation(cluster: Cluster) -> None:
-    controller = cluster.controller()
-    worker = cluster.worker(controller.url)
-    wait_for(registered(controller, 1), 30, "worker")
-    api = cluster.api(controller.url)
-    with httpx.stream("POST", api.url + "/v1/chat/completions", json=LONG, timeout=30) as response:
-        next(line for line in response.iter_lines() if line.startswith("data: "))
-        assert queue_length(worker.url) == 1
-    # the client went away after one event: the worker frees its slot long before the
-    # 400 tokens it was asked for could have been written
-    wait_for(lambda: queue_length(worker.url) == 0, 10, "the worker to stop generating")
+@pytest.fixture(scope="module")
+def slow_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Process, Process]]:
+    """A scripted worker whose one reply takes 75 s to write (1,500 words, 0.05 s apart),
+    behind an API server: (worker, api)."""
+    script = tmp_path_factory.mktemp("slow") / "slow.json"
+    words = " ".join(f"w{i}" for i in range(1500))
+    script.write_text(json.dumps({"model_name": "slow", "replies": [words], "delay": 0.05}))
+    running = Cluster()
+    try:
+        controller = running.controller()
+        worker = running.worker(
+            controller.url, "--backend", "scripted", "--model-path", str(script)
+        )
+        wait_for(registered(controller, 1), 30, "worker")
+        yield worker, running.api(controller.url)
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "Go"}], "max_tokens": 1500},
+        ),
+        ("/v1/completions", {"prompt": "Go", "max_tokens": 1500}),
+        ("/v1/responses", {"input": "Go", "max_output_tokens": 1500}),
+        ("/v1/messages", {"messages": [{"role": "user", "content": "Go"}], "max_tokens": 1500}),
+    ],
+)
+def test_client_disconnect_stops_generation(
+    slow_cluster: tuple[Process, Process], path: str, body: dict[str, object]
+) -> None:
+    """The client leaves after one event of the 75 s reply: the worker's slot is free
+    again long before (within the 30 s waited here)."""
+    worker, api = slow_cluster
+    wait_for(lambda: queue_length(worker.url) == 0, 30, "the worker to be idle")
+    request = {"model": "slow", "stream": True, **body}
+    with httpx.stream("POST", api.url + path, json=request, timeout=30) as response:
+        assert response.status_code == 200, response.read()
+        lines = response.iter_lines()  # kept: a dropped iterator closes the connection
+        next(line for line in lines if line.startswith("data: "))
+        assert queue_length(worker.url) == 1  # still writing while the client reads
+    wait_for(lambda: queue_length(worker.url) == 0, 30, "the worker to stop generating")
 
 
 def test_queued_request_whose_client_left_never_runs(cluster: Cluster) -> None:
@@ -160,7 +194,8 @@ def test_queued_request_whose_client_left_never_runs(cluster: Cluster) -> None:
     wait_for(registered(controller, 1), 30, "worker")
     api = cluster.api(controller.url)
     with httpx.stream("POST", api.url + "/v1/chat/completions", json=LONG, timeout=30) as holder:
-        next(line for line in holder.iter_lines() if line.startswith("data: "))
+        lines = holder.iter_lines()  # kept: a dropped iterator closes the connection
+        next(line for line in lines if line.startswith("data: "))
         with pytest.raises(httpx.ReadTimeout):  # queued behind the holder, then gives up
             httpx.post(
                 api.url + "/v1/chat/completions",

@@ -42,7 +42,7 @@ class ScriptedBackend(Backend):
         cls, path: str | None, model_name: str | None = None, options: ScriptedOptions | None = None
     ) -> ScriptedBackend:
         """A script file: {"model_name": ..., "template": "chatml", "replies": [...],
-        "vision": false}."""
+        "vision": false, "delay": 0.0} (delay: seconds before each word)."""
         import json
         from pathlib import Path
 
@@ -60,6 +60,7 @@ class ScriptedBackend(Backend):
             template=script.get("template", "chatml"),
             capacity=(options or ScriptedOptions()).capacity,
             vision=bool(script.get("vision", False)),
+            delay=float(script.get("delay", 0.0)),
         )
 
     @property

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from palestra.core.errors import PalestraError, error_envelope
 from palestra.serve.metrics import ServingMetrics
 from palestra.serve.openai.upstream import Upstream
@@ -94,11 +96,16 @@ class ChoiceStreams:
             yield item
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        """Stop every choice and wait until their worker streams are closed (which stops
+        the workers). Shielded: it runs in a response's `finally` after Starlette has
+        cancelled the response for a client that left, where an unshielded await is
+        cancelled again at once and the workers would write the whole reply for nobody."""
+        with anyio.CancelScope(shield=True):
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(BaseException):
+                    await task
 
 
 @dataclass
