@@ -235,6 +235,17 @@ def compute_leaderboard(battles: list[Battle], options: RatingOptions | None = N
     return leaderboard_from_counts(PairCounts.from_battles(battles), options, battles)
 
 
+def parse_conditions(texts: list[str]) -> dict[str, str]:
+    """`--where FIELD=VALUE` options as conditions for `filter_battles`."""
+    conditions = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise InvalidRequestError(f"--where {text!r}: expected FIELD=VALUE")
+        conditions[name] = value
+    return conditions
+
+
 def filter_battles(battles: list[Battle], conditions: dict[str, str]) -> list[Battle]:
     """Battles whose fields equal the given values (as text); `turn` accepts `>1`."""
 

@@ -1,6 +1,7 @@
-"""`palestra arena`: clean battle files and rate models (Bradley-Terry with intervals,
-style control, categories), writing the leaderboard as markdown, CSV, JSON and charts; and
-move the web UI store's conversations and votes out of and into FastChat's log format."""
+"""`palestra arena`: clean battle files, rate models (Bradley-Terry with intervals,
+style control, categories), writing the leaderboard as markdown, CSV, JSON and charts;
+turn votes into preference data for training; and move the web UI store's conversations
+and votes out of and into FastChat's log format."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Literal
 
 import typer
 
+from palestra.arena.preferences import PreferenceOptions
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.cli.options import Parsed, Section, settings_command
 from palestra.core.errors import InvalidRequestError
@@ -71,7 +73,11 @@ class RateArguments(Settings):
 
 
 def _rate(parsed: Parsed) -> None:
-    from palestra.arena.leaderboard import filter_battles, leaderboard_from_counts
+    from palestra.arena.leaderboard import (
+        filter_battles,
+        leaderboard_from_counts,
+        parse_conditions,
+    )
     from palestra.arena.pipeline import is_store, rate_battles, read_battles
     from palestra.arena.ratings.counts import PairCounts
 
@@ -84,7 +90,7 @@ def _rate(parsed: Parsed) -> None:
     else:
         battles = read_battles(source)
         cleaning = parsed["cleaning"] if arguments.clean_first else None
-        conditions = dict(_condition(w) for w in arguments.where)
+        conditions = parse_conditions(arguments.where)
         result = rate_battles(battles, options, cleaning, conditions)
         typer.echo(result.summary(), err=True)
         if result.board is None:
@@ -112,6 +118,34 @@ app.command("rate", help="Rate the models in battle files, Arena pair counts or 
             Section("cleaning", CleaningOptions),
         ],
         _rate,
+    )
+)
+
+
+def _preferences(parsed: Parsed) -> None:
+    from palestra.arena.preferences import export_preferences
+
+    options = parsed["preferences"]
+    report = export_preferences(options, parsed["cleaning"])
+    for line in report.lines():
+        typer.echo(line)
+    if not report.records:
+        raise InvalidRequestError(
+            f"no preference records from {options.source}: see what was dropped above"
+        )
+    typer.echo(f"wrote {options.out}; train with: palestra train dpo {options.out} --out DIR")
+
+
+app.command(
+    "preferences",
+    help="Write chosen/rejected (or labelled) answers from arena votes for DPO, KTO, ORPO.",
+)(
+    settings_command(
+        [
+            Section("preferences", PreferenceOptions),
+            Section("cleaning", CleaningOptions),
+        ],
+        _preferences,
     )
 )
 
@@ -158,13 +192,6 @@ def _is_pair_counts(path: Path) -> bool:
     except ValueError:
         return False  # JSONL: one record per line
     return isinstance(data, dict) and {"models", "X", "Y"} <= set(data)
-
-
-def _condition(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise InvalidRequestError(f"--where {text!r}: expected FIELD=VALUE")
-    return name, value
 
 
 def _render(board: Any, output_format: str) -> str:

@@ -1,11 +1,14 @@
-"""`palestra train sft` (generated from `train.sft.SFTConfig`), `merge-lora`,
-`make-delta` and `apply-delta`."""
+"""`palestra train sft` (generated from `train.sft.SFTConfig`), `dpo`, `kto` and `orpo`
+(from `train.preference.PreferenceConfig`), `merge-lora`, `make-delta` and `apply-delta`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import typer
 
 from palestra.cli.options import Parsed, Section, settings_command
+from palestra.train.preference import METHODS, PreferenceConfig
 from palestra.train.sft import SFTConfig
 
 app = typer.Typer(help="Fine-tune models on conversations.", no_args_is_help=True)
@@ -25,6 +28,26 @@ def _sft(parsed: Parsed) -> None:
 app.command("sft", help="Supervised fine-tuning with the loss on assistant replies only.")(
     settings_command([Section("sft", SFTConfig)], _sft)
 )
+
+
+def _preference(method: str) -> Callable[[Parsed], None]:
+    def train(parsed: Parsed) -> None:
+        from palestra.train.preference import run_preference
+
+        result = run_preference(method, parsed[method])
+        losses = ", ".join(f"{loss:.3f}" for loss in result.losses[:3] + result.losses[-3:])
+        print(f"trained {result.steps} steps on {result.records} records; loss {losses}")
+        if result.rewards:
+            print(", ".join(f"{k} {v:.3f}" for k, v in sorted(result.rewards.items())))
+        print(f"saved to {result.out}; serve with: palestra serve --model-path {result.out}")
+
+    return train
+
+
+for _method, _about in METHODS.items():
+    app.command(_method, help=f"{_about}, on TRL.")(
+        settings_command([Section(_method, PreferenceConfig)], _preference(_method))
+    )
 
 
 @app.command("merge-lora")
