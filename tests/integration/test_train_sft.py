@@ -93,3 +93,32 @@ def test_lora_trains_serves_merges_and_resumes(random_llama_dir: Path, tmp_path:
     resumed = run_sft(config.model_copy(update={"max_steps": 40, "resume": True}))
     assert resumed.steps == 40
     assert len(resumed.losses) < len(first.losses) + 3  # it went on from step 30, not 0
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_bf16_with_gradient_checkpointing_and_sdpa_learns(
+    random_llama_dir: Path, tmp_path: Path, lora: bool
+) -> None:
+    """bfloat16 mixed precision runs on a CPU, with activations recomputed and the sdpa
+    kernel; full training keeps fp32 weights, LoRA loads its frozen base in bfloat16."""
+    if lora:
+        pytest.importorskip("peft")
+    from palestra.train.run import load_for_training
+    from palestra.train.sft import SFTConfig, run_sft
+
+    config = SFTConfig(
+        data=str(_data(tmp_path / "data.jsonl", 16, 16)), out=str(tmp_path / "out"),
+        model_path=str(random_llama_dir), max_length=128, max_steps=30, packing=True,
+        learning_rate=3e-2 if lora else 3e-3, batch_size=4, lora=lora, lora_r=16,
+        lora_target_modules=["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
+        bf16=True, gradient_checkpointing=True, attn_implementation="sdpa",
+        logging_steps=5, device="cpu",
+    )  # fmt: skip
+    model = load_for_training(str(random_llama_dir), config)
+    base = model.get_base_model() if lora else model
+    assert str(base.model.embed_tokens.weight.dtype) == (
+        "torch.bfloat16" if lora else "torch.float32"
+    )
+    assert base.config._attn_implementation == "sdpa"
+    result = run_sft(config)
+    assert result.steps == 30 and result.losses[-1] < result.losses[0] - 0.3

@@ -62,16 +62,23 @@ def merge_lora(
     print(f"merged model written to {merge(adapter, out, base)}")
 
 
+MEMORY_HELP = (
+    "Shard by shard over safetensors (default when both models have them), or both "
+    "models whole in memory (needed for .bin checkpoints)."
+)
+
+
 @app.command("make-delta")
 def make_delta(
     base: str = typer.Option(..., "--base"),
     target: str = typer.Option(..., "--target"),
     out: str = typer.Option(..., "--out"),
+    low_memory: bool | None = typer.Option(None, "--low-memory/--in-memory", help=MEMORY_HELP),
 ) -> None:
     """Write target - base (release a fine-tune as a delta on its base)."""
     from palestra.train.deltas import make_delta as make
 
-    print(f"delta written to {make(base, target, out)}")
+    print(f"delta written to {make(base, target, out, low_memory=low_memory)}")
 
 
 @app.command("apply-delta")
@@ -79,8 +86,9 @@ def apply_delta(
     base: str = typer.Option(..., "--base"),
     delta: str = typer.Option(..., "--delta"),
     out: str = typer.Option(..., "--out"),
+    low_memory: bool | None = typer.Option(None, "--low-memory/--in-memory", help=MEMORY_HELP),
 ) -> None:
     """Rebuild a model as base + delta (as Vicuna's weights were released)."""
     from palestra.train.deltas import apply_delta as apply
 
-    print(f"model written to {apply(base, delta, out)}")
+    print(f"model written to {apply(base, delta, out, low_memory=low_memory)}")

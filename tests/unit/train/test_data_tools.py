@@ -98,7 +98,10 @@ def test_data_cli_writes_jsonl_and_reports(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 1
 
 
-def test_make_then_apply_delta_restores_the_target(random_llama_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("low_memory", [True, False])
+def test_make_then_apply_delta_restores_the_target(
+    random_llama_dir: Path, tmp_path: Path, low_memory: bool
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -114,8 +117,16 @@ def test_make_then_apply_delta_restores_the_target(random_llama_dir: Path, tmp_p
     from transformers import AutoTokenizer
 
     AutoTokenizer.from_pretrained(random_llama_dir).save_pretrained(target)
-    delta = make_delta(str(random_llama_dir), str(target), tmp_path / "delta")
-    rebuilt = apply_delta(str(random_llama_dir), str(delta), tmp_path / "rebuilt")
+    if low_memory:  # in shards, as large models are stored
+        target_model.save_pretrained(target, max_shard_size="100KB")
+        assert (target / "model.safetensors.index.json").is_file()
+    delta = make_delta(
+        str(random_llama_dir), str(target), tmp_path / "delta", low_memory=low_memory
+    )
+    rebuilt = apply_delta(
+        str(random_llama_dir), str(delta), tmp_path / "rebuilt", low_memory=low_memory
+    )
+    assert (rebuilt / "tokenizer_config.json").is_file()
     original = AutoModelForCausalLM.from_pretrained(target).state_dict()
     restored = AutoModelForCausalLM.from_pretrained(rebuilt).state_dict()
     delta_state = AutoModelForCausalLM.from_pretrained(delta).state_dict()

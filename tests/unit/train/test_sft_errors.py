@@ -37,6 +37,7 @@ def test_a_value_outside_the_choices_names_them(tmp_path: Path) -> None:
         (["--qlora"], "QLoRA quantises to 4 bits with bitsandbytes, which needs CUDA"),
         (["--lora", "--lora-target-modules", "no_such_proj"], "--lora-target-modules"),
         (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
+        (["--fp16"], "--fp16 mixed precision needs a CUDA GPU; on a CPU use --bf16"),
     ],
 )
 def test_bad_options_are_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
@@ -49,6 +50,26 @@ def test_bad_options_are_one_line(tmp_path: Path, extra: list[str], message: str
     lines = [line for line in result.stderr.splitlines() if line.startswith("palestra: error:")]
     assert len(lines) == 1 and message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"bf16": True, "fp16": True}, "--bf16 and --fp16 exclude each other"),
+        ({"attn_implementation": "fast"}, "expected one of eager, sdpa"),
+        ({"attn_implementation": "flash_attention_2"}, "pip install flash-attn"),
+        ({"device": "cpu", "fp16": True}, "on a CPU use --bf16"),
+    ],
+)
+def test_precision_and_attention_settings_are_checked_first(
+    settings: dict[str, object], message: str
+) -> None:
+    from palestra.core.errors import PalestraError
+    from palestra.train.preference import PreferenceConfig
+
+    config = PreferenceConfig(data="prefs.jsonl", out="out", **settings)
+    with pytest.raises(PalestraError, match=message.replace("(", r"\(")):
+        config.check()
 
 
 def test_missing_data_and_non_adapter_merge(tmp_path: Path) -> None:
