@@ -113,11 +113,23 @@ def test_kto_orpo_and_lora_dpo_write_servable_folders(arena: Path) -> None:
     palestra(
         "arena", "preferences", "arena.db", "labelled.jsonl", "--format", "unpaired", cwd=arena
     )
+    # a multi-turn battle whose sides parted at the first answer: the user's second
+    # message is in both answers, and is masked out of them
+    turn = {"role": "user", "content": "And of Spain?"}
+    multi = {
+        "prompt": [{"role": "user", "content": "What is the capital of Italy?"}],
+        "chosen": [{"role": "assistant", "content": "Rome."}, turn,
+                   {"role": "assistant", "content": "Madrid."}],
+        "rejected": [{"role": "assistant", "content": "Paris."}, turn,
+                     {"role": "assistant", "content": "Lisbon."}],
+    }  # fmt: skip
+    single = (arena / "prefs.jsonl").read_text().splitlines()[:4]
+    (arena / "multi.jsonl").write_text("\n".join([json.dumps(multi)] * 4 + single) + "\n")
     short = {"max_steps": 3, "batch_size": 4, "device": "cpu", "logging_steps": 1}
     runs = {
         "kto": ("labelled.jsonl", {}),
         "orpo": ("prefs.jsonl", {}),
-        "dpo": ("prefs.jsonl", {"lora": True, "bf16": True}),
+        "dpo": ("multi.jsonl", {"lora": True, "bf16": True}),
     }
     for method, (data, extra) in runs.items():
         out = arena / f"short-{method}"
@@ -129,6 +141,8 @@ def test_kto_orpo_and_lora_dpo_write_servable_folders(arena: Path) -> None:
         weights = "adapter_model.safetensors" if extra.get("lora") else "model.safetensors"
         assert (out / weights).is_file(), method
         assert json.loads((out / "palestra_training.json").read_text())["method"] == method
+        if method == "dpo":  # 3 steps over 8 pairs, 4 of them multi-turn
+            assert result.turns_masked > 0 and result.mask_mismatches == 0
     # a pairs-only method refuses labelled answers with what to run instead
     done = subprocess.run(
         [*CLI, "train", "dpo", "labelled.jsonl", "--out", "x", "--device", "cpu"],

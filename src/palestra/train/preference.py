@@ -46,6 +46,51 @@ class PreferenceConfig(TrainingRun):
 
 
 @dataclass
+class AssistantTurnsOnly:
+    """TRL's collator, then: in an answer that runs over several turns (a multi-turn
+    battle whose sides parted early), the user's later messages are context, not part of
+    the answer to prefer; their tokens leave the completion mask, as SFT's masks leave
+    them out (the same renderer decides). `answers` names the example keys whose rows the
+    inner collator stacks, in order: ("chosen", "rejected") for DPO, ("completion",) for
+    KTO. A row whose tokens differ from the renderer's keeps TRL's mask, counted."""
+
+    inner: Any
+    template: Any
+    tokenizer: Any
+    answers: tuple[str, ...]
+    masked_rows: int = 0
+    mismatched_rows: int = 0
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        batch = self.inner(examples)
+        completion_mask = batch["completion_mask"]
+        rows = [self._mask(example, key) for key in self.answers for example in examples]
+        for row, mask in enumerate(rows):
+            if mask is not None:
+                width = min(len(mask), completion_mask.shape[1])
+                completion_mask[row, :width] *= torch.tensor(
+                    mask[:width], dtype=completion_mask.dtype
+                )
+        return batch
+
+    def _mask(self, example: dict[str, Any], key: str) -> list[int] | None:
+        from palestra.templates.render import render_conversation
+
+        answer = example[key]
+        if all(message["role"] == "assistant" for message in answer):
+            return None  # TRL's mask is already the answer alone
+        prompt_ids, answer_ids = example["prompt_ids"], example[f"{key}_ids"]
+        rendered = render_conversation(self.template, example["prompt"] + answer, self.tokenizer)
+        if rendered.input_ids != prompt_ids + answer_ids:
+            self.mismatched_rows += 1
+            return None
+        self.masked_rows += 1
+        return [0] * len(prompt_ids) + rendered.loss_mask[len(prompt_ids) :]
+
+
+@dataclass
 class PreferenceResult:
     out: Path
     method: str
@@ -53,6 +98,8 @@ class PreferenceResult:
     losses: list[float]
     steps: int
     rewards: dict[str, float]  # the trainer's last logged reward figures
+    turns_masked: int = 0  # batch rows whose answer had user turns masked out
+    mask_mismatches: int = 0  # such rows left with TRL's mask (tokens differed)
 
 
 def _messages(value: Any, where: str) -> list[dict[str, str]]:
@@ -124,6 +171,26 @@ def _trainer(method: str) -> tuple[Any, Any]:
         ) from exc
 
 
+def _collator(method: str, template: Any, tokenizer: Any, max_length: int) -> Any:
+    """DPO's and KTO's own collators with user turns masked out of answers; ORPO (TRL's
+    experimental trainer) keeps its own."""
+    if method == "dpo":
+        from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+        inner = DataCollatorForPreference(
+            pad_token_id=tokenizer.pad_token_id, max_length=max_length
+        )
+        return AssistantTurnsOnly(inner, template, tokenizer, ("chosen", "rejected"))
+    if method == "kto":
+        from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
+
+        labelled = DataCollatorForUnpairedPreference(
+            pad_token_id=tokenizer.pad_token_id, max_length=max_length
+        )
+        return AssistantTurnsOnly(labelled, template, tokenizer, ("completion",))
+    return None
+
+
 def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
     if method not in METHODS:
         raise InvalidRequestError(
@@ -146,12 +213,14 @@ def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
     arguments["max_length"] = config.max_length
     if method == "kto":  # KTO's KL estimate needs batches of two or more
         arguments["per_device_train_batch_size"] = max(2, config.batch_size)
+    collator = _collator(method, template, tokenizer, config.max_length)
     trainer = trainer_class(
         model=model,
         args=config_class(**arguments),
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=lora_config(config) if lora else None,
+        **({"data_collator": collator} if collator is not None else {}),
     )
     trainer.train(resume_from_checkpoint=config.resume_from())
     history = trainer.state.log_history
@@ -167,6 +236,17 @@ def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
         "losses": losses,
         "rewards": rewards,
         "steps": trainer.state.global_step,
+        "rows_with_user_turns_masked": collator.masked_rows if collator else 0,
+        "rows_left_unmasked": collator.mismatched_rows if collator else 0,
     }
     (out / "palestra_training.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return PreferenceResult(out, method, len(records), losses, trainer.state.global_step, rewards)
+    return PreferenceResult(
+        out,
+        method,
+        len(records),
+        losses,
+        trainer.state.global_step,
+        rewards,
+        collator.masked_rows if collator else 0,
+        collator.mismatched_rows if collator else 0,
+    )
