@@ -150,3 +150,52 @@ def test_kto_orpo_and_lora_dpo_write_servable_folders(arena: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--format pairs" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_reward_model_from_the_votes_judges_pairs(arena: Path) -> None:
+    """`train reward` on the arena's pairs, then `judge grade --judge-reward-model`: on
+    held-out questions the polite answer wins, in both orders."""
+    from palestra.train.demo_votes import answers
+
+    said = palestra(
+        "train", "reward", "prefs.jsonl", "--out", "rm", "--lr", "1e-4", "--device", "cpu",
+        cwd=arena,
+    )  # fmt: skip
+    assert "--judge-reward-model rm" in said
+    _, held_out = demo_questions()
+    held_out = held_out[:20]
+    bench = arena / "bench"
+    (bench / "model_answer").mkdir(parents=True)
+    (bench / "question.jsonl").write_text(
+        "".join(
+            json.dumps({"question_id": i, "category": "writing", "turns": [q]}) + "\n"
+            for i, q in enumerate(held_out)
+        )
+    )
+    plain = answers(str(bundled_model_path()), held_out)
+    for model, replies in (("plain", plain), ("polite", [f"{r} {CLOSING}" for r in plain])):
+        (bench / "model_answer" / f"{model}.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {"question_id": i, "model_id": model, "choices": [{"index": 0, "turns": [r]}]}
+                ) + "\n"
+                for i, r in enumerate(replies)
+            )
+        )  # fmt: skip
+    palestra(
+        "judge", "grade", "--mode", "pairwise-all", "--judge-reward-model", "rm",
+        "--bench", "bench", cwd=arena,
+    )  # fmt: skip
+    records = [
+        json.loads(line)
+        for line in (bench / "model_judgment" / "rm_pair.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 20
+    polite_wins = sum(r["g1_winner"] == r["g2_winner"] == "polite" for r in records)
+    assert polite_wins >= 18, [r["g1_judgment"] for r in records]
+    refused = subprocess.run(
+        [*CLI, "judge", "grade", "--mode", "single", "--judge-reward-model", "rm",
+         "--bench", "bench"],
+        cwd=arena, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "judges pairs" in refused.stderr

@@ -154,6 +154,11 @@ def grade_command(
     ),
     judge_api_key_env: str = typer.Option(None, "--judge-api-key-env"),
     judge_model_path: str = typer.Option(None, "--judge-model-path", help="A local judge."),
+    judge_reward_model: str = typer.Option(
+        None,
+        "--judge-reward-model",
+        help="A reward model (palestra train reward) judges pairs: the higher reward wins.",
+    ),
     judge_prompts: Path = typer.Option(
         None, "--judge-prompts", help="Judge prompt file (default: BENCH/../judge_prompts.jsonl)."
     ),
@@ -183,12 +188,17 @@ def grade_command(
         run_grading,
     )
     from palestra.judge.prompts import load_judge_prompts
+    from palestra.judge.reward import RewardJudge
 
     if mode not in GRADE_MODES:
         raise InvalidRequestError(f"--mode must be one of {', '.join(GRADE_MODES)}; got {mode!r}")
     target = out or bench
     questions = _questions(bench, first_n, None, None)
-    prompts = load_judge_prompts(judge_prompts or bench.parent / "judge_prompts.jsonl")
+    prompts = (
+        None  # a reward model reads no prompt
+        if judge_reward_model
+        else load_judge_prompts(judge_prompts or bench.parent / "judge_prompts.jsonl")
+    )
     answers = load_answers(bench, target)
     chosen = _models(models) or sorted(load_answers(target))
     if not chosen:
@@ -207,11 +217,20 @@ def grade_command(
     report = GradeReport()
     references = load_references(bench, reference_judge)
     matches = plan_matches(settings, questions, answers, chosen, prompts, references, report)
-    source = _source(
-        judge_model, judge_model_path, judge_api_base, judge_api_type, judge_api_key_env, None,
-        judge_endpoint_file,
-    )  # fmt: skip
-    judge = ChatModel.open(source)
+    judge: ChatModel | RewardJudge
+    if judge_reward_model:
+        if mode == "single":
+            raise InvalidRequestError(
+                "--judge-reward-model judges pairs: use --mode pairwise-baseline or pairwise-all"
+            )
+        judge = RewardJudge(judge_reward_model)
+        judge_model = judge.name
+    else:
+        source = _source(
+            judge_model, judge_model_path, judge_api_base, judge_api_type, judge_api_key_env,
+            None, judge_endpoint_file,
+        )  # fmt: skip
+        judge = ChatModel.open(source)
     path = judgment_path(target, judge_model, settings.mode)
     cache = JudgmentCache(path.parent / "judge_cache.sqlite")
     grader = Grader(judge, cache, settings, report)

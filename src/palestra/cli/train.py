@@ -39,7 +39,13 @@ def _preference(method: str) -> Callable[[Parsed], None]:
         print(f"trained {result.steps} steps on {result.records} records; loss {losses}")
         if result.rewards:
             print(", ".join(f"{k} {v:.3f}" for k, v in sorted(result.rewards.items())))
-        print(f"saved to {result.out}; serve with: palestra serve --model-path {result.out}")
+        if method == "reward":
+            print(
+                f"saved to {result.out}; judge pairs with: palestra judge grade "
+                f"--mode pairwise-all --judge-reward-model {result.out}"
+            )
+        else:
+            print(f"saved to {result.out}; serve with: palestra serve --model-path {result.out}")
 
     return train
 

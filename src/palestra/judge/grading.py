@@ -3,6 +3,7 @@ baseline, and pairwise among all models, in MT-bench's judgment file formats.
 
 Pairwise matches are judged in both orders (g1: model_1 shown as A; g2: model_2 shown as
 A); a verdict that flips with the order is inconsistent and counts as a tie in results.
+A reward model (`RewardJudge`) judges pairs without a prompt: the higher reward wins.
 The judge runs at temperature 0; an unparsable reply is asked again up to `max_attempts`
 times, then recorded as score -1 / winner "error" (and re-judged on the next run); so is a
 prompt the judge refuses (longer than its context, say), with the reason as the judgment.
@@ -29,11 +30,14 @@ from palestra.judge.cache import JudgmentCache, cache_key
 from palestra.judge.client import ChatModel, Completion
 from palestra.judge.prompts import JudgePrompt, choose_prompt, judge_messages
 from palestra.judge.prompts import Mode as PromptMode
+from palestra.judge.reward import RewardJudge, conversation_at
 from palestra.judge.verdicts import parse_pair, parse_rating
 
 GradeMode = Literal["single", "pairwise-baseline", "pairwise-all"]
 GRADE_MODES: tuple[str, ...] = ("single", "pairwise-baseline", "pairwise-all")
 JUDGE_ERROR = "$ERROR$"
+# what a match judged by a reward model carries in place of a judge prompt
+REWARD_PROMPT = JudgePrompt("reward-model", "pairwise", "", "", "", "reward")
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,12 @@ def plan_matches(
     questions: list[Question],
     answers: dict[str, dict[int | str, Answer]],
     models: list[str],
-    prompts: dict[str, JudgePrompt],
+    prompts: dict[str, JudgePrompt] | None,
     references: dict[int | str, Answer],
     report: GradeReport,
 ) -> list[Match]:
-    """Every (question, turn, model or pair) to judge; pairs missing an answer are counted."""
+    """Every (question, turn, model or pair) to judge; pairs missing an answer are counted.
+    Without `prompts` (a reward model judges), matches carry `REWARD_PROMPT`."""
     needed = set(models) | ({settings.baseline} if settings.baseline else set())
     unknown = sorted(m for m in needed if m not in answers)
     if unknown:
@@ -139,7 +144,9 @@ def plan_matches(
             found = references.get(question.question_id)
             reference = found.turns if found else question.reference
         for turn in range(1, len(question.turns) + 1):
-            prompt = choose_prompt(prompts, kind, question, turn)
+            prompt = (
+                REWARD_PROMPT if prompts is None else choose_prompt(prompts, kind, question, turn)
+            )
             for pair in model_pairs(settings.mode, models, settings.baseline):
                 got = [answers[m].get(question.question_id) for m in pair]
                 if any(a is None for a in got):
@@ -154,7 +161,11 @@ class Grader:
     """Runs matches against one judge, through the cache, with retries."""
 
     def __init__(
-        self, judge: ChatModel, cache: JudgmentCache, settings: GradeSettings, report: GradeReport
+        self,
+        judge: ChatModel | RewardJudge,
+        cache: JudgmentCache,
+        settings: GradeSettings,
+        report: GradeReport,
     ):
         self.judge = judge
         self.cache = cache
@@ -163,6 +174,10 @@ class Grader:
         self.limit = asyncio.Semaphore(max(1, settings.concurrency))
 
     async def _call(self, messages: list[Message], attempt: int) -> Completion:
+        if isinstance(self.judge, RewardJudge):
+            raise InvalidRequestError(
+                "a reward model judges pairs only: use --mode pairwise-baseline or pairwise-all"
+            )
         key = cache_key(self.judge.name, messages, 0.0, self.settings.max_tokens, attempt)
         cached = self.cache.get(key)
         if cached is not None:
@@ -219,6 +234,8 @@ class Grader:
         }
 
     async def pair(self, match: Match) -> dict[str, Any]:
+        if isinstance(self.judge, RewardJudge):
+            return await self._pair_by_reward(match, self.judge)
         model_1, model_2 = match.models
         orders = ((0, 1), (1, 0))  # g1: model_1 is A; g2: model_2 is A
         conversations = [
@@ -256,6 +273,30 @@ class Grader:
             "g1_judgment": g1_text,
             "g2_user_prompt": conversations[1][-1].content,
             "g2_judgment": g2_text,
+            "turn": match.turn,
+            "tstamp": time.time(),
+        }
+
+    async def _pair_by_reward(self, match: Match, judge: RewardJudge) -> dict[str, Any]:
+        conversations = [
+            conversation_at(match.question.turns, answers, match.turn) for answers in match.answers
+        ]
+        async with self.limit:
+            reward_1, reward_2 = await judge.judge_pair(conversations)
+        self.report.calls += 1
+        winner = "tie" if reward_1 == reward_2 else match.models[0 if reward_1 > reward_2 else 1]
+        judgment = f"reward {match.models[0]}: {reward_1:.4f}, {match.models[1]}: {reward_2:.4f}"
+        return {
+            "question_id": match.question.question_id,
+            "model_1": match.models[0],
+            "model_2": match.models[1],
+            "g1_winner": winner,
+            "g2_winner": winner,  # the same scores in either order
+            "judge": self._judge_field(match),
+            "g1_user_prompt": "",
+            "g1_judgment": judgment,
+            "g2_user_prompt": "",
+            "g2_judgment": judgment,
             "turn": match.turn,
             "tstamp": time.time(),
         }

@@ -1,6 +1,7 @@
-"""`palestra train dpo | kto | orpo`: preference tuning on TRL's trainers, from the
-records `palestra arena preferences` writes (or any file in TRL's conversational
-preference formats).
+"""`palestra train dpo | kto | orpo | reward`: preference tuning on TRL's trainers, from
+the records `palestra arena preferences` writes (or any file in TRL's conversational
+preference formats); `reward` trains a reward model (a score head on the model) that
+`palestra judge grade --judge-reward-model` uses as a pairwise judge.
 
 The same `TrainingRun` settings as SFT (model, schedule, LoRA / QLoRA, precision), and the
 same chat template: the tokenizer is given the resolved template's Jinja source, so TRL
@@ -26,6 +27,7 @@ METHODS: dict[str, str] = {
     "dpo": "Direct Preference Optimisation (chosen vs rejected, against a reference model)",
     "kto": "Kahneman-Tversky Optimisation (good or bad answers, pairs not needed)",
     "orpo": "Odds Ratio Preference Optimisation (SFT plus preference, no reference model)",
+    "reward": "A reward model that scores answers as the voters ranked them (a pairwise judge)",
 }
 
 
@@ -121,7 +123,7 @@ def load_preferences(path: str, method: str) -> list[dict[str, Any]]:
     if not records:
         raise InvalidRequestError(f"{path} has no preference records")
     paired = "chosen" in records[0]
-    if not paired and method != "kto":
+    if not paired and method in ("dpo", "orpo", "reward"):
         raise InvalidRequestError(
             f"{path} holds labelled answers (prompt/completion/label); {method} needs "
             "chosen/rejected pairs: write them with palestra arena preferences --format pairs"
@@ -162,6 +164,10 @@ def _trainer(method: str) -> tuple[Any, Any]:
             from trl import KTOConfig, KTOTrainer
 
             return KTOTrainer, KTOConfig
+        if method == "reward":
+            from trl import RewardConfig, RewardTrainer
+
+            return RewardTrainer, RewardConfig
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
         return ORPOTrainer, ORPOConfig
@@ -207,10 +213,13 @@ def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
     print(f"{len(records)} preference records from {config.data}", flush=True)
     lora = config.lora or config.qlora
     # TRL attaches the adapter itself (and then uses the base as the reference model)
-    model = load_for_training(path, config, attach_lora=False)
+    model = load_for_training(path, config, attach_lora=False, score_head=method == "reward")
+    if method == "reward":
+        model.config.pad_token_id = tokenizer.pad_token_id  # the head reads the last real token
     arguments = config.trainer_arguments(eval_split=False)
-    arguments["beta"] = config.beta
     arguments["max_length"] = config.max_length
+    if method != "reward":
+        arguments["beta"] = config.beta
     if method == "kto":  # KTO's KL estimate needs batches of two or more
         arguments["per_device_train_batch_size"] = max(2, config.batch_size)
     collator = _collator(method, template, tokenizer, config.max_length)
@@ -219,7 +228,9 @@ def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
         args=config_class(**arguments),
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
-        peft_config=lora_config(config) if lora else None,
+        peft_config=lora_config(config, "SEQ_CLS" if method == "reward" else "CAUSAL_LM")
+        if lora
+        else None,
         **({"data_collator": collator} if collator is not None else {}),
     )
     trainer.train(resume_from_checkpoint=config.resume_from())
@@ -228,7 +239,7 @@ def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
     logged = [entry for entry in history if any(k.startswith("rewards/") for k in entry)]
     rewards = {k: float(v) for k, v in (logged[-1] if logged else {}).items() if "/" in k}
     out = Path(config.out)
-    save_servable(trainer.model, tokenizer, template, out)
+    save_servable(trainer.model, tokenizer, template, out, generates=method != "reward")
     summary = {
         "method": method,
         "config": config.model_dump(),

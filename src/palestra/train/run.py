@@ -151,12 +151,15 @@ def model_and_template(run: TrainingRun, what: str) -> tuple[str, Any, Any]:
     return path, tokenizer, template
 
 
-def load_for_training(path: str, run: TrainingRun, attach_lora: bool = True) -> Any:
+def load_for_training(
+    path: str, run: TrainingRun, attach_lora: bool = True, score_head: bool = False
+) -> Any:
     """The causal LM to train: fp32 weights for full training (mixed precision casts on
     the fly), the base in bfloat16 for LoRA with --bf16, 4-bit for QLoRA; with the LoRA
-    adapter attached unless `attach_lora` is false (TRL's trainers attach it themselves)."""
+    adapter attached unless `attach_lora` is false (TRL's trainers attach it themselves).
+    With `score_head`, the model gets a one-number head instead (a reward model)."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     lora = run.lora or run.qlora
     dtype = torch.bfloat16 if (run.bf16 and lora) else torch.float32
@@ -175,7 +178,10 @@ def load_for_training(path: str, run: TrainingRun, attach_lora: bool = True) -> 
     if run.attn_implementation:
         options["attn_implementation"] = run.attn_implementation
     options["trust_remote_code"] = run.trust_remote_code  # checked with the tokenizer
-    model = AutoModelForCausalLM.from_pretrained(path, **options)
+    if score_head:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **options)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, **options)
     model.config.use_cache = False  # training: no KV cache (and packed masks need none)
     if not (lora and attach_lora):
         return model
@@ -195,7 +201,7 @@ def load_for_training(path: str, run: TrainingRun, attach_lora: bool = True) -> 
         raise InvalidRequestError(f"--lora-target-modules: {exc}") from exc
 
 
-def lora_config(run: TrainingRun) -> Any:
+def lora_config(run: TrainingRun, task: str = "CAUSAL_LM") -> Any:
     from peft import LoraConfig
 
     return LoraConfig(
@@ -203,24 +209,28 @@ def lora_config(run: TrainingRun) -> Any:
         lora_alpha=run.lora_alpha,
         lora_dropout=run.lora_dropout,
         target_modules=run.lora_target_modules,
-        task_type="CAUSAL_LM",
+        task_type=task,
     )
 
 
-def save_servable(model: Any, tokenizer: Any, template: Any, out: Path) -> None:
-    """Weights (or adapter), tokenizer with the training chat template, generation config."""
+def save_servable(
+    model: Any, tokenizer: Any, template: Any, out: Path, generates: bool = True
+) -> None:
+    """Weights (or adapter), tokenizer with the training chat template, and for a model
+    that generates, a generation config."""
     from transformers import GenerationConfig
 
     out.mkdir(parents=True, exist_ok=True)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     base.config.use_cache = True
     tokenizer.chat_template = template.jinja  # the template the model learned
-    eos = {tokenizer.eos_token_id} - {None}
-    vocab = tokenizer.get_vocab()
-    eos.update(vocab[t] for t in template.stop_tokens if t in vocab)
-    generation = GenerationConfig.from_model_config(base.config)
-    generation.eos_token_id = sorted(eos)
-    generation.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    generation.save_pretrained(out)
+    if generates:
+        eos = {tokenizer.eos_token_id} - {None}
+        vocab = tokenizer.get_vocab()
+        eos.update(vocab[t] for t in template.stop_tokens if t in vocab)
+        generation = GenerationConfig.from_model_config(base.config)
+        generation.eos_token_id = sorted(eos)
+        generation.pad_token_id = tokenizer.pad_token_id
+        generation.save_pretrained(out)
