@@ -111,7 +111,6 @@ class TrainingRun(Settings):
             "bf16": self.bf16,
             "fp16": self.fp16,
             "gradient_checkpointing": self.gradient_checkpointing,
-            "gradient_checkpointing_kwargs": {"use_reentrant": False},
             "logging_steps": self.logging_steps,
             "save_steps": self.save_steps,
             "save_total_limit": 2,
