@@ -192,6 +192,7 @@ def test_a_reward_model_from_the_votes_judges_pairs(arena: Path) -> None:
     ]
     assert len(records) == 20
     polite_wins = sum(r["g1_winner"] == r["g2_winner"] == "polite" for r in records)
+    print(f"the reward model picks the polite answer on {polite_wins} of {len(records)}")
     assert polite_wins >= 18, [r["g1_judgment"] for r in records]
     refused = subprocess.run(
         [*CLI, "judge", "grade", "--mode", "single", "--judge-reward-model", "rm",

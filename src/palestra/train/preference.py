@@ -183,10 +183,10 @@ def _collator(method: str, template: Any, tokenizer: Any, max_length: int) -> An
     if method == "dpo":
         from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-        inner = DataCollatorForPreference(
+        pairs = DataCollatorForPreference(
             pad_token_id=tokenizer.pad_token_id, max_length=max_length
         )
-        return AssistantTurnsOnly(inner, template, tokenizer, ("chosen", "rejected"))
+        return AssistantTurnsOnly(pairs, template, tokenizer, ("chosen", "rejected"))
     if method == "kto":
         from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
 
