@@ -165,7 +165,7 @@ def test_chat_streams_and_answers(page: Any, arena: Arena) -> None:
     open_tab(page, arena, "Direct chat")
     page.locator("#chat-model-card strong").get_by_text("palestra-tiny").wait_for()
     assert "3.7M-parameter chat model" in page.locator("#chat-model-card").inner_text()
-    send(page, "chat", "Hello! Who are you?")
+    send_until_shown(page, "chat", "Hello! Who are you?", "#chat-chatbot .message.user")
     chatbot = page.locator("#chat-chatbot")
     chatbot.get_by_text("Palestra Tiny").wait_for(timeout=30_000)
 
