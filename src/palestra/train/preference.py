@@ -237,7 +237,9 @@ def run_preference(method: str, config: PreferenceConfig) -> PreferenceResult:
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]
     logged = [entry for entry in history if any(k.startswith("rewards/") for k in entry)]
-    rewards = {k: float(v) for k, v in (logged[-1] if logged else {}).items() if "/" in k}
+    rewards = {
+        k: float(v) for k, v in (logged[-1] if logged else {}).items() if k.startswith("rewards/")
+    }
     out = Path(config.out)
     save_servable(trainer.model, tokenizer, template, out, generates=method != "reward")
     summary = {
