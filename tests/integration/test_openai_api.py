@@ -372,3 +372,30 @@ def test_bad_response_format_is_a_400(client: openai.OpenAI, response_format: di
         )  # type: ignore[arg-type]
     body = info.value.body if isinstance(info.value.body, dict) else {}
     assert "response_format" in f"{info.value} {body.get('param')}"
+
+
+def test_two_hundred_streaming_clients_with_default_settings_are_all_served(
+    stack: dict[str, Process],
+) -> None:
+    """Past the batch size requests queue, as vLLM's and Ollama's do; none is refused."""
+    body = {"model": MODEL, "messages": ask("Hi"), "max_tokens": 4, "ignore_eos": True,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+
+    async def one(client: httpx.AsyncClient) -> tuple[int, int]:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            tokens = 0
+            async for line in response.aiter_lines():
+                if line.startswith("data: {"):
+                    usage = json.loads(line[6:]).get("usage")
+                    tokens = usage["completion_tokens"] if usage else tokens
+            return response.status_code, tokens
+
+    async def everyone() -> list[tuple[int, int]]:
+        limits = httpx.Limits(max_connections=None)
+        async with httpx.AsyncClient(base_url=stack["api"].url, timeout=120, limits=limits) as c:
+            return await asyncio.gather(*(one(c) for _ in range(200)))
+
+    results = asyncio.run(everyone())
+    assert results == [(200, 4)] * 200
+    status = httpx.get(stack["worker"].url + "/status").json()
+    assert status["capacity"] == 256  # the default batch; memory admits the 200 at once

@@ -135,8 +135,10 @@ def test_overloaded_worker_answers_429(cluster: Cluster) -> None:
         )
         assert response.status_code == 429
         assert response.json()["error"]["type"] == "overloaded_error"
+        assert int(response.headers["retry-after"]) >= 1  # the worker's estimate, passed on
         direct = httpx.post(worker.url + "/generate", json={"model": MODEL, "prompt": "x"})
         assert direct.status_code == 429
+        assert direct.headers["retry-after"] == response.headers["retry-after"]
     finally:
         holder.join(60)
 

@@ -9,8 +9,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from palestra.backends.hf.backend import HFBackend
+from palestra.backends.hf.kv_budget import parse_memory
+from palestra.backends.options import HFOptions
 from palestra.core.types import GenerationRequest, SamplingParams
 
 
@@ -121,6 +124,36 @@ def test_cached_token_cap_admits_one_long_request_at_a_time() -> None:
 
     assert all(len(r[1]) == 30 for r in together(capped, request, 3))
     assert engine.peak_batch == 1  # two would need more than 60 slots
+
+
+def test_the_memory_budget_sizes_the_batch_and_the_prefix_cache() -> None:
+    # The bundled model caches 4 layers x (key + value) x 256 floats = 8 KiB per token, so
+    # 1 MiB holds 128 slots: 96 for running sequences (3/4), 32 for the prefix cache.
+    budgeted = HFBackend.load(None, device="cpu", kv_cache_memory="1MiB")
+    engine = budgeted._engine
+    assert engine is not None
+    assert (engine.max_cached_tokens, engine.prefix_cache.max_tokens) == (96, 32)
+    prompt = budgeted.chat_prompt([{"role": "user", "content": "Hi"}])
+    request = GenerationRequest(
+        prompt, SamplingParams(temperature=0, max_tokens=30, ignore_eos=True)
+    )
+    reserved = len(budgeted.tokenize(prompt)) + 30
+    assert 2 * reserved <= 96 < 3 * reserved  # two requests fit, three do not
+
+    assert all(len(r[1]) == 30 for r in together(budgeted, request, 4))
+    assert engine.peak_batch == 2
+
+
+def test_memory_sizes_are_read_as_people_write_them() -> None:
+    assert parse_memory("auto") is None
+    assert parse_memory("4GiB") == 4 * 2**30
+    assert parse_memory("512MB") == 512 * 10**6
+    assert parse_memory("1.5g") == 1_500_000_000
+    assert parse_memory("1000") == 1000
+    with pytest.raises(ValueError, match="not a size"):
+        parse_memory("lots")
+    with pytest.raises(ValidationError, match="not a size"):
+        HFOptions(kv_cache_memory="4 parsecs")
 
 
 def test_identical_prompts_admitted_together_share_one_prefill(tiny: HFBackend) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
+from pydantic import field_validator
+
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import Settings, option
 
@@ -74,11 +76,28 @@ class HFOptions(Settings):
     load_8bit: bool = option(False, "8-bit weights through bitsandbytes (CUDA).")
     trust_remote_code: bool = option(False, TRUST_REMOTE_CODE_HELP)
     adapter: list[str] = option([], "NAME=PATH: a PEFT adapter on the first model (repeatable).")
-    max_batch_size: int = option(16, "Sequences decoded together (continuous batching).")
-    max_cached_tokens: int = option(0, "Key/value slots in a batch; 0: batch size x context.")
-    prefix_cache_tokens: int = option(
-        -1, "Prompt key/values kept for reuse; -1: as --max-cached-tokens, 0: off."
+    max_batch_size: int = option(
+        256, "Most sequences decoded together (continuous batching); memory may admit fewer."
     )
+    kv_cache_memory: str = option(
+        "auto",
+        "Memory for key/values (running sequences and the prefix cache), e.g. 4GiB; "
+        "auto: half of what the loaded model leaves free (on a CPU at most 4GiB).",
+    )
+    max_cached_tokens: int = option(
+        0, "Key/value slots for running sequences; 0: 3/4 of what --kv-cache-memory holds."
+    )
+    prefix_cache_tokens: int = option(
+        -1, "Prompt key/values kept for reuse; -1: 1/4 of what --kv-cache-memory holds, 0: off."
+    )
+
+    @field_validator("kv_cache_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        from palestra.backends.hf.kv_budget import parse_memory
+
+        parse_memory(value)
+        return value
 
     @property
     def adapters(self) -> dict[str, str]:

@@ -61,10 +61,22 @@ class UnsupportedError(BackendError):
 
 
 class OverloadedError(PalestraError):
-    """A worker's queue is full; the client should retry later."""
+    """A worker's queue is full; the client should retry later, after `retry_after`
+    seconds when the server can tell (sent as the `Retry-After` header)."""
 
     http_status = 429
     error_type = "overloaded_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.retry_after = retry_after
 
 
 class NoWorkerError(PalestraError):

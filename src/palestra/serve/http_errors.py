@@ -8,6 +8,7 @@ never sends (validation failures are 400s), is left out."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,7 @@ from starlette.routing import Match
 from palestra.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
+    OverloadedError,
     PalestraError,
     error_envelope,
 )
@@ -75,12 +77,22 @@ ANTHROPIC_PATHS = frozenset({"/v1/messages"})  # Anthropic's Messages API: its e
 
 
 def error_response(error: PalestraError, path: str = "") -> JSONResponse:
-    """The error in OpenAI's envelope, or in Anthropic's shape on Anthropic's routes."""
+    """The error in OpenAI's envelope, or in Anthropic's shape on Anthropic's routes; a
+    429 says when to retry (`Retry-After` in whole seconds, and OpenAI's `retry-after-ms`,
+    which the official SDKs read before their own backoff)."""
+    headers = retry_headers(error)
     if path in ANTHROPIC_PATHS:
         from palestra.serve.anthropic.schemas import anthropic_error
 
-        return JSONResponse(anthropic_error(error), status_code=error.http_status)
-    return JSONResponse(error_envelope(error), status_code=error.http_status)
+        return JSONResponse(anthropic_error(error), error.http_status, headers)
+    return JSONResponse(error_envelope(error), error.http_status, headers)
+
+
+def retry_headers(error: PalestraError) -> dict[str, str] | None:
+    if not isinstance(error, OverloadedError):
+        return None
+    seconds = max(error.retry_after or 1.0, 0.001)
+    return {"Retry-After": str(math.ceil(seconds)), "retry-after-ms": str(round(seconds * 1000))}
 
 
 # Parts pydantic adds to an error's location for the branch of a union it tried.

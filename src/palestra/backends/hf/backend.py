@@ -79,14 +79,13 @@ class HFBackend(Backend):
         limits = limits or batch_limits(HFOptions())
         if loaded.info.kind in ("chat", "vision"):  # causal LMs; seq2seq decodes serially
             if not supports_batching(self.model):  # e.g. sliding-window caches
-                limits = BatchLimits(1, limits.max_cached_tokens, prefix_cache_tokens=0)
+                limits = replace(limits, max_batch_size=1, prefix_cache_tokens=0)
             self._engine = BatchEngine(
                 self.model,
                 self.loaded.device
                 if not hasattr(self.model, "hf_device_map")
                 else self.model.device,
                 limits,
-                context_length=self.context_length,
                 select_adapter=self._select_adapter,
                 model_lock=self._model_lock,
             )

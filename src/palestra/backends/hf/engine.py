@@ -2,8 +2,9 @@
 that requests join and leave between decode steps.
 
 Each loop turn the engine (1) drops sequences whose consumer went away, (2) admits waiting
-sequences while the batch has room (a cap on sequences and on cached key/value slots),
-prefilling newcomers together and stacking their caches onto the running batch, (3) runs
+sequences while the batch has room (a cap on sequences and on key/value slots, sized
+from the memory budget in `kv_budget`), prefilling newcomers together and stacking their
+caches onto the running batch, (3) runs
 one decode step for every running sequence, and (4) hands each sequence's chunk to its
 consumer, removing finished ones at once. Requests with the same prompt admitted together
 (`n > 1`, or identical concurrent prompts) share one prefill. A prompt with images (a
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
+from palestra.backends.hf.kv_budget import kv_slots
 from palestra.backends.hf.prefix_cache import PrefixCache
 from palestra.backends.hf.sequence import Sequence
 from palestra.backends.options import HFOptions
@@ -44,6 +46,7 @@ class BatchLimits:
     max_batch_size: int
     max_cached_tokens: int
     prefix_cache_tokens: int
+    kv_cache_memory: str = "auto"
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_cached_tokens < 0:
@@ -52,7 +55,10 @@ class BatchLimits:
 
 def batch_limits(options: HFOptions) -> BatchLimits:
     return BatchLimits(
-        options.max_batch_size, options.max_cached_tokens, options.prefix_cache_tokens
+        options.max_batch_size,
+        options.max_cached_tokens,
+        options.prefix_cache_tokens,
+        options.kv_cache_memory,
     )
 
 
@@ -71,18 +77,20 @@ class BatchEngine:
         device: Any,
         limits: BatchLimits,
         *,
-        context_length: int,
         select_adapter: Callable[[str | None], None],
         model_lock: threading.Lock,
     ):
         self.model = model
         self.device = device
         self.limits = limits
-        self.max_cached_tokens = limits.max_cached_tokens or (
-            limits.max_batch_size * context_length
-        )
+        # Admission by memory: the key/value budget is split 3/4 for running sequences
+        # (each reserves its prompt plus its token budget) and 1/4 for the prefix cache.
+        budget = 0
+        if not limits.max_cached_tokens or limits.prefix_cache_tokens < 0:
+            budget = kv_slots(limits.kv_cache_memory, model, device)
+        self.max_cached_tokens = limits.max_cached_tokens or max(1, budget * 3 // 4)
         self.prefix_cache = PrefixCache(
-            self.max_cached_tokens if limits.prefix_cache_tokens < 0 else limits.prefix_cache_tokens
+            budget // 4 if limits.prefix_cache_tokens < 0 else limits.prefix_cache_tokens
         )
         self._select_adapter = select_adapter
         self._model_lock = model_lock

@@ -8,6 +8,7 @@ controller). After the first line, a failure ends the stream with an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from palestra.core.errors import (
     BackendError,
     ModelNotFoundError,
     NoWorkerError,
+    OverloadedError,
     PalestraError,
     error_from_envelope,
 )
@@ -32,7 +34,12 @@ class Upstream:
     def __init__(self, controller: str, *, timeout: float = 600.0, max_attempts: int = 3):
         self.controller = controller.rstrip("/")
         self.max_attempts = max_attempts
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+        # One connection per open stream: no pool cap, or the 101st concurrent client
+        # would wait for a stream to end before its request even reached a worker.
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -103,7 +110,7 @@ class Upstream:
                 continue
             if response.status_code in RETRYABLE:
                 exclude.append(address)
-                last = error_from_envelope(_safe_json(response.content), response.status_code)
+                last = _upstream_error(response, response.content)
                 continue
             return _json_or_raise(response, response.content)
         raise last or NoWorkerError(f"no worker could serve {model!r}")
@@ -136,7 +143,7 @@ class Upstream:
         if response.status_code != 200:
             body = await response.aread()
             await response.aclose()
-            return error_from_envelope(_safe_json(body), response.status_code)
+            return _upstream_error(response, body)
         lines = response.aiter_lines()
         try:
             first = await anext(lines)
@@ -182,8 +189,16 @@ def _safe_json(body: bytes) -> Any:
         return {}
 
 
+def _upstream_error(response: httpx.Response, body: bytes) -> PalestraError:
+    """The typed error another Palestra service answered, with its Retry-After."""
+    error = error_from_envelope(_safe_json(body), response.status_code)
+    if isinstance(error, OverloadedError):
+        with contextlib.suppress(KeyError, ValueError):
+            error.retry_after = float(response.headers["retry-after"])
+    return error
+
+
 def _json_or_raise(response: httpx.Response, body: bytes) -> Any:
-    data = _safe_json(body)
     if response.status_code >= 400:
-        raise error_from_envelope(data, response.status_code)
-    return data
+        raise _upstream_error(response, body)
+    return _safe_json(body)

@@ -31,7 +31,9 @@ class WorkerSettings(Settings):
     limit_concurrency: int = option(
         0, "Requests running at once per model; 0: what the backend decodes together."
     )
-    max_queue: int = option(32, "Requests waiting per model; past it, 429.")
+    max_queue: int = option(
+        512, "Requests waiting per model (as Ollama's queue); past it, 429 with Retry-After."
+    )
     keep_alive: str = option(
         "-1",
         "Unload a local model idle this long and load it again on the next request: "
