@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint typecheck unit docs screenshots tiny-model eval-tiny clean
 
+# llama-cpp-python builds llama.cpp from source; its multimodal library (LLaVA/mtmd), which
+# Palestra's llama.cpp backend does not use, is a fifth of that build (LLAVA_BUILD=OFF).
 $(STAMP): pyproject.toml constraints.txt
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
@@ -13,7 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF $$CMAKE_ARGS" \
+	  $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
