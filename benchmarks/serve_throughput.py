@@ -30,7 +30,7 @@ async def one_request(
     """(latency, time to first token, tokens), or None when the server refused (429)."""
     started = time.perf_counter()
     first = None
-    tokens = 0
+    tokens = deltas = 0
     async with client.stream("POST", url, json=body) as response:
         if response.status_code == 429:
             await response.aread()
@@ -45,15 +45,25 @@ async def one_request(
             if data.get("usage"):
                 tokens = data["usage"]["completion_tokens"]
             for choice in data.get("choices", []):
-                if first is None and choice.get("delta", {}).get("content"):
-                    first = time.perf_counter() - started
-    return time.perf_counter() - started, first or 0.0, tokens
+                if choice.get("delta", {}).get("content"):
+                    deltas += 1
+                    if first is None:
+                        first = time.perf_counter() - started
+    # A server that sends no usage (llama_cpp.server) streams a token per delta.
+    return time.perf_counter() - started, first or 0.0, tokens or deltas
 
 
 async def level(
-    base_url: str, model: str, concurrency: int, requests: int, max_tokens: int, api_key: str
+    base_url: str,
+    model: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    api_key: str,
+    extra_body: dict | None = None,
 ) -> dict[str, float]:
     body = {
+        **(extra_body or {}),
         "model": model,
         "max_tokens": max_tokens,
         "temperature": 0,

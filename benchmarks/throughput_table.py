@@ -35,9 +35,11 @@ def start_server(
     port, controller, worker = free_port(), free_port(), free_port()
     command = [
         sys.executable, "-m", "palestra.cli.main", "serve", "--port", str(port),
-        "--controller-port", str(controller), "--worker-port", str(worker), "--device", "cpu",
-        "--backend", backend,
+        "--controller-port", str(controller), "--worker-port", str(worker),
+        "--backend", backend, "--no-webui",
     ]  # fmt: skip
+    if backend == "hf":
+        command += ["--device", "cpu"]  # an option of the transformers backend only
     if model_path:
         command += ["--model-path", model_path]
     command += extra or []

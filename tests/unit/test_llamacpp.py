@@ -117,6 +117,45 @@ def test_parallel_requests_each_get_their_solo_answer(gguf: LlamaCppBackend) -> 
     assert asyncio.run(together()) == solo * 2
 
 
+def test_a_batch_shares_each_decode_call_and_answers_as_alone(gguf_file: Path) -> None:
+    batched = LlamaCppBackend.load(str(gguf_file), parallel=4)
+    engine = batched._engine
+    params = {"temperature": 0, "max_tokens": 24, "ignore_eos": True}
+    solo = [ask(batched, q, **params)[0] for q in QUESTIONS]
+    solo_steps = engine.steps
+    assert solo_steps >= 4 * 24  # alone: one decode call per token (prefill included)
+
+    async def together() -> list[str]:
+        async def one(question: str) -> str:
+            prompt = batched.chat_prompt([{"role": "user", "content": question}])
+            request = GenerationRequest(prompt, SamplingParams(**params))
+            return "".join([c.text async for c in batched.generate(request)])
+
+        return list(await asyncio.gather(*(one(q) for q in QUESTIONS)))
+
+    assert asyncio.run(together()) == solo
+    assert engine.peak_batch == 4
+    assert engine.steps - solo_steps <= 24 + 4  # about one call per token for all four
+    asyncio.run(batched.close())
+
+
+def test_the_next_turn_reuses_the_cached_conversation(gguf: LlamaCppBackend) -> None:
+    engine = gguf._engine
+    first = [{"role": "user", "content": "What is the capital of Norland?"}]
+    answer = ask(gguf, first[0]["content"], temperature=0, max_tokens=32)[0]
+    before = engine.reused_tokens
+    turns = [*first, {"role": "assistant", "content": answer},
+             {"role": "user", "content": "And what is 3 plus 4?"}]  # fmt: skip
+
+    async def second_turn() -> str:
+        request = GenerationRequest(gguf.chat_prompt(turns), SamplingParams(temperature=0))
+        return "".join([c.text async for c in gguf.generate(request)])
+
+    assert "7" in asyncio.run(second_turn())
+    first_prompt = len(gguf.tokenize(gguf.chat_prompt(first)))
+    assert engine.reused_tokens - before >= first_prompt  # only the new turn is prefilled
+
+
 def test_json_schema_output_and_refused_logprobs(gguf: LlamaCppBackend) -> None:
     schema = json.dumps(
         {

@@ -115,11 +115,16 @@ class HFOptions(Settings):
 
 
 class LlamaCppOptions(Settings):
-    """llama.cpp (GGUF files): contexts side by side, threads, context length, GPU layers."""
+    """llama.cpp (GGUF files): sequences batched together, threads, context length, GPU
+    layers."""
 
-    parallel: int = option(2, "Contexts decoding side by side.")
-    threads: int = option(0, "CPU threads per context; 0: the cores shared among contexts.")
-    context_length: int = option(0, "Context length (n_ctx); 0: the model's own.")
+    parallel: int = option(
+        4,
+        "Sequences decoded together in one context (continuous batching); each has its own "
+        "key/values of --context-length tokens.",
+    )
+    threads: int = option(0, "CPU threads; 0: all cores.")
+    context_length: int = option(0, "Context length per sequence (n_ctx); 0: the model's own.")
     gpu_layers: int = option(0, "Layers offloaded to the GPU; -1: all.")
     repack_weights: Literal["auto", "on", "off"] = option(
         "auto",

@@ -14,29 +14,25 @@ key/values never enter the prefix cache (they depend on pixels the ids do not sh
 Sequences for different PEFT adapters cannot share a forward pass: the engine serves one
 adapter (or the bare base) at a time and switches when the batch drains, in arrival order.
 
-Chunks reach the asyncio side through one `call_soon_threadsafe` per step for the whole
-batch, so the event loop wakes once per step, not once per sequence.
+Chunks reach the asyncio side through `delivery.flush`: one wake-up per step for the whole
+batch, not one per sequence.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from palestra.backends.delivery import EngineThread, Entry, flush, unique
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
 from palestra.backends.hf.kv_budget import kv_slots
 from palestra.backends.hf.prefix_cache import PrefixCache
 from palestra.backends.hf.sequence import Sequence
 from palestra.backends.options import HFOptions
-from palestra.core.types import GenerationChunk
 
 
 @dataclass(frozen=True)
@@ -62,15 +58,12 @@ def batch_limits(options: HFOptions) -> BatchLimits:
     )
 
 
-@dataclass
-class _Entry:
-    sequence: Sequence
-    loop: asyncio.AbstractEventLoop
-    deliver: Callable[[GenerationChunk | BaseException], None]
-    outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
+_Entry = Entry[Sequence]
 
 
-class BatchEngine:
+class BatchEngine(EngineThread[Sequence]):
+    thread_name = "palestra-batch-engine"
+
     def __init__(
         self,
         model: Any,
@@ -80,6 +73,7 @@ class BatchEngine:
         select_adapter: Callable[[str | None], None],
         model_lock: threading.Lock,
     ):
+        super().__init__()
         self.model = model
         self.device = device
         self.limits = limits
@@ -94,49 +88,13 @@ class BatchEngine:
         )
         self._select_adapter = select_adapter
         self._model_lock = model_lock
-        self._waiting: deque[_Entry] = deque()
         self._running: list[_Entry] = []
         self._batch: KVBatch | None = None
         self._adapter: str | None = None
-        self._wake = threading.Condition()
-        self._closed = False
-        self._thread: threading.Thread | None = None
         # Figures for tests, health and benchmarks.
         self.steps = 0  # decode steps run
         self.fresh_prefills = 0  # prompts computed from scratch (resumed ones: cache hits)
         self.peak_batch = 0  # most sequences decoded together
-
-    # ------------------------------------------------------------------ consumer side
-    def submit(
-        self, sequence: Sequence, deliver: Callable[[GenerationChunk | BaseException], None]
-    ) -> None:
-        """Queue a sequence; `deliver` is called on the caller's event loop per chunk."""
-        entry = _Entry(sequence, asyncio.get_running_loop(), deliver)
-        with self._wake:
-            if self._closed:
-                raise RuntimeError("the engine is closed")
-            self._waiting.append(entry)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="palestra-batch-engine", daemon=True
-                )
-                self._thread.start()
-                atexit.register(self.close)  # a decode thread must not outlive the runtime
-            self._wake.notify()
-
-    def cancel(self, sequence: Sequence) -> None:
-        sequence.cancelled = True
-        with self._wake:
-            self._wake.notify()
-
-    def close(self) -> None:
-        """Stop the engine thread; sequences still running or waiting get an error."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        atexit.unregister(self.close)
 
     @property
     def running(self) -> int:
@@ -152,7 +110,7 @@ class BatchEngine:
                     failure = RuntimeError("the model is shutting down")
                     for entry in [*self._running, *self._waiting]:
                         entry.outbox.append(failure)
-                    self._flush([*self._running, *self._waiting])
+                    flush([*self._running, *self._waiting])
                     return
                 newcomers = self._admit()
             try:
@@ -163,13 +121,13 @@ class BatchEngine:
                     if self._batch is not None and self._running:
                         self._decode()
             except Exception as exc:  # a failed forward pass fails its batch, not the engine
-                for entry in _unique([*self._running, *newcomers]):
+                for entry in unique([*self._running, *newcomers]):
                     entry.outbox.append(exc)
                     entry.sequence.finished = "stop"
-                self._flush([*self._running, *newcomers])
+                flush([*self._running, *newcomers])
                 self._running, self._batch = [], None
                 continue
-            self._flush([*self._running, *newcomers])
+            flush([*self._running, *newcomers])
             self._retire()
 
     def _admit(self) -> list[_Entry]:
@@ -313,32 +271,7 @@ class BatchEngine:
         elif self._batch is not None:
             self._batch.keep(keep)
 
-    def _flush(self, entries: list[_Entry]) -> None:
-        """Deliver every pending chunk with one wake-up per event loop."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
-        for entry in _unique(entries):
-            if entry.outbox:
-                by_loop.setdefault(entry.loop, []).append(entry)
-        for loop, ready in by_loop.items():
-            batch = [(e.deliver, e.outbox) for e in ready]
-            for entry in ready:
-                entry.outbox = []
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-                loop.call_soon_threadsafe(_deliver_all, batch)
-
-
-def _deliver_all(
-    batch: list[tuple[Callable[[GenerationChunk | BaseException], None], list[Any]]],
-) -> None:
-    for deliver, items in batch:
-        for item in items:
-            deliver(item)
-
 
 def _reserved(sequence: Sequence) -> int:
     """The most key/value slots a sequence can come to hold."""
     return len(sequence.prompt_ids) + sequence.max_new
-
-
-def _unique(entries: list[_Entry]) -> list[_Entry]:
-    return list({id(e): e for e in entries}.values())

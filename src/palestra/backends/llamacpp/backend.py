@@ -1,11 +1,10 @@
 """`LlamaCppBackend`: GGUF models through llama-cpp-python, behind the same seam as the
 transformers backend, so the worker, the API server and the judge use it unchanged.
 
-Concurrency: a pool of `parallel` llama.cpp contexts over one memory-mapped model file
-(the weights are shared through the page cache; each context has its own key/value cache).
-A request takes a free context, decodes in a thread and streams delta chunks back; extra
-requests wait for a context. Each context reuses the key/values of its previous prompt's
-common prefix (llama-cpp-python's own prefix matching).
+Concurrency: continuous batching in one llama.cpp context of `parallel` sequences, one
+decode call per step for all of them (`batching.LlamaBatchEngine`, as llama.cpp's own
+server decodes); extra requests wait in the worker's queue. A slot keeps the key/values of
+its last conversation, so the next turn only prefills what is new.
 
 Decoding reuses Palestra's `Sequence` for stop strings, stop tokens, lengths, incremental
 detokenisation and usage; llama.cpp samples (temperature 0 = greedy, top-p, top-k,
@@ -18,14 +17,15 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from collections.abc import Sequence as Seq
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from palestra.backends.base import Backend, BackendHealth
-from palestra.backends.chunk_stream import ChunkStream, start_thread
+from palestra.backends.chunk_stream import ChunkStream
+from palestra.backends.llamacpp.batching import LlamaBatchEngine
 from palestra.backends.options import LlamaCppOptions, given_options
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationChunk, GenerationRequest, SamplingParams
@@ -33,6 +33,7 @@ from palestra.templates.resolve import resolve_template
 from palestra.templates.spec import ChatTemplate
 
 _LOAD_LOCK = threading.Lock()
+METADATA_CONTEXT = 64  # the loading context's size: it tokenizes, it never decodes
 
 
 def cpu_flags() -> frozenset[str]:
@@ -107,25 +108,36 @@ class LlamaCppBackend(Backend):
 
     def __init__(
         self,
-        contexts: list[Any],
+        llm: Any,
         model_file: str,
         template: ChatTemplate,
         model_name: str,
+        *,
+        parallel: int,
+        context_length: int,
         threads: int,
         repack: bool = True,
     ):
-        self._contexts = contexts
-        self._free: asyncio.Queue[Any] | None = None  # made on the serving event loop
+        self._llm = llm  # the model, its vocabulary and metadata (a tiny context of its own)
         self.model_file = model_file
-        self.tokenizer = GGUFTokenizer(contexts[0])
+        self.tokenizer = GGUFTokenizer(llm)
         self._template = template
         self._model_name = model_name
+        self._context_length = context_length
         self._threads = threads
         self._repack = repack
         self._embedder: Any = None
         self._embed_lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         self._stop_ids = self._resolve_stop_ids()
+        self._engine = LlamaBatchEngine(
+            llm,
+            slots=parallel,
+            context_length=context_length,
+            threads=threads,
+            grammar_text=lambda schema: self._grammar(schema)._grammar,
+            stop_ids=self._stop_ids,
+        )
 
     @classmethod
     def load(
@@ -155,25 +167,24 @@ class LlamaCppBackend(Backend):
             path = found[0]
         if not path.is_file():
             raise InvalidRequestError(f"{path} does not exist", param="model_path")
-        parallel = options.capacity
-        threads = options.threads or max(1, (os.cpu_count() or 2) // parallel)
+        threads = options.threads or (os.cpu_count() or 2)
         repack = options.repacks(cpu_flags())
         try:
-            contexts = [
-                open_llama(
-                    repack,
-                    model_path=str(path),
-                    n_ctx=options.context_length,
-                    n_threads=threads,
-                    n_gpu_layers=options.gpu_layers,
-                    verbose=False,
-                )
-                for _ in range(parallel)
-            ]
+            llm = open_llama(
+                repack,
+                model_path=str(path),
+                n_ctx=METADATA_CONTEXT,  # decoding runs in the batch engine's context
+                n_threads=threads,
+                n_gpu_layers=options.gpu_layers,
+                verbose=False,
+            )
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
             raise InvalidRequestError(f"cannot load {path}: {exc}", param="model_path") from exc
-        metadata = contexts[0].metadata or {}
-        tokenizer = GGUFTokenizer(contexts[0])
+        from llama_cpp import llama_cpp as bindings
+
+        context_length = options.context_length or int(bindings.llama_model_n_ctx_train(llm.model))
+        metadata = llm.metadata or {}
+        tokenizer = GGUFTokenizer(llm)
         shim = SimpleNamespace(
             chat_template=metadata.get("tokenizer.chat_template"),
             eos_token=tokenizer.eos_token,
@@ -181,7 +192,16 @@ class LlamaCppBackend(Backend):
         )
         template = resolve_template(conv_template, shim)
         name = model_name or metadata.get("general.name") or path.stem
-        return cls(contexts, str(path), template, str(name), threads, repack)
+        return cls(
+            llm,
+            str(path),
+            template,
+            str(name),
+            parallel=options.capacity,
+            context_length=context_length,
+            threads=threads,
+            repack=repack,
+        )
 
     # ------------------------------------------------------------------ facts
     @property
@@ -194,7 +214,7 @@ class LlamaCppBackend(Backend):
 
     @property
     def context_length(self) -> int:
-        return int(self._contexts[0].n_ctx())
+        return self._context_length
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text))
@@ -204,7 +224,7 @@ class LlamaCppBackend(Backend):
 
     @property
     def capacity(self) -> int:
-        return len(self._contexts)
+        return len(self._engine._slots)
 
     async def health(self) -> BackendHealth:
         return BackendHealth(
@@ -213,8 +233,11 @@ class LlamaCppBackend(Backend):
                 "model": self.model_name,
                 "backend": self.name,
                 "file": self.model_file,
-                "parallel": len(self._contexts),
+                "parallel": self.capacity,
                 "threads": self._threads,
+                "running": self._engine.running,
+                "decode_steps": self._engine.steps,
+                "reused_prompt_tokens": self._engine.reused_tokens,
             },
         )
 
@@ -289,54 +312,16 @@ class LlamaCppBackend(Backend):
             stop_ids=self._stop_ids,
             stop_strings=tuple(s for s in self._template.stop_strings if s not in special),
         )
-        free = self._pool()
-        llm = await free.get()
         stream = ChunkStream()
-        thread = start_thread(
-            "palestra-llamacpp", lambda emit: self._decode(llm, sequence, emit), stream
-        )
+        self._engine.submit(sequence, stream.put)
         try:
             async for chunk in stream.chunks():
                 yield chunk
         finally:
-            sequence.cancelled = True
-            await asyncio.to_thread(thread.join)
-            free.put_nowait(llm)
+            self._engine.cancel(sequence)
 
-    def _pool(self) -> asyncio.Queue[Any]:
-        if self._free is None:
-            self._free = asyncio.Queue()
-            for llm in self._contexts:
-                self._free.put_nowait(llm)
-        return self._free
-
-    def _decode(self, llm: Any, sequence: Any, emit: Callable[[GenerationChunk], None]) -> None:
-        params: SamplingParams = sequence.params
-        if params.seed is not None:
-            llm.set_seed(params.seed)
-        bias = dict(params.logit_bias)
-        if params.ignore_eos:
-            bias.update({token: float("-inf") for token in self._stop_ids})
-        tokens = llm.generate(
-            sequence.prompt_ids,
-            temp=params.temperature if not params.greedy else 0.0,
-            top_p=params.top_p,
-            top_k=params.top_k if params.top_k > 0 else 0,
-            min_p=params.min_p,
-            repeat_penalty=params.repetition_penalty,
-            presence_penalty=params.presence_penalty,
-            frequency_penalty=params.frequency_penalty,
-            grammar=self._grammar(params.json_schema) if params.json_schema else None,
-            logits_processor=_processors(bias, sequence),
-        )
-        for token in tokens:
-            if sequence.cancelled:
-                return
-            chunk = sequence.advance(int(token))
-            if chunk is not None:
-                emit(chunk)
-            if sequence.finished is not None:
-                return
+    async def close(self) -> None:
+        await asyncio.to_thread(self._engine.close)
 
     # ------------------------------------------------------------------ embeddings
     async def embed(self, texts: Seq[str]) -> list[list[float]]:
@@ -360,23 +345,3 @@ class LlamaCppBackend(Backend):
                 )
             vectors = self._embedder.embed(texts, normalize=True)
         return [list(map(float, v)) for v in vectors]
-
-
-def _processors(bias: dict[int, float], sequence: Any) -> Any:
-    """A llama-cpp-python logits processor list adding `bias` (token -> value) and banning
-    the sequence's stop tokens until its min_tokens are out (None when neither applies)."""
-    from llama_cpp import LogitsProcessorList
-
-    if not bias and not sequence.params.min_tokens:
-        return None
-
-    def process(_ids: Any, scores: Any) -> Any:
-        for token, value in bias.items():
-            if 0 <= token < len(scores):
-                scores[token] += value
-        for token in sequence.banned:
-            if 0 <= token < len(scores):
-                scores[token] = float("-inf")
-        return scores
-
-    return LogitsProcessorList([process])

@@ -1,0 +1,251 @@
+"""The whole serving comparison in one run and one table: the raw ceilings (plain
+`model.generate` at batch = clients, and llama.cpp's own batched decode loop on the same
+GGUF), Palestra on transformers, Palestra on llama.cpp, llama-cpp-python's OpenAI server
+(`llama_cpp.server`, when its `server` extra is installed) and FastChat 0.2.36 (when a
+Python with it is given), at 1, 16 and 200 streaming clients. Every ratio comes from
+this one run: this machine's speed drifts, so only figures measured together compare.
+
+    python benchmarks/serving_comparison.py [--model-path DIR] [--clients 1,16,200]
+        [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
+
+Each server is started on free loopback ports with its defaults except what makes it
+comparable (Palestra's llama.cpp backend and FastChat's worker may run --parallel /
+--limit-worker-concurrency = the most clients), measured, and stopped. Requests ask for
+exactly --max-tokens new tokens (ignore_eos, greedy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import raw_generate
+import serve_throughput
+from throughput_table import free_port, start_server
+
+Row = dict[str, float]
+
+
+def raw_llamacpp(gguf: Path, batch_sizes: list[int], max_tokens: int) -> dict[int, float]:
+    """llama.cpp's own batched decode speed: one context, `batch` sequences, one
+    `llama_decode` per step and a plain argmax, no server (as llama-batched-bench)."""
+    import numpy as np
+    from llama_cpp import Llama
+    from llama_cpp import llama_cpp as b
+
+    llm = Llama(model_path=str(gguf), n_ctx=64, n_threads=os.cpu_count(), verbose=False)
+    prompt = llm.tokenize(b"Hello! Who are you?", add_bos=True)
+    vocab = b.llama_vocab_n_tokens(b.llama_model_get_vocab(llm.model))
+    speeds = {}
+    for batch_size in batch_sizes:
+        params = b.llama_context_default_params()
+        params.n_seq_max = batch_size
+        params.n_ctx = batch_size * (len(prompt) + max_tokens + 16)
+        params.n_batch = max(512, batch_size * len(prompt))
+        params.n_threads = params.n_threads_batch = os.cpu_count() or 2
+        params.kv_unified = False
+        ctx = b.llama_init_from_model(llm.model, params)
+        batch = b.llama_batch_init(params.n_batch, 0, 1)
+
+        started = time.perf_counter()
+        decode(ctx, batch, [(t, p, s, p == len(prompt) - 1) for s in range(batch_size)
+                for p, t in enumerate(prompt)])  # fmt: skip
+        rows = [len(prompt) * (s + 1) - 1 for s in range(batch_size)]
+        for step in range(max_tokens - 1):
+            tokens = [
+                int(np.ctypeslib.as_array(b.llama_get_logits_ith(ctx, r), (vocab,)).argmax())
+                for r in rows
+            ]
+            decode(ctx, batch, [(t, len(prompt) + step, s, True) for s, t in enumerate(tokens)])
+            rows = list(range(batch_size))
+        speeds[batch_size] = batch_size * max_tokens / (time.perf_counter() - started)
+        b.llama_batch_free(batch)
+        b.llama_free(ctx)
+    return speeds
+
+
+def decode(ctx: Any, batch: Any, entries: list[tuple[int, int, int, bool]]) -> None:
+    """One `llama_decode` of (token, position, sequence, wants logits) entries."""
+    from llama_cpp import llama_cpp as b
+
+    for i, (token, pos, seq, logits) in enumerate(entries):
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+        batch.seq_id[i][0], batch.logits[i] = seq, logits
+    batch.n_tokens = len(entries)
+    assert b.llama_decode(ctx, batch) == 0
+
+
+def stop_token_ids(folder: str) -> list[int]:
+    from palestra.backends.hf.backend import HFBackend
+
+    return sorted(HFBackend.load(folder, device="cpu")._stop_ids)
+
+
+def start_command(command: list[str], base: str, what: str) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/models", timeout=2).json().get("data"):
+                return server
+        except (httpx.HTTPError, ValueError):
+            pass
+        if server.poll() is not None:
+            raise SystemExit(f"{what} exited with {server.returncode}: {' '.join(command)}")
+        time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"{what} did not come up within 240 s")
+
+
+def fastchat(python: str, model: str, most: int) -> tuple[list[subprocess.Popen[bytes]], str]:
+    controller, worker, api = free_port(), free_port(), free_port()
+    address = f"http://127.0.0.1:{controller}"
+    started = [
+        subprocess.Popen([python, "-m", "fastchat.serve.controller", "--port", str(controller)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([python, "-m", "fastchat.serve.model_worker", "--model-path", model,
+                          "--device", "cpu", "--port", str(worker), "--controller-address",
+                          address, "--worker-address", f"http://127.0.0.1:{worker}",
+                          "--limit-worker-concurrency", str(most)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{api}/v1"
+    command = [python, "-m", "fastchat.serve.openai_api_server", "--port", str(api),
+               "--controller-address", address]  # fmt: skip
+    started.append(start_command(command, base, "FastChat"))
+    return started, base
+
+
+def measure(
+    base: str, model: str, clients: list[int], max_tokens: int, extra: dict | None
+) -> dict[int, Row]:
+    rows = {}
+    for count in clients:
+        rows[count] = asyncio.run(
+            serve_throughput.level(base, model, count, max(32, count), max_tokens, "x", extra)
+        )
+        print(f"...   {count} client(s): {rows[count]['tokens_per_s']:.0f} tok/s", file=sys.stderr)
+    return rows
+
+
+def stop(servers: list[subprocess.Popen[bytes]]) -> None:
+    for server in reversed(servers):
+        if server.poll() is None:
+            os.kill(server.pid, signal.SIGINT)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-path", default=None, help="default: the bundled model")
+    parser.add_argument("--clients", default="1,16,200")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--outtype", default="f32", help="GGUF weights for the llama.cpp rows")
+    parser.add_argument("--fastchat-python", default=None, help="a Python with fschat 0.2.36")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    most = max(clients)
+
+    from palestra.backends.llamacpp.convert import convert_to_gguf
+    from palestra.models.inspect import resolve_model_path
+
+    folder = resolve_model_path(args.model_path)
+    gguf = Path(tempfile.mkdtemp()) / f"model-{args.outtype}.gguf"
+    convert_to_gguf(folder, gguf, args.outtype)
+
+    print("... raw ceilings", file=sys.stderr)
+    raw = raw_generate.measure(folder, sorted(set(clients)), args.max_tokens, 2)
+    raw_cpp = raw_llamacpp(gguf, sorted(set(clients)), args.max_tokens)
+
+    results: dict[str, tuple[dict[int, float], dict[int, Row]]] = {}  # name: (its raw, rows)
+
+    def run(
+        name: str, start: Callable[[], Any], ceiling: dict[int, float], extra: dict | None = None
+    ) -> None:
+        print(f"... {name}", file=sys.stderr)
+        servers, base, model = start()
+        try:
+            results[name] = ceiling, measure(base, model, clients, args.max_tokens, extra)
+        finally:
+            stop(servers)
+
+    def palestra(path: str, backend: str, extra: list[str]) -> Callable[[], Any]:
+        def start() -> tuple[list[subprocess.Popen[bytes]], str, str]:
+            server, base, model = start_server(path, backend, extra)
+            return [server], base, model
+
+        return start
+
+    run("Palestra, transformers", palestra(folder, "hf", []), raw)
+    cpp_options = ["--parallel", str(most), "--context-length", "256"]
+    run("Palestra, llama.cpp", palestra(str(gguf), "llamacpp", cpp_options), raw_cpp)
+    if importlib.util.find_spec("sse_starlette") and importlib.util.find_spec("starlette_context"):
+
+        def llama_server() -> tuple[list[subprocess.Popen[bytes]], str, str]:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}/v1"
+            command = [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--model_alias",
+                "m",
+                "--interrupt_requests",
+                "False",
+            ]  # fmt: skip  (queue, not cut off)
+            return [start_command(command, base, "llama_cpp.server")], base, "m"
+
+        # It has no ignore_eos: the stop tokens are banned instead.
+        banned = {str(token): -100 for token in stop_token_ids(folder)}
+        run("llama_cpp.server", llama_server, raw_cpp, {"logit_bias": banned})
+    else:
+        print(
+            "... llama_cpp.server skipped: pip install 'llama-cpp-python[server]'", file=sys.stderr
+        )
+    if args.fastchat_python:
+
+        def fastchat_server() -> tuple[list[subprocess.Popen[bytes]], str, str]:
+            servers, base = fastchat(args.fastchat_python, folder, most)
+            return servers, base, Path(folder).name
+
+        run("FastChat 0.2.36", fastchat_server, raw)
+
+    print(f"\nmodel: {args.model_path or 'bundled palestra-tiny'} ({args.outtype} GGUF), "
+          f"{args.max_tokens} new tokens, {os.cpu_count()} cores")  # fmt: skip
+    print("(ratio: to the raw ceiling of the same engine at batch = clients)\n")
+    print("| clients | server | tok/s | ratio to raw | p50 TTFT | p95 TTFT | refused |")
+    print("|---|---|---|---|---|---|---|")
+    for count in clients:
+        print(f"| {count} | raw `model.generate` | {raw[count]:.1f} | 1.00 | | | |")
+        print(f"| {count} | raw llama.cpp decode | {raw_cpp[count]:.1f} | 1.00 | | | |")
+        for name, (ceiling, rows) in results.items():
+            row = rows[count]
+            print(
+                f"| {count} | {name} | {row['tokens_per_s']:.1f} | "
+                f"{row['tokens_per_s'] / ceiling[count]:.2f} | {row['p50_ttft'] * 1000:.0f} ms | "
+                f"{row['p95_ttft'] * 1000:.0f} ms | {int(row['refused'])} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

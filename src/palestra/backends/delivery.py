@@ -1,0 +1,101 @@
+"""What both batching engines (transformers and llama.cpp) share: `EngineThread`, the
+decode thread that requests are submitted to, cancelled in and closed; and the hand-over
+of chunks to the requests' event loops. Each request's chunks collect in an outbox during
+a step, and `flush` delivers every outbox with one `call_soon_threadsafe` per event loop,
+so a loop wakes once per step, not once per sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from palestra.core.types import GenerationChunk
+
+Deliver = Callable[[GenerationChunk | BaseException], None]
+SequenceT = TypeVar("SequenceT")
+
+
+@dataclass
+class Entry(Generic[SequenceT]):
+    """One request inside an engine: its decoding state, where its chunks go, and the
+    chunks of this step not yet delivered."""
+
+    sequence: SequenceT
+    loop: asyncio.AbstractEventLoop
+    deliver: Deliver
+    outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
+
+
+def unique(entries: list[Entry[Any]]) -> list[Entry[Any]]:
+    return list({id(e): e for e in entries}.values())
+
+
+def flush(entries: list[Entry[Any]]) -> None:
+    """Deliver every pending chunk with one wake-up per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Entry[Any]]] = {}
+    for entry in unique(entries):
+        if entry.outbox:
+            by_loop.setdefault(entry.loop, []).append(entry)
+    for loop, ready in by_loop.items():
+        batch = [(e.deliver, e.outbox) for e in ready]
+        for entry in ready:
+            entry.outbox = []
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
+            loop.call_soon_threadsafe(_deliver_all, batch)
+
+
+def _deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
+    for deliver, items in batch:
+        for item in items:
+            deliver(item)
+
+
+class EngineThread(Generic[SequenceT]):
+    """A decode loop in its own daemon thread, started by the first request. Subclasses
+    write `_run`, which waits on `_wake` for `_waiting` entries and stops once `_closed`."""
+
+    thread_name = "palestra-engine"
+
+    def __init__(self) -> None:
+        self._waiting: deque[Entry[SequenceT]] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, sequence: SequenceT, deliver: Deliver) -> None:
+        """Queue a sequence; `deliver` is called on the caller's event loop per chunk."""
+        entry = Entry(sequence, asyncio.get_running_loop(), deliver)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._waiting.append(entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=self.thread_name, daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.close)  # a decode thread must not outlive the runtime
+            self._wake.notify()
+
+    def cancel(self, sequence: Any) -> None:
+        sequence.cancelled = True
+        with self._wake:
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Stop the engine thread; sequences still running or waiting get an error."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        atexit.unregister(self.close)
+
+    def _run(self) -> None:
+        raise NotImplementedError
