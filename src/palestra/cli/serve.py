@@ -25,7 +25,7 @@ from palestra.serve.settings import (
     LogSettings,
     ServerAddress,
 )
-from palestra.serve.worker.settings import WorkerSettings
+from palestra.serve.worker.settings import WorkerSettings, faster_engine_hints
 from palestra.webui.settings import WebUISettings
 
 
@@ -70,6 +70,8 @@ def _run_worker(parsed: Parsed) -> None:
     options = chosen_backend_options(parsed, model.backend)
     sock = reserve(listen.host, listen.port)  # a taken port fails before the model loads
     table = build_model_table(worker, model, options)
+    for hint in faster_engine_hints(model, model.backend, getattr(options, "device", "")):
+        print(hint, file=sys.stderr)
     address = worker.worker_address or f"http://{listen.host}:{sock.getsockname()[1]}"
     identity = WorkerIdentity(
         address=address,

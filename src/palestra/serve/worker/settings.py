@@ -106,3 +106,25 @@ def _loaded(load: Callable[[], Backend], keep_alive: float | None) -> Backend:
     from palestra.serve.worker.keep_alive import KeepAlive
 
     return load() if keep_alive is None else KeepAlive(load, keep_alive)
+
+
+def faster_engine_hints(model: ModelSettings, backend: str, device: str) -> list[str]:
+    """One line per model folder that holds a GGUF file while the transformers backend
+    serves it on a CPU, where llama.cpp is the faster engine (benchmarks/README.md)."""
+    if backend != "hf" or device not in ("cpu", "auto"):
+        return []
+    if device == "auto":
+        import torch
+
+        if torch.cuda.is_available() or torch.backends.mps.is_available():
+            return []
+    hints = []
+    for index in range(len(model.model_path)):
+        folder = model.local_path(index)
+        found = sorted(Path(folder).glob("*.gguf")) if folder and Path(folder).is_dir() else []
+        if found:
+            hints.append(
+                f"note: {found[0]} is a GGUF of this model; on a CPU, --backend llamacpp "
+                f"--model-path {found[0]} serves it faster (2-5x in benchmarks/README.md)"
+            )
+    return hints
