@@ -144,6 +144,26 @@ class ChunkMessage(BaseModel):
             TokenLogprob(lp.token, lp.token_id, lp.logprob, tuple(lp.top)) for lp in self.logprobs
         ]
 
+    @classmethod
+    def joined(cls, messages: list[ChunkMessage]) -> ChunkMessage:
+        """Consecutive chunks of one generation as one (for a reader that fell behind)."""
+        if len(messages) == 1:
+            return messages[0]
+        last = messages[-1]
+        return cls.model_construct(
+            text="".join(m.text for m in messages),
+            token_ids=[t for m in messages for t in m.token_ids],
+            logprobs=[lp for m in messages for lp in m.logprobs],
+            finish_reason=last.finish_reason,
+            tool_calls=[call for m in messages for call in m.tool_calls],
+            prompt_tokens=last.prompt_tokens,
+            completion_tokens=last.completion_tokens,
+            prompt=next((m.prompt for m in messages if m.prompt is not None), None),
+            prompt_logprobs=next(
+                (m.prompt_logprobs for m in messages if m.prompt_logprobs is not None), None
+            ),
+        )
+
 
 class EmbedRequest(Strict):
     model: str

@@ -1,7 +1,8 @@
 """Running the `n` choices of a request: each choice is its own upstream generation, all
 consumed concurrently and merged into one stream of (choice index, chunk). An error before
 any chunk arrives is raised to the caller (so it becomes an HTTP status); later errors
-arrive in the stream."""
+arrive in the stream. Chunks that queue up while the client reads slower than the worker
+writes go out joined, one frame per choice, as the worker joins what piles up for it."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class ChoiceStreams:
             asyncio.create_task(self._pump(upstream, model, i, p)) for i, p in enumerate(payloads)
         ]
         self._peeked: tuple[int, ChunkMessage] | None = None
+        self._held: tuple[int, Any] | None = None  # taken from the queue, not yet handed on
 
     async def _pump(
         self, upstream: Upstream, model: str, index: int, payload: dict[str, Any]
@@ -64,7 +66,10 @@ class ChoiceStreams:
 
     async def _next(self) -> tuple[int, ChunkMessage] | None:
         while self._open:
-            index, item = await self._queue.get()
+            if self._held is not None:
+                (index, item), self._held = self._held, None
+            else:
+                index, item = await self._queue.get()
             if item is _DONE:
                 self._open -= 1
                 continue
@@ -72,9 +77,22 @@ class ChoiceStreams:
                 if self._metrics is not None and isinstance(item, PalestraError):
                     self._metrics.errors.labels(item.error_type).inc()
                 raise item
-            self._observe(index, item)
-            return index, item
+            chunk = self._catch_up(index, item)
+            self._observe(index, chunk)
+            return index, chunk
         return None
+
+    def _catch_up(self, index: int, chunk: ChunkMessage) -> ChunkMessage:
+        """`chunk` joined with the same choice's chunks that queued up behind it while the
+        client was slower than the worker: fewer, larger frames, the same text."""
+        pending = [chunk]
+        while pending[-1].finish_reason is None and not self._queue.empty():
+            following = self._queue.get_nowait()
+            if following[0] != index or not isinstance(following[1], ChunkMessage):
+                self._held = following
+                break
+            pending.append(following[1])
+        return ChunkMessage.joined(pending)
 
     def _observe(self, index: int, chunk: ChunkMessage) -> None:
         if self._metrics is None:
