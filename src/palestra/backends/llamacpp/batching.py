@@ -110,6 +110,8 @@ class LlamaBatchEngine(EngineThread[Any]):
                 self._drop_cancelled()
                 self._admit()
             active = [slot for slot in self._slots if slot.entry is not None]
+            if not active:  # every waiting request was cancelled
+                continue
             try:
                 self._step(active)
             except Exception as exc:  # a failed decode fails its batch, not the engine
