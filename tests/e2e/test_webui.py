@@ -167,7 +167,9 @@ def test_chat_streams_and_answers(page: Any, arena: Arena) -> None:
     assert "3.7M-parameter chat model" in page.locator("#chat-model-card").inner_text()
     send_until_shown(page, "chat", "Hello! Who are you?", "#chat-chatbot .message.user")
     chatbot = page.locator("#chat-chatbot")
-    chatbot.get_by_text("Palestra Tiny").wait_for(timeout=30_000)
+    # As long as a battle round may take (wait_answered): in a full two-process run the
+    # other process can hold both cores with a training test.
+    chatbot.get_by_text("Palestra Tiny").wait_for(timeout=60_000)
 
     def logged() -> list[dict[str, Any]]:
         return [e for e in arena.events("chat") if e["models"] == ["palestra-tiny"]]
