@@ -219,3 +219,23 @@ def test_conversion_and_loading_errors_are_clear(tmp_path: Path, random_llama_di
     (tmp_path / "broken.gguf").write_bytes(b"not a gguf file")
     with pytest.raises(InvalidRequestError, match="cannot load"):
         LlamaCppBackend.load(str(tmp_path / "broken.gguf"))
+
+
+def test_a_request_that_leaves_frees_its_slot_for_the_next(gguf_file: Path) -> None:
+    single = LlamaCppBackend.load(str(gguf_file), parallel=1)
+    engine = single._engine
+    long = SamplingParams(temperature=0, max_tokens=200, ignore_eos=True)
+
+    async def scenario() -> list[Any]:
+        prompt = single.chat_prompt([{"role": "user", "content": "Hello! Who are you?"}])
+        stream = single.generate(GenerationRequest(prompt, long))
+        await anext(stream)  # the client reads one chunk, then leaves
+        await stream.aclose()  # type: ignore[attr-defined]
+        return [c async for c in single.generate(GenerationRequest(prompt, long))]
+
+    reply = asyncio.run(scenario())
+    assert reply[-1].usage.completion_tokens == 200
+    # Had the first request kept its only slot for its 200 tokens, the second would have
+    # waited for them: 400 decode calls or more.
+    assert engine.steps < 300 and engine.running == 0
+    asyncio.run(single.close())
