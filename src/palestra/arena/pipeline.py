@@ -47,13 +47,19 @@ def is_store(source: str) -> bool:
     return "://" in source or source.endswith((".db", ".sqlite", ".sqlite3"))
 
 
-def open_store(location: str) -> ArenaStore:
-    """An existing store (a missing SQLite file is an error, not a new empty store)."""
-    from palestra.arena.store import ArenaStore
-
+def require_store(location: str) -> str:
+    """The location, if it is a URL or an existing file (a missing SQLite file is an
+    error, not a new empty store)."""
     if "://" not in location and not Path(location).is_file():
         raise InvalidRequestError(f"arena store {location!r} does not exist")
-    return ArenaStore(location)
+    return location
+
+
+def open_store(location: str) -> ArenaStore:
+    """An existing store."""
+    from palestra.arena.store import ArenaStore
+
+    return ArenaStore(require_store(location))
 
 
 def read_battles(source: str) -> list[Battle]:

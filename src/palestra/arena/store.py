@@ -1,5 +1,7 @@
 """`ArenaStore`: every conversation turn and every vote, stored durably through SQLAlchemy
-(SQLite by default; a PostgreSQL URL works the same).
+(a SQLite file by default, or a PostgreSQL URL with `palestra[postgres]`), and the
+per-user limits web servers share. The schema is Alembic's (`arena/migrate.py`): opening a
+store brings it up to date.
 
 One table of events mirrors FastChat's conversation log, one row per line: `chat` (a model
 answered: its conversation state, sampling parameters, start and finish times) and votes
@@ -25,15 +27,18 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palestra.arena.battles import BATTLE_VOTES, MODEL_VOTES, Battle, battle_from_vote
 from palestra.core.errors import InvalidRequestError
 from palestra.core.jsonl import read_jsonl
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
 CHAT = "chat"
 EVENT_TYPES = (CHAT, *MODEL_VOTES, *BATTLE_VOTES, "share")
 
@@ -84,8 +89,10 @@ class ArenaEvent:
         return record
 
 
-def _schema() -> Any:
-    from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table
+def _tables() -> Any:
+    """The store's tables as the code reads and writes them; the schema itself is made and
+    changed by the migrations (`arena/migrations/`), and a test checks the two agree."""
+    from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table
 
     metadata = MetaData()
     meta = Table(
@@ -110,58 +117,92 @@ def _schema() -> Any:
         Column("battle_id", String(64), nullable=False, index=True),
         Column("flags", JSON, nullable=False),
     )
-    return metadata, meta, events
+    limits = Table(
+        "arena_limits",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("kind", String(16), nullable=False),
+        Column("user", String(64), nullable=False),
+        Column("tstamp", Float, nullable=False, index=True),
+        Index("ix_arena_limits_kind_user_tstamp", "kind", "user", "tstamp"),
+    )
+    return metadata, meta, events, limits
 
 
 def store_url(location: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a file path."""
+    """A SQLAlchemy URL from a URL or a file path; PostgreSQL URLs without a driver use
+    psycopg 3 (`palestra[postgres]`)."""
     text = str(location)
-    return text if "://" in text else f"sqlite:///{Path(text).expanduser().resolve()}"
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    for plain in ("postgresql://", "postgres://"):
+        if text.startswith(plain):
+            return "postgresql+psycopg://" + text.removeprefix(plain)
+    return text
+
+
+def open_engine(location: str | Path) -> Engine:
+    """A SQLAlchemy engine on the store (a missing driver: one line that names the extra)."""
+    from sqlalchemy import create_engine, event
+
+    url = store_url(location)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    connect_args = {"timeout": 30, "check_same_thread": False} if url.startswith("sqlite") else {}
+    try:
+        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        extra = " (pip install 'palestra[postgres]')" if "psycopg" in str(exc) else ""
+        raise InvalidRequestError(
+            f"arena store {location}: its database driver is not installed: {exc}{extra}"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """A database that cannot be reached or read becomes one line that names it."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        shown = engine.url.render_as_string(hide_password=True)
+        raise InvalidRequestError(f"cannot open arena store {shown}: {reason}") from None
 
 
 class ArenaStore:
     def __init__(self, location: str | Path):
-        from sqlalchemy import create_engine, event
+        from palestra.arena.migrate import ensure_current
 
         self.url = store_url(location)
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(self.url, connect_args=self._connect_args())
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.metadata, self.meta, self.events = _schema()
-        self.metadata.create_all(self.engine)
-        self._salt = os.environ.get("PALESTRA_USER_SALT") or self._prepare()
+        self.engine = open_engine(location)
+        self.metadata, self.meta, self.events, self.limits = _tables()
+        with database_errors(self.engine):
+            ensure_current(self.engine)
+            self._salt = os.environ.get("PALESTRA_USER_SALT") or self._prepare()
+        self._limit_calls = 0
 
     def _prepare(self) -> str:
-        """Check (or write) the schema version; the store's user salt."""
+        """The store's user salt (written on first use)."""
         from sqlalchemy import select
         from sqlalchemy.exc import IntegrityError
 
+        query = select(self.meta.c.value).where(self.meta.c.key == "user_salt")
+        with self.engine.begin() as connection:
+            salt = connection.execute(query).scalar_one_or_none()
+            if salt is not None:
+                return str(salt)
         try:
+            salt = secrets.token_hex(16)
             with self.engine.begin() as connection:
-                rows = dict(connection.execute(select(self.meta.c.key, self.meta.c.value)).all())
-                if "schema_version" not in rows:
-                    rows = {
-                        "schema_version": str(SCHEMA_VERSION),
-                        "user_salt": secrets.token_hex(16),
-                    }
-                    connection.execute(
-                        self.meta.insert(), [{"key": k, "value": v} for k, v in rows.items()]
-                    )
-        except IntegrityError:  # another process created the store at the same moment
+                connection.execute(self.meta.insert(), {"key": "user_salt", "value": salt})
+        except IntegrityError:  # another process wrote it at the same moment
             return self._prepare()
-        if int(rows["schema_version"]) > SCHEMA_VERSION:
-            raise InvalidRequestError(
-                f"store {self.url} has schema version {rows['schema_version']}; this "
-                f"Palestra reads up to {SCHEMA_VERSION}: upgrade Palestra"
-            )
-        return rows["user_salt"]
-
-    def _connect_args(self) -> dict[str, Any]:
-        if self.url.startswith("sqlite"):
-            return {"timeout": 30, "check_same_thread": False}
-        return {}
+        return salt
 
     def hash_user(self, address: str) -> str:
         digest = hashlib.sha256(f"{self._salt}:{address}".encode()).hexdigest()
@@ -197,6 +238,51 @@ class ArenaStore:
             with self.engine.begin() as connection:
                 connection.execute(self.events.insert(), rows)
         return len(rows)
+
+    # ---------------------------------------------------------------- limits
+    def allowance(
+        self, kind: str, user: str, limit: int, window: float, now: float | None = None
+    ) -> float:
+        """0 when `user` may do one more `kind` (a message, a vote) within `limit` per
+        `window` seconds, and it is counted; else the seconds to wait.
+
+        Kept in the store, so the limit holds across web server processes. Each attempt
+        is inserted first, then ranked among the user's attempts in the window by id: the
+        first `limit` pass and the rest are taken back. Ids must follow commit order for
+        that: SQLite's single writer gives it, on PostgreSQL a per-user advisory lock does.
+        Racing attempts can at worst both be refused; never more than `limit` pass."""
+        from sqlalchemy import delete, select, text
+
+        now = time.time() if now is None else now
+        table = self.limits
+        mine = (table.c.kind == kind) & (table.c.user == user)
+        with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":  # ids in commit order per user
+                key = int.from_bytes(
+                    hashlib.sha256(f"{kind}:{user}".encode()).digest()[:8], "big", signed=True
+                )
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            connection.execute(delete(table).where(mine & (table.c.tstamp <= now - window)))
+            inserted = connection.execute(
+                table.insert(), {"kind": kind, "user": user, "tstamp": now}
+            ).inserted_primary_key
+        assert inserted is not None
+        attempt = int(inserted[0])
+        recent = select(table.c.tstamp).where(
+            mine & (table.c.tstamp > now - window) & (table.c.id <= attempt)
+        )
+        with self.engine.connect() as connection:
+            stamps = sorted(connection.execute(recent).scalars())
+        self._limit_calls += 1
+        if len(stamps) <= limit:
+            if self._limit_calls % 1024 == 0:  # users who never came back
+                with self.engine.begin() as connection:
+                    stale = (table.c.kind == kind) & (table.c.tstamp <= now - window)
+                    connection.execute(delete(table).where(stale))
+            return 0.0
+        with self.engine.begin() as connection:
+            connection.execute(delete(table).where(table.c.id == attempt))
+        return max(stamps[0] + window - now, 0.001)
 
     # ---------------------------------------------------------------- reading
     def events_of(self, *types: str, since: float | None = None) -> Iterator[ArenaEvent]:

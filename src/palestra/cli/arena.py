@@ -179,6 +179,34 @@ def import_command(
         typer.echo(f"{log}: {imported} events imported, {skipped} lines of other types skipped")
 
 
+@app.command("migrate")
+def migrate_command(
+    store: str = typer.Argument(..., help="Store to migrate: SQLite file or database URL."),
+    to: str = typer.Option("head", "--to", help="Schema revision to go to (older: downgrade)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say where the store is; change nothing."
+    ),
+) -> None:
+    """Bring a store's schema to this Palestra's revision (opening a store does it too)."""
+    from palestra.arena import migrate
+    from palestra.arena.pipeline import require_store
+    from palestra.arena.store import database_errors, open_engine
+
+    engine = open_engine(require_store(store))
+    shown = engine.url.render_as_string(hide_password=True)
+    with database_errors(engine):
+        if dry_run:
+            with engine.connect() as connection:
+                revision = migrate.current_revision(connection)
+            typer.echo(f"{shown}: schema revision {revision}; this Palestra's is {migrate.head()}")
+            return
+        done = migrate.migrate(engine, to)
+    if done.changed:
+        typer.echo(f"{shown}: schema revision {done.before} -> {done.after}")
+    else:
+        typer.echo(f"{shown}: already at schema revision {done.after}")
+
+
 def _is_pair_counts(path: Path) -> bool:
     """The Chatbot Arena pair-count release: one JSON object with models, X and Y."""
     try:

@@ -7,23 +7,23 @@ flags text containing listed words (whole words, case-insensitive). Others plug 
 configured; battles can force it on (`--moderate-battles`). Flagged input is not sent to
 any model; the user sees why.
 
-`RateLimiter` allows each user at most `limit` messages in any `window` seconds (sliding
-window, in memory: per web server process).
+`RateLimiter` allows each user at most `limit` messages (or votes) in any `window` seconds
+(a sliding window kept in the arena store, so it holds across web server processes).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from palestra.core.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from palestra.arena.store import ArenaStore
 
 DEFAULT_BLOCKED_WORDS: tuple[str, ...] = ()  # none by default: a deployment brings its list
 
@@ -83,33 +83,28 @@ def load_moderator(spec: str, words_file: str | None = None) -> Moderator:
 
 
 class RateLimiter:
-    def __init__(self, limit: int, window: float):
+    """At most `limit` of one kind of action (messages, votes) per user in any `window`
+    seconds, counted in the arena store so that every web server on it shares the count."""
+
+    def __init__(self, store: ArenaStore, limit: int, window: float, kind: str = "message"):
         if limit < 1 or window <= 0:
             raise InvalidRequestError("rate limit must be N/SECONDS with N >= 1, SECONDS > 0")
+        self.store = store
         self.limit = limit
         self.window = window
-        self._events: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.kind = kind
 
     @classmethod
-    def parse(cls, spec: str) -> RateLimiter:
-        """`30/60`: 30 messages per 60 seconds."""
+    def parse(cls, spec: str, store: ArenaStore, kind: str = "message") -> RateLimiter:
+        """`30/60`: 30 per 60 seconds."""
         try:
             limit, window = spec.split("/")
-            return cls(int(limit), float(window))
+            return cls(store, int(limit), float(window), kind)
         except ValueError as exc:
             raise InvalidRequestError(
-                f"rate limit must look like 30/60 (messages/seconds); got {spec!r}"
+                f"rate limit must look like 30/60 (count/seconds); got {spec!r}"
             ) from exc
 
     def allow(self, user: str, now: float | None = None) -> float:
-        """0 when the user may send now (and counts it), else seconds to wait."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            events = self._events[user]
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return events[0] + self.window - now
-            events.append(now)
-            return 0.0
+        """0 when the user may go ahead now (and it is counted), else seconds to wait."""
+        return self.store.allowance(self.kind, user, self.limit, self.window, now)

@@ -53,6 +53,7 @@ class ArenaService:
         matchmaking: MatchmakingConfig | None = None,
         moderator: Moderator | None = None,
         rate_limiter: RateLimiter | None = None,
+        vote_limiter: RateLimiter | None = None,
         settings: WebUISettings | None = None,
         rating: RatingOptions | None = None,
         cleaning: CleaningOptions | None = None,
@@ -62,6 +63,7 @@ class ArenaService:
         self.matchmaking = matchmaking or MatchmakingConfig()
         self.moderator = moderator
         self.rate_limiter = rate_limiter
+        self.vote_limiter = vote_limiter
         self.settings = settings or WebUISettings()
         self.rating = rating or RatingOptions()
         self.cleaning = cleaning or CleaningOptions()
@@ -215,9 +217,20 @@ class ArenaService:
         ]
         return "Left out of battles until they answer again: " + "; ".join(items)
 
+    def _count_vote(self, user: str) -> None:
+        if self.vote_limiter is not None:
+            wait = self.vote_limiter.allow(user)
+            if wait:
+                raise OverloadedError(
+                    f"you have voted {self.vote_limiter.limit} times in "
+                    f"{self.vote_limiter.window:.0f} s, the most this arena counts; "
+                    f"vote again in {wait:.0f} s"
+                )
+
     def vote_model(self, kind: str, conversation: Conversation, user: str) -> int:
         if not conversation.reply:
             raise InvalidRequestError("chat with the model first, then vote")
+        self._count_vote(user)
         return self.store.record(
             ArenaEvent(
                 type=kind,
@@ -239,6 +252,7 @@ class ArenaService:
     ) -> int:
         if not (pair[0].reply and pair[1].reply):
             raise InvalidRequestError("wait for both answers, then vote")
+        self._count_vote(user)
         names = (pair[0].model, pair[1].model)
         leaks = sorted(
             {w for c in pair for m in c.messages if m.role == "assistant"

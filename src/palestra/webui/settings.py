@@ -41,7 +41,12 @@ class WebUISettings(Settings):
     moderate_everywhere: bool = option(
         False, "Moderate direct chat and side-by-side too, not only battles."
     )
-    rate_limit: str | None = option(None, "Messages per user: N/SECONDS (e.g. 20/60).")
+    rate_limit: str | None = option(
+        None, "Messages per user: N/SECONDS (e.g. 20/60), shared by web servers on one store."
+    )
+    vote_limit: str | None = option(
+        None, "Votes per user: N/SECONDS (e.g. 100/86400), shared by web servers on one store."
+    )
     max_input_chars: int = option(12_000, "Longest message a user may send, in characters.")
     max_turns: int = option(50, "Most user turns in one conversation.")
     title: str = option("Palestra", "The page title.")
@@ -69,12 +74,14 @@ def build_service(
     endpoints = load_endpoint_file(settings.endpoint_file) if settings.endpoint_file else []
     directory = ModelDirectory(settings.api_base, endpoints, settings.api_key)
     words = str(settings.moderation_words) if settings.moderation_words else None
+    store = ArenaStore(settings.store)
     return ArenaService(
         directory,
-        ArenaStore(settings.store),
+        store,
         MatchmakingConfig.from_file(settings.arena_config) if settings.arena_config else None,
         load_moderator(settings.moderation, words) if settings.moderation else None,
-        RateLimiter.parse(settings.rate_limit) if settings.rate_limit else None,
+        RateLimiter.parse(settings.rate_limit, store) if settings.rate_limit else None,
+        RateLimiter.parse(settings.vote_limit, store, "vote") if settings.vote_limit else None,
         settings,
         rating,
         cleaning,

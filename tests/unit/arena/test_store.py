@@ -1,6 +1,7 @@
-"""The arena store: events round-trip, battles for the ratings, FastChat log export and
-import, hashed users, several writer processes at once, and a kill -9 mid-writing losing
-nothing that was acknowledged."""
+"""The arena store, on SQLite and on a real PostgreSQL server: events round-trip, battles
+for the ratings, FastChat log export and import, hashed users, several writer processes at
+once, a kill -9 mid-writing losing nothing that was acknowledged, and limits shared by
+processes."""
 
 from __future__ import annotations
 
@@ -42,8 +43,19 @@ def battle_vote(store: ArenaStore, kind: str, a: str, b: str, anony: bool = True
     )
 
 
-def test_round_trip_battles_and_hashed_users(tmp_path: Path) -> None:
-    store = ArenaStore(tmp_path / "arena.db")
+def stored_text(store: ArenaStore) -> str:
+    """Every row of every table, as text."""
+    from sqlalchemy import select
+
+    with store.engine.connect() as connection:
+        return " ".join(
+            str(row) for table in store.metadata.sorted_tables
+            for row in connection.execute(select(table))
+        )  # fmt: skip
+
+
+def test_round_trip_battles_and_hashed_users(store_location: str) -> None:
+    store = ArenaStore(store_location)
     user = store.hash_user("203.0.113.7")
     assert user.startswith("user_") and "203.0.113.7" not in user
     assert user == store.hash_user("203.0.113.7") != store.hash_user("203.0.113.8")
@@ -67,14 +79,15 @@ def test_round_trip_battles_and_hashed_users(tmp_path: Path) -> None:
     ]
     assert battles[0].conversation_a[-1]["content"] == "hello from alpha"
     assert battles[0].judge == user and battles[1].judge == user  # the voter, hashed
-    raw = (tmp_path / "arena.db").read_bytes()
-    assert b"203.0.113.7" not in raw
+    assert "hello from alpha" in stored_text(store) and "203.0.113.7" not in stored_text(store)
+    if "://" not in store_location:
+        assert b"203.0.113.7" not in Path(store_location).read_bytes()
     store.close()
-    reopened = ArenaStore(tmp_path / "arena.db")  # same salt: same user hash
+    reopened = ArenaStore(store_location)  # same salt: same user hash
     assert reopened.hash_user("203.0.113.7") == user
 
 
-def test_export_import_fastchat_log(tmp_path: Path) -> None:
+def test_export_import_fastchat_log(tmp_path: Path, store_location: str) -> None:
     store = ArenaStore(tmp_path / "a.db")
     store.record(battle_vote(store, "rightvote", "alpha", "beta"))
     store.record(ArenaEvent("upvote", store.hash_user("x"), ["alpha"], [state("alpha", "q", "a")]))
@@ -89,7 +102,7 @@ def test_export_import_fastchat_log(tmp_path: Path) -> None:
     record = {"tstamp": 5.0, "type": "leftvote", "models": ["", ""], "ip": "198.51.100.4",
               "states": [state("gamma", "q", "a1"), state("delta", "q", "a2")]}  # fmt: skip
     fastchat.write_text(json.dumps(record) + "\n" + json.dumps({"type": "unknown"}) + "\n")
-    other = ArenaStore(tmp_path / "b.db")
+    other = ArenaStore(store_location)
     assert other.import_jsonl(exported) == (2, 0)
     assert other.import_jsonl(fastchat) == (1, 1)
     battles = other.battles()
@@ -98,21 +111,23 @@ def test_export_import_fastchat_log(tmp_path: Path) -> None:
         ("gamma", "delta", "model_a"),
     ]
     assert battles[1].judge == other.hash_user("198.51.100.4")
-    assert b"198.51.100.4" not in (tmp_path / "b.db").read_bytes()
+    assert "198.51.100.4" not in stored_text(other)
     reexported = tmp_path / "again.jsonl"
     other.export_jsonl(reexported)
     assert reexported.read_text().splitlines()[:2] == exported.read_text().splitlines()
 
 
-def test_bad_event_type_and_newer_schema(tmp_path: Path) -> None:
+def test_bad_event_type_and_newer_schema(store_location: str) -> None:
+    from sqlalchemy import text
+
     with pytest.raises(InvalidRequestError, match="unknown arena event type"):
         ArenaEvent("like", "u", ["m"], [{}])
-    store = ArenaStore(tmp_path / "s.db")
+    store = ArenaStore(store_location)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     store.close()
-    with sqlite3.connect(tmp_path / "s.db") as db:
-        db.execute("UPDATE palestra_meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(InvalidRequestError, match="schema version 99"):
-        ArenaStore(tmp_path / "s.db")
+    with pytest.raises(InvalidRequestError, match=r"'9999'.*a newer Palestra made it"):
+        ArenaStore(store_location)
 
 
 WRITER = textwrap.dedent(
@@ -129,8 +144,8 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_concurrent_writer_processes(tmp_path: Path) -> None:
-    path = str(tmp_path / "shared.db")
+def test_concurrent_writer_processes(store_location: str) -> None:
+    path = store_location
     ArenaStore(path).close()
     writers = [
         subprocess.Popen([sys.executable, "-c", WRITER, path, str(n), "60"], stdout=subprocess.PIPE)
@@ -147,8 +162,8 @@ def test_concurrent_writer_processes(tmp_path: Path) -> None:
     assert {e.battle_id for e in events} == {f"{n}-{i}" for n in range(4) for i in range(60)}
 
 
-def test_kill_during_writes_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    path = str(tmp_path / "killed.db")
+def test_kill_during_writes_loses_nothing_acknowledged(store_location: str) -> None:
+    path = store_location
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, path, "k", "100000"], stdout=subprocess.PIPE, text=True
     )
@@ -160,8 +175,9 @@ def test_kill_during_writes_loses_nothing_acknowledged(tmp_path: Path) -> None:
     writer.send_signal(signal.SIGKILL)
     writer.wait(10)
     assert len(acknowledged) == 200
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if "://" not in path:
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     stored = {e.id for e in ArenaStore(path).events_of()}
     assert set(acknowledged) <= stored
 
@@ -190,3 +206,33 @@ def test_arena_cli_export_import_and_rate_from_a_store(tmp_path: Path) -> None:
     assert rows["alpha"]["battles"] == 4 and rows["alpha"]["rating"] > rows["beta"]["rating"]
     missing = palestra("arena", "export", str(tmp_path / "nope.db"), str(exported))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+LIMITED = textwrap.dedent(
+    """
+    import sys
+    from palestra.arena.store import ArenaStore
+    store = ArenaStore(sys.argv[1])
+    allowed = sum(store.allowance("message", "user_1", 20, 3600) == 0 for _ in range(30))
+    print(allowed, flush=True)
+    """
+)
+
+
+def test_a_limit_holds_across_processes(store_location: str) -> None:
+    """Four processes (four web servers) each let the same user try 30 messages under a
+    limit of 20 per hour: 20 pass in all, not 20 per process."""
+    ArenaStore(store_location).close()
+    processes = [
+        subprocess.Popen([sys.executable, "-c", LIMITED, store_location], stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    allowed = []
+    for process in processes:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        allowed.append(int(out))
+    assert sum(allowed) == 20, allowed
+    store = ArenaStore(store_location)
+    assert store.allowance("message", "user_1", 20, 3600) > 0
+    assert store.allowance("message", "user_2", 20, 3600) == 0

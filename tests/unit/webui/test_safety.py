@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from palestra.arena.store import ArenaStore
 from palestra.core.errors import InvalidRequestError
 from palestra.webui.safety import KeywordModerator, RateLimiter, Verdict, load_moderator
 
@@ -41,11 +42,14 @@ def test_plugged_moderator_and_errors() -> None:
         load_moderator("keyword")
 
 
-def test_rate_limiter_sliding_window() -> None:
-    limiter = RateLimiter.parse("3/10")
+def test_rate_limiter_sliding_window(store_location: str) -> None:
+    store = ArenaStore(store_location)
+    limiter = RateLimiter.parse("3/10", store)
     assert [limiter.allow("u", t) for t in (0, 1, 2)] == [0, 0, 0]
     assert limiter.allow("u", 3) == pytest.approx(7)  # wait until the first one ages out
     assert limiter.allow("other", 3) == 0
+    assert RateLimiter.parse("1/10", store, "vote").allow("u", 3) == 0  # its own count
     assert limiter.allow("u", 10.5) == 0
+    assert limiter.allow("u", 10.6) == pytest.approx(0.4)  # 1, 2, 10.5 (refusals not counted)
     with pytest.raises(InvalidRequestError, match="30/60"):
-        RateLimiter.parse("thirty")
+        RateLimiter.parse("thirty", store)

@@ -48,9 +48,9 @@ def test_admission_rules(tmp_path: Path) -> None:
     svc = service(
         tmp_path,
         moderator=moderator,
-        rate_limiter=RateLimiter(3, 60),
         settings=WebUISettings(max_input_chars=20, max_turns=1),
     )
+    svc.rate_limiter = RateLimiter(svc.store, 3, 60)
     chat = Conversation("alpha")
     svc.admit("u1", "forbidden words", [chat], battle=False)  # chat is not moderated
     with pytest.raises(InvalidRequestError, match="blocked word"):
