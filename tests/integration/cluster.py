@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -67,6 +68,8 @@ class Process:
 class Cluster:
     processes: list[Process] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
+    scheme: str = "http"  # https: the servers were given TLS options
+    verify: Any = True  # the CA the readiness checks trust, with https
 
     def _start(self, name: str, args: list[str], port: int, ready: str) -> Process:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
@@ -76,20 +79,22 @@ class Cluster:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        process = Process(name, f"http://127.0.0.1:{port}", popen)
+        process = Process(name, f"{self.scheme}://127.0.0.1:{port}", popen)
         self.processes.append(process)
-        wait_for(
-            lambda: (
-                popen.poll() is None and httpx.get(process.url + ready, timeout=2).status_code < 500
-            ),
-            90,
-            name,
-        )
+
+        def ready_now() -> bool:
+            answer = httpx.get(process.url + ready, timeout=2, verify=self.verify)
+            return popen.poll() is None and answer.status_code < 500
+
+        wait_for(ready_now, 90, name)
         return process
 
-    def controller(self, port: int | None = None, expiry: float = 30.0) -> Process:
+    def controller(self, *extra: str, port: int | None = None, expiry: float = 30.0) -> Process:
         return self._start(
-            "controller", ["controller", "--expiry", str(expiry)], port or free_port(), "/health"
+            "controller",
+            ["controller", "--expiry", str(expiry), *extra],
+            port or free_port(),
+            "/health",
         )
 
     def worker(
@@ -110,10 +115,11 @@ class Cluster:
         if not wait_ready:
             popen = subprocess.Popen(
                 [*CLI, *args, "--port", str(port)],
+                env={**os.environ, **self.env},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            process = Process("worker", f"http://127.0.0.1:{port}", popen)
+            process = Process("worker", f"{self.scheme}://127.0.0.1:{port}", popen)
             self.processes.append(process)
             return process
         return self._start("worker", args, port, "/status")

@@ -35,15 +35,23 @@ def _serve(api: int, *options: str) -> subprocess.Popen[str]:
     return serve
 
 
-def test_killed_serve_takes_its_worker_down() -> None:
+def test_killed_serve_takes_its_worker_down(tmp_path: Path) -> None:
+    """Also: with a cluster token, serve's worker gets it (it registers and answers) and
+    its internal ports answer only the token's holders."""
     api, controller, worker = free_port(), free_port(), free_port()
+    (tmp_path / "token").write_text("serve-token-1\n")
     serve = _serve(
-        api, "--controller-port", str(controller), "--worker-port", str(worker), "--no-webui"
-    )
+        api, "--controller-port", str(controller), "--worker-port", str(worker), "--no-webui",
+        "--cluster-token-file", str(tmp_path / "token"),
+    )  # fmt: skip
     models_url = f"http://127.0.0.1:{api}/v1/models"
     try:
         assert httpx.get(models_url).json()["data"][0]["id"] == "palestra-tiny"
         assert _answers(f"http://127.0.0.1:{worker}/health")
+        holder = {"Authorization": "Bearer serve-token-1"}
+        for internal in (f"{controller}/workers", f"{worker}/status"):
+            assert httpx.get(f"http://127.0.0.1:{internal}").status_code == 401
+            assert httpx.get(f"http://127.0.0.1:{internal}", headers=holder).status_code == 200
         serve.kill()  # SIGKILL: no chance to clean up
         serve.wait(10)
         wait_for(lambda: not _answers(f"http://127.0.0.1:{worker}/health"), 30, "worker exit")

@@ -14,8 +14,15 @@ from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.backends.options import ModelSettings
 from palestra.cli.options import Parsed, Section, settings_command
 from palestra.cli.sections import backend_sections, chosen_backend_options
+from palestra.serve.cluster import TOKEN_VARIABLE, ClusterSettings, open_warning
 from palestra.serve.controller.settings import ControllerSettings
-from palestra.serve.launcher import API_WIRED, WEBUI_WIRED, WORKER_WIRED, ServeSettings
+from palestra.serve.launcher import (
+    API_WIRED,
+    CLUSTER_WIRED,
+    WEBUI_WIRED,
+    WORKER_WIRED,
+    ServeSettings,
+)
 from palestra.serve.openai.settings import ApiSettings
 from palestra.serve.settings import (
     API_PORT,
@@ -33,6 +40,16 @@ def _listen(port: int) -> Section:
     return Section("listen", ServerAddress, defaults={"port": port})
 
 
+def _cluster(parsed: Parsed, host: str, what: str) -> ClusterSettings:
+    """The cluster's token and TLS settings, checked; a warning when traffic is open."""
+    cluster: ClusterSettings = parsed["cluster"]
+    cluster.check()
+    warning = open_warning(host, cluster.token, what)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return cluster
+
+
 # ------------------------------------------------------------------ controller
 def _run_controller(parsed: Parsed) -> None:
     from palestra.serve.controller.app import build_controller_app
@@ -40,8 +57,10 @@ def _run_controller(parsed: Parsed) -> None:
 
     listen: ServerAddress = parsed["listen"]
     parsed["log"].apply()
-    app = build_controller_app(parsed["controller"])
-    run_servers([Endpoint("controller", app, listen.host, listen.port)])
+    cluster = _cluster(parsed, listen.host, "controller")
+    app = build_controller_app(parsed["controller"], cluster)
+    tls = cluster.server_options()
+    run_servers([Endpoint("controller", app, listen.host, listen.port, tls=tls)])
 
 
 def controller_command() -> Callable[..., None]:
@@ -49,6 +68,7 @@ def controller_command() -> Callable[..., None]:
         [
             _listen(CONTROLLER_PORT),
             Section("controller", ControllerSettings),
+            Section("cluster", ClusterSettings),
             Section("log", LogSettings),
         ],
         _run_controller,
@@ -66,21 +86,27 @@ def _run_worker(parsed: Parsed) -> None:
     worker: WorkerSettings = parsed["worker"]
     model: ModelSettings = parsed["model"]
     parsed["log"].apply()
+    cluster = _cluster(parsed, listen.host, "worker")
     quiet_transformers()
     options = chosen_backend_options(parsed, model.backend)
     sock = reserve(listen.host, listen.port)  # a taken port fails before the model loads
     table = build_model_table(worker, model, options)
     for hint in faster_engine_hints(model, model.backend, getattr(options, "device", "")):
         print(hint, file=sys.stderr)
-    address = worker.worker_address or f"http://{listen.host}:{sock.getsockname()[1]}"
+    port = sock.getsockname()[1]
+    address = worker.worker_address or f"{cluster.scheme}://{listen.host}:{port}"
     identity = WorkerIdentity(
         address=address,
         controller=None if worker.no_register else worker.controller_address,
         heartbeat_interval=worker.heartbeat_interval,
     )
-    app = build_worker_app(identity, table)
+    app = build_worker_app(identity, table, cluster)
     run_servers(
-        [Endpoint("worker", app, listen.host, listen.port, sock=sock)],
+        [
+            Endpoint(
+                "worker", app, listen.host, listen.port, sock=sock, tls=cluster.server_options()
+            )
+        ],
         on_started=lambda: print(
             f"worker serving {', '.join(table.models)} at {address}", file=sys.stderr, flush=True
         ),
@@ -93,6 +119,7 @@ def worker_command() -> Callable[..., None]:
         Section("worker", WorkerSettings),
         Section("model", ModelSettings),
         *backend_sections(),
+        Section("cluster", ClusterSettings),
         Section("log", LogSettings),
     ]
     return settings_command(sections, _run_worker)
@@ -105,12 +132,20 @@ def _run_api(parsed: Parsed) -> None:
 
     listen: ServerAddress = parsed["listen"]
     parsed["log"].apply()
-    run_servers([Endpoint("api", build_api_app(parsed["api"]), listen.host, listen.port)])
+    cluster: ClusterSettings = parsed["cluster"]
+    cluster.check()
+    app = build_api_app(parsed["api"], cluster)
+    run_servers([Endpoint("api", app, listen.host, listen.port, tls=cluster.server_options())])
 
 
 def api_command() -> Callable[..., None]:
     return settings_command(
-        [_listen(API_PORT), Section("api", ApiSettings), Section("log", LogSettings)],
+        [
+            _listen(API_PORT),
+            Section("api", ApiSettings),
+            Section("cluster", ClusterSettings),
+            Section("log", LogSettings),
+        ],
         _run_api,
     )
 
@@ -134,6 +169,7 @@ def _run_serve(parsed: Parsed) -> None:
         parsed["webui"],
         (parsed["rating"], parsed["cleaning"]),
         log.log_level,
+        _cluster(parsed, parsed["serve"].host, "controller"),
     )
     if status:
         raise SystemExit(status)
@@ -150,6 +186,7 @@ def serve_command() -> Callable[..., None]:
         Section("webui", WebUISettings, exclude=WEBUI_WIRED),
         Section("rating", RatingOptions),
         Section("cleaning", CleaningOptions),
+        Section("cluster", ClusterSettings, exclude=CLUSTER_WIRED),
         Section("log", LogSettings, defaults={"log_level": "warning"}),
     ]
     return settings_command(sections, _run_serve)
@@ -163,12 +200,19 @@ def workers(
     """Show the controller's worker table."""
     import httpx
 
-    from palestra.core.errors import NoWorkerError
+    from palestra.core.errors import AuthenticationError, NoWorkerError
 
     try:
-        rows = httpx.get(f"{controller_address}/workers", timeout=5).json()
+        response = httpx.get(
+            f"{controller_address}/workers", timeout=5, **ClusterSettings().client_options()
+        )
     except httpx.HTTPError as exc:
         raise NoWorkerError(f"controller {controller_address} is unreachable: {exc}") from exc
+    if response.status_code == 401:
+        raise AuthenticationError(
+            f"controller {controller_address} asks for the cluster token; set {TOKEN_VARIABLE}"
+        )
+    rows = response.json()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -194,7 +238,7 @@ def test_message(
     from palestra.serve.wire import GenerateRequest, SamplingWire
 
     async def run() -> None:
-        upstream = Upstream(controller_address)
+        upstream = Upstream(controller_address, cluster=ClusterSettings())
         try:
             request = GenerateRequest(
                 model=model,

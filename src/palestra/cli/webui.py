@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.cli.options import Parsed, Section, settings_command
+from palestra.serve.cluster import ClusterSettings
+from palestra.serve.launcher import CLUSTER_WIRED
 from palestra.serve.settings import WEBUI_PORT, LogSettings, ServerAddress
 from palestra.webui.settings import WebUISettings
 
@@ -18,8 +20,13 @@ def _run(parsed: Parsed) -> None:
 
     listen: ServerAddress = parsed["listen"]
     parsed["log"].apply()
+    webui: WebUISettings = parsed["webui"]
+    cluster: ClusterSettings = parsed["cluster"]
+    cluster.check()
+    if cluster.token and not webui.api_key:  # the cluster's API server takes its token
+        webui = webui.model_copy(update={"api_key": cluster.token})
     sock = reserve(listen.host, listen.port)
-    app = build_webui_app(parsed["webui"], parsed["rating"], parsed["cleaning"])
+    app = build_webui_app(webui, parsed["rating"], parsed["cleaning"])
     port = sock.getsockname()[1]
     status = run_servers(
         [Endpoint("webui", app, listen.host, port, sock=sock)],
@@ -34,6 +41,7 @@ def command() -> Callable[..., None]:
         Section("webui", WebUISettings),
         Section("rating", RatingOptions),
         Section("cleaning", CleaningOptions),
+        Section("cluster", ClusterSettings, exclude=CLUSTER_WIRED),
         Section("listen", ServerAddress, defaults={"port": WEBUI_PORT}),
         Section("log", LogSettings, defaults={"log_level": "warning"}),
     ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.backends.options import ModelSettings
 from palestra.core.settings import Settings, option
+from palestra.serve.cluster import TOKEN_VARIABLE, ClusterSettings
 from palestra.serve.controller.settings import ControllerSettings
 from palestra.serve.openai.settings import ApiSettings
 from palestra.serve.settings import API_PORT, WEBUI_PORT
@@ -38,6 +40,8 @@ from palestra.webui.settings import WebUISettings
 WORKER_WIRED = frozenset({"worker_address", "controller_address", "no_register", "endpoint_file"})
 API_WIRED = frozenset({"controller"})
 WEBUI_WIRED = frozenset({"api_base", "api_key"})
+# TLS is for traffic between machines; `serve` runs on one (its token still applies).
+CLUSTER_WIRED = frozenset({"ssl_certfile", "ssl_keyfile", "ssl_ca_certs"})
 
 
 class ServeSettings(Settings):
@@ -61,8 +65,11 @@ def run_serve(
     webui: WebUISettings,
     leaderboard: tuple[RatingOptions, CleaningOptions],
     log_level: str,
+    cluster: ClusterSettings | None = None,
 ) -> int:
-    """Start everything; returns the exit status (0 after Ctrl-C)."""
+    """Start everything; returns the exit status (0 after Ctrl-C). With a cluster token,
+    every server takes it (the worker child through its environment) and the internal
+    ports answer only its holders."""
     import httpx
 
     from palestra.serve.controller.app import build_controller_app
@@ -101,13 +108,20 @@ def run_serve(
     config_file.write_text(json.dumps(config, indent=1))
     command = [sys.executable, "-m", "palestra.cli.main", "worker", "--config", str(config_file)]
 
+    cluster = cluster or ClusterSettings()
+    token = cluster.token
+    child_env = {**os.environ, TOKEN_VARIABLE: token} if token else None
+
     async def run_worker() -> int:
         """Start the worker, announce once it has registered, and outlive it never."""
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent
+            *command,
+            stdout=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            env=child_env,
         )
         try:
-            async with httpx.AsyncClient(timeout=2) as client:
+            async with httpx.AsyncClient(timeout=2, **cluster.client_options()) as client:
                 while process.returncode is None:
                     try:
                         served = (await client.get(f"{controller_url}/models")).json()
@@ -135,8 +149,10 @@ def run_serve(
 
     api_settings = api.model_copy(update={"controller": controller_url})
     endpoints = [
-        Endpoint("controller", build_controller_app(controller), host, 0, sock=controller_sock),
-        Endpoint("api", build_api_app(api_settings), host, 0, sock=api_sock),
+        Endpoint(
+            "controller", build_controller_app(controller, cluster), host, 0, sock=controller_sock
+        ),
+        Endpoint("api", build_api_app(api_settings, cluster), host, 0, sock=api_sock),
     ]
     if webui_sock is not None:
         from palestra.webui.settings import build_webui_app

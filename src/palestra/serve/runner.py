@@ -14,7 +14,7 @@ import errno
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -65,6 +65,7 @@ class Endpoint:
     port: int
     flag: str = "--port"  # the option that sets this port, for the error when it is taken
     sock: socket.socket | None = None  # already reserved
+    tls: dict[str, Any] = field(default_factory=dict)  # uvicorn's ssl_certfile, ssl_keyfile
 
 
 class _Server(uvicorn.Server):
@@ -114,6 +115,7 @@ async def _serve_all(
                 # An open browser tab keeps the web UI's event stream open: without a bound,
                 # Ctrl-C / SIGTERM would wait for every tab to close.
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                **endpoint.tls,
             )
         )
         servers.append(server)

@@ -110,6 +110,7 @@ def test_serve_offers_every_worker_api_and_webui_option() -> None:
     wired = {  # what serve sets itself, or names after the server it belongs to
         "--host", "--port", "--worker-address", "--controller-address", "--no-register",
         "--api-base", "--api-key", "--log-level",
+        "--ssl-certfile", "--ssl-keyfile", "--ssl-ca-certs",  # TLS: between machines only
     }  # fmt: skip
     for name in ("worker", "api", "webui", "controller"):
         missing = _flags(root[name]) - serve - wired

@@ -3,6 +3,8 @@
 POST /workers/register, /workers/heartbeat, /workers/drop    (workers, API servers)
 GET  /workers (the table), /models, /health
 POST /dispatch  {model, exclude} -> {address}   (404 unknown model, 503 none live)
+
+With a cluster token (`serve/cluster.py`) every route but /health needs it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from palestra.serve.cluster import ClusterSettings, RequireClusterToken
 from palestra.serve.controller.settings import ControllerSettings
 from palestra.serve.controller.table import WorkerTable
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
@@ -30,7 +33,10 @@ from palestra.serve.wire import (
 logger = logging.getLogger(__name__)
 
 
-def build_controller_app(settings: ControllerSettings) -> FastAPI:
+def build_controller_app(
+    settings: ControllerSettings, cluster: ClusterSettings | None = None
+) -> FastAPI:
+    """The controller; with a cluster token, only its holders may register or dispatch."""
     table = WorkerTable(settings.expiry, settings.policy)
 
     async def expire_forever() -> None:
@@ -50,6 +56,8 @@ def build_controller_app(settings: ControllerSettings) -> FastAPI:
     app = FastAPI(title="Palestra controller", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.table = table
     install_error_handlers(app)
+    if cluster is not None and cluster.token:
+        app.add_middleware(RequireClusterToken, token=cluster.token)
 
     @app.post("/workers/register")
     async def register(body: RegisterRequest) -> dict[str, bool]:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from palestra.serve.anthropic import messages
+from palestra.serve.cluster import ClusterSettings
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models, scores
@@ -22,10 +23,13 @@ from palestra.serve.responses import routes as responses
 from palestra.serve.responses.store import ResponseStore
 
 
-def build_api_app(settings: ApiSettings) -> FastAPI:
+def build_api_app(settings: ApiSettings, cluster: ClusterSettings | None = None) -> FastAPI:
+    """The API server; with a cluster token it calls the controller and workers with it,
+    and takes it as an API key too (the web UI's) when keys are asked for."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.upstream = Upstream(settings.controller)
+        app.state.upstream = Upstream(settings.controller, cluster=cluster)
         yield
         await app.state.upstream.close()
 
@@ -52,7 +56,8 @@ def build_api_app(settings: ApiSettings) -> FastAPI:
             metrics.queue_length.set(float("nan"))
 
     if settings.api_keys:
-        app.add_middleware(RequireApiKey, keys=settings.api_keys)
+        internal = (cluster.token,) if cluster and cluster.token else ()
+        app.add_middleware(RequireApiKey, keys=(*settings.api_keys, *internal))
     install_metrics(app, metrics, refresh_queue_length)  # outside the key check: 401s count
     if settings.allowed_origins:
         app.add_middleware(

@@ -24,6 +24,7 @@ from palestra.core.errors import (
     PalestraError,
     error_from_envelope,
 )
+from palestra.serve.cluster import NONCE_HEADER, PROOF_HEADER, ClusterSettings, new_nonce, proves
 from palestra.serve.wire import ChunkMessage, DispatchResponse, ModelList
 
 logger = logging.getLogger(__name__)
@@ -31,14 +32,43 @@ RETRYABLE = {429, 500, 502, 503, 504}
 
 
 class Upstream:
-    def __init__(self, controller: str, *, timeout: float = 600.0, max_attempts: int = 3):
+    def __init__(
+        self,
+        controller: str,
+        *,
+        cluster: ClusterSettings | None = None,
+        timeout: float = 600.0,
+        max_attempts: int = 3,
+    ):
         self.controller = controller.rstrip("/")
         self.max_attempts = max_attempts
+        self.token = cluster.token if cluster else None
         # One connection per open stream: no pool cap, or the 101st concurrent client
         # would wait for a stream to end before its request even reached a worker.
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            **(cluster.client_options() if cluster else {}),
+        )
+
+    def _challenge(self) -> dict[str, str]:
+        """A fresh nonce for a worker to answer, with the cluster token."""
+        return {NONCE_HEADER: new_nonce()} if self.token else {}
+
+    async def _impostor(
+        self, address: str, nonce: dict[str, str], response: httpx.Response
+    ) -> PalestraError | None:
+        """An answer that does not prove the cluster token is not a worker's: the address
+        is reported and the request goes to another worker."""
+        if not self.token or proves(
+            self.token, nonce[NONCE_HEADER], response.headers.get(PROOF_HEADER)
+        ):
+            return None
+        await response.aclose()
+        await self.report_dead(address)
+        logger.warning("%s answered without proving the cluster token; dropped", address)
+        return BackendError(
+            f"worker {address} did not prove the cluster token", code="worker_unverified"
         )
 
     async def close(self) -> None:
@@ -52,6 +82,9 @@ class Upstream:
                 f"controller {self.controller} is unreachable ({exc}); is "
                 "`palestra controller` running?"
             ) from exc
+        if response.status_code == 401:  # the cluster's misconfiguration, not the user's
+            error = _upstream_error(response, await response.aread())
+            raise NoWorkerError(f"controller {self.controller} refused this API server: {error}")
         return _json_or_raise(response, await response.aread())
 
     async def workers(self) -> list[dict[str, Any]]:
@@ -101,12 +134,18 @@ class Upstream:
         last: PalestraError | None = None
         for _ in range(self.max_attempts):
             address = await self.dispatch(model, exclude, last)
+            nonce = self._challenge()
             try:
-                response = await self.client.post(f"{address}{path}", json=payload)
+                response = await self.client.post(f"{address}{path}", json=payload, headers=nonce)
             except httpx.TransportError as exc:
                 await self.report_dead(address)
                 exclude.append(address)
                 last = BackendError(f"worker {address} unreachable: {exc}")
+                continue
+            impostor = await self._impostor(address, nonce, response)
+            if impostor is not None:
+                exclude.append(address)
+                last = impostor
                 continue
             if response.status_code in RETRYABLE:
                 exclude.append(address)
@@ -134,12 +173,18 @@ class Upstream:
     async def _open(
         self, address: str, payload: dict[str, Any]
     ) -> AsyncIterator[ChunkMessage] | PalestraError:
-        request = self.client.build_request("POST", f"{address}/generate", json=payload)
+        nonce = self._challenge()
+        request = self.client.build_request(
+            "POST", f"{address}/generate", json=payload, headers=nonce
+        )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TransportError as exc:
             await self.report_dead(address)
             return BackendError(f"worker {address} unreachable: {exc}")
+        impostor = await self._impostor(address, nonce, response)
+        if impostor is not None:
+            return impostor
         if response.status_code != 200:
             body = await response.aread()
             await response.aclose()

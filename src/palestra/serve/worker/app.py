@@ -7,6 +7,8 @@
 
 Validation (unknown model, context overflow, bad sampling values) answers before the
 stream starts, with the right status; an error mid-stream becomes a final error line.
+With a cluster token (`serve/cluster.py`) every route but /health needs it, and answers
+prove it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.background import BackgroundTask
 
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
 from palestra.core.types import GenerationRequest
+from palestra.serve.cluster import ClusterSettings, RequireClusterToken
 from palestra.serve.disconnect import unless_disconnected
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
@@ -92,7 +95,9 @@ def _token_budget(model: ServedModel, prompt_tokens: int, requested: int | None)
     return requested or context - prompt_tokens
 
 
-def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
+def build_worker_app(
+    settings: WorkerIdentity, table: ModelTable, cluster: ClusterSettings | None = None
+) -> FastAPI:
     def registration() -> RegisterRequest:
         return RegisterRequest(
             address=settings.address,
@@ -111,6 +116,7 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
                     settings.controller,
                     registration,
                     heartbeat_interval=settings.heartbeat_interval,
+                    client_options=cluster.client_options() if cluster else None,
                 )
             )
         watchers = [  # --keep-alive: unload idle models
@@ -132,6 +138,8 @@ def build_worker_app(settings: WorkerIdentity, table: ModelTable) -> FastAPI:
     app.state.settings = settings
     app.state.models = table
     install_error_handlers(app)
+    if cluster is not None and cluster.token:
+        app.add_middleware(RequireClusterToken, token=cluster.token)
     metrics = ServingMetrics("palestra_worker")
 
     async def refresh_queue_length() -> None:

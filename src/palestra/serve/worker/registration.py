@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -21,14 +22,23 @@ async def keep_registered(
     *,
     heartbeat_interval: float,
     retry_interval: float = 1.0,
+    client_options: dict[str, Any] | None = None,
 ) -> None:
+    """`client_options`: the cluster's token header and CA (`ClusterSettings`)."""
     registered = False
-    async with httpx.AsyncClient(base_url=controller, timeout=5.0) as client:
+    refused = False
+    options = client_options or {}
+    async with httpx.AsyncClient(base_url=controller, timeout=5.0, **options) as client:
         while True:
             try:
                 if not registered:
                     body = registration()
                     response = await client.post("/workers/register", json=body.model_dump())
+                    if response.status_code == 401 and not refused:
+                        refused = True  # said once; it keeps trying (the token may change)
+                        logger.error(
+                            "controller %s refused this worker: %s", controller, response.text
+                        )
                     response.raise_for_status()
                     registered = True
                     logger.info("registered %s with %s", body.address, controller)
