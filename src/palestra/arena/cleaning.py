@@ -11,10 +11,12 @@ wrongly flags an honest voter with probability at most alpha.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from palestra.arena.battles import Battle
 from palestra.arena.settings import CleaningOptions
@@ -73,6 +75,8 @@ def _leaks_identity(battle: Battle) -> bool:
 
 
 def _empty_or_errored(battle: Battle) -> bool:
+    if "errored" in battle.extra:  # judged when the vote was stored (the store's facts)
+        return bool(battle.extra["errored"])
     if not (battle.conversation_a or battle.conversation_b):
         return False  # nothing to judge: records without conversations pass
     for side in ("a", "b"):
@@ -84,13 +88,29 @@ def _empty_or_errored(battle: Battle) -> bool:
     return False
 
 
-def _dedup_key(battle: Battle) -> str:
+def dedup_key(battle: Battle) -> str:
+    """What makes two votes the same vote: the voter, the prompt (or question id) and the
+    pair; without a voter or a prompt, the whole record. A digest, so the store keeps it."""
+    if "dedup_key" in battle.extra:  # computed when the vote was stored (the store's facts)
+        return str(battle.extra["dedup_key"])
     prompt = next((m["content"] for m in battle.conversation_a if m["role"] == "user"), "")
     if battle.judge and (prompt or battle.question_id):
-        return json.dumps(
+        text = json.dumps(
             [battle.judge, battle.question_id or prompt, battle.model_a, battle.model_b]
         )
-    return json.dumps(battle.to_record(), sort_keys=True, default=str)
+    else:
+        text = json.dumps(battle.to_record(), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def battle_verdicts(battle: Battle) -> dict[str, Any]:
+    """The cleaning's per-battle verdicts, judged once (the store keeps them with the vote,
+    so the leaderboard never reads a conversation again)."""
+    return {
+        "dedup_key": dedup_key(battle),
+        "identity_leak": _leaks_identity(battle),
+        "errored": _empty_or_errored(battle),
+    }
 
 
 def anomalous_voters(battles: list[Battle], alpha: float, min_votes: int) -> set[str]:
@@ -110,9 +130,9 @@ def anomalous_voters(battles: list[Battle], alpha: float, min_votes: int) -> set
             own[pair][outcome] += 1
         evidence = 1.0
         for pair, outcome, _ in sorted(votes, key=lambda v: v[2]):
-            others = pair_counts[pair] - own[pair]
-            total = sum(others.values())
-            consensus = (others[outcome] + 1) / (total + 3)  # add-one smoothing
+            everyone, mine = pair_counts[pair], own[pair]
+            total = everyone.total() - mine.total()
+            consensus = (everyone[outcome] - mine[outcome] + 1) / (total + 3)  # add-one
             evidence *= (1 / 3) / consensus
             if evidence >= 1 / alpha:
                 flagged.add(judge)
@@ -146,7 +166,7 @@ def clean(
         seen: set[str] = set()
         unique = []
         for battle in current:
-            key = _dedup_key(battle)
+            key = dedup_key(battle)
             if key not in seen:
                 seen.add(key)
                 unique.append(battle)

@@ -62,9 +62,13 @@ def open_store(location: str) -> ArenaStore:
     return ArenaStore(require_store(location))
 
 
-def read_battles(source: str) -> list[Battle]:
-    """Battles from a store (file or URL) or a battle / vote-log file."""
-    return open_store(source).battles() if is_store(source) else load_battles(source)
+def read_battles(source: str, texts: bool = True) -> list[Battle]:
+    """Battles from a store (file or URL) or a battle / vote-log file. `texts=False`: from
+    a store, the battles' facts only (what rating needs; no conversation is read)."""
+    if not is_store(source):
+        return load_battles(source)
+    store = open_store(source)
+    return store.battles() if texts else store.battle_facts()[0]
 
 
 def rate_battles(

@@ -92,7 +92,7 @@ class ArenaEvent:
 def _tables() -> Any:
     """The store's tables as the code reads and writes them; the schema itself is made and
     changed by the migrations (`arena/migrations/`), and a test checks the two agree."""
-    from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table
+    from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table
 
     metadata = MetaData()
     meta = Table(
@@ -126,7 +126,25 @@ def _tables() -> Any:
         Column("tstamp", Float, nullable=False, index=True),
         Index("ix_arena_limits_kind_user_tstamp", "kind", "user", "tstamp"),
     )
-    return metadata, meta, events, limits
+    battles = Table(
+        "arena_battles",
+        metadata,
+        Column("event_id", Integer, primary_key=True, autoincrement=False),
+        Column("tstamp", Float, nullable=False),
+        Column("judge", String(64), nullable=False),
+        Column("model_a", String(256), nullable=False),
+        Column("model_b", String(256), nullable=False),
+        Column("winner", String(16), nullable=False),
+        Column("anony", Boolean, nullable=False),
+        Column("turn", Integer, nullable=False),
+        Column("language", String(32), nullable=False),
+        Column("dedup_key", String(40), nullable=False),
+        Column("identity_leak", Boolean, nullable=False),
+        Column("errored", Boolean, nullable=False),
+        Column("style", JSON),
+        Column("categories", JSON, nullable=False),
+    )
+    return metadata, meta, events, limits, battles
 
 
 def store_url(location: str | Path) -> str:
@@ -180,10 +198,11 @@ class ArenaStore:
 
         self.url = store_url(location)
         self.engine = open_engine(location)
-        self.metadata, self.meta, self.events, self.limits = _tables()
+        self.metadata, self.meta, self.events, self.limits, self.facts = _tables()
         with database_errors(self.engine):
             ensure_current(self.engine)
             self._salt = os.environ.get("PALESTRA_USER_SALT") or self._prepare()
+            self._fill_missing_facts()
         self._limit_calls = 0
 
     def _prepare(self) -> str:
@@ -225,19 +244,52 @@ class ArenaStore:
         }
 
     def record(self, event: ArenaEvent) -> int:
-        """Store one event; returns only once it is committed to disk."""
+        """Store one event (with its battle facts, for a battle vote, in the same
+        transaction); returns only once it is committed to disk."""
         with self.engine.begin() as connection:
             result = connection.execute(self.events.insert(), self._row(event))
-        key = result.inserted_primary_key
-        event.id = int(key[0]) if key else -1
+            key = result.inserted_primary_key
+            event.id = int(key[0]) if key else -1
+            facts = _facts(event)
+            if facts is not None:
+                connection.execute(self.facts.insert(), facts)
         return event.id
 
     def record_many(self, events: Iterable[ArenaEvent]) -> int:
-        rows = [self._row(e) for e in events]
-        if rows:
+        """Store many events in one transaction."""
+        events = list(events)
+        if events:
             with self.engine.begin() as connection:
-                connection.execute(self.events.insert(), rows)
-        return len(rows)
+                inserted = connection.execute(
+                    self.events.insert().returning(self.events.c.id, sort_by_parameter_order=True),
+                    [self._row(e) for e in events],
+                )
+                for event, key in zip(events, inserted.scalars(), strict=True):
+                    event.id = int(key)
+                facts = [f for e in events if (f := _facts(e)) is not None]
+                if facts:
+                    connection.execute(self.facts.insert(), facts)
+        return len(events)
+
+    def _fill_missing_facts(self) -> None:
+        """Facts for battle votes stored before the facts table existed (or by an older
+        Palestra), in batches; once done, a check of two numbers."""
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as connection:
+            last_fact = connection.execute(select(func.max(self.facts.c.event_id))).scalar()
+            last_vote = connection.execute(
+                select(func.max(self.events.c.id)).where(self.events.c.type.in_(list(BATTLE_VOTES)))
+            ).scalar()
+            if last_vote is None or (last_fact is not None and last_fact >= last_vote):
+                return
+            have = set(connection.execute(select(self.facts.c.event_id)).scalars())
+        missing = [e for e in self.events_of(*BATTLE_VOTES) if e.id not in have]
+        for start in range(0, len(missing), 1000):
+            rows = [f for e in missing[start : start + 1000] if (f := _facts(e)) is not None]
+            if rows:
+                with self.engine.begin() as connection:
+                    connection.execute(self.facts.insert(), rows)
 
     # ---------------------------------------------------------------- limits
     def allowance(
@@ -319,6 +371,39 @@ class ArenaStore:
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
+    def battle_facts(self, after: int = 0) -> tuple[list[Battle], int]:
+        """The battles voted after event id `after`, from their facts: no conversation
+        texts, the cleaning's verdicts and style counts in `extra` (what the leaderboard
+        needs); and the last event id read, to ask for the next ones."""
+        from sqlalchemy import select
+
+        table = self.facts
+        query = select(table).where(table.c.event_id > after).order_by(table.c.event_id)
+        battles, last = [], after
+        with self.engine.connect() as connection:
+            for row in connection.execute(query):
+                battles.append(
+                    Battle(
+                        model_a=row.model_a,
+                        model_b=row.model_b,
+                        winner=row.winner,
+                        judge=row.judge,
+                        turn=row.turn,
+                        anony=row.anony,
+                        language=row.language,
+                        tstamp=row.tstamp,
+                        extra={
+                            "dedup_key": row.dedup_key,
+                            "identity_leak": row.identity_leak,
+                            "errored": row.errored,
+                            "style": row.style,
+                            "categories": row.categories,
+                        },
+                    )
+                )
+                last = row.event_id
+        return battles, last
+
     def battles(self) -> list[Battle]:
         """Every battle vote as a battle (names from the states, flags kept for cleaning)."""
         battles = []
@@ -389,6 +474,34 @@ class ArenaStore:
             finish=record.get("finish"),
             **common,
         )
+
+
+def _facts(event: ArenaEvent) -> dict[str, Any] | None:
+    """A battle vote's row of facts (None for other events)."""
+    from palestra.arena.cleaning import battle_verdicts
+    from palestra.arena.ratings.style import battle_style
+
+    battle = battle_from_vote(
+        event.type, event.states, event.shown or ["", ""], judge=event.user,
+        tstamp=event.tstamp, extra=event.flags,
+    )  # fmt: skip
+    if battle is None or event.id is None:
+        return None
+    style = battle_style(battle)
+    return {
+        "event_id": event.id,
+        "tstamp": battle.tstamp,
+        "judge": battle.judge,
+        "model_a": battle.model_a,
+        "model_b": battle.model_b,
+        "winner": battle.winner,
+        "anony": battle.anony,
+        "turn": battle.turn,
+        "language": battle.language,
+        **battle_verdicts(battle),
+        "style": None if style is None else [style[0].tolist(), style[1].tolist()],
+        "categories": list(event.flags.get("categories") or []),
+    }
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -88,7 +88,7 @@ def _rate(parsed: Parsed) -> None:
     if not is_store(source) and _is_pair_counts(Path(source)):
         boards["all"] = leaderboard_from_counts(PairCounts.from_arena_pair_counts(source), options)
     else:
-        battles = read_battles(source)
+        battles = read_battles(source, texts=False)  # a store's facts are enough to rate
         cleaning = parsed["cleaning"] if arguments.clean_first else None
         conditions = parse_conditions(arguments.where)
         result = rate_battles(battles, options, cleaning, conditions)

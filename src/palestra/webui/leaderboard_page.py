@@ -1,10 +1,12 @@
 """The "Leaderboard" tab: Bradley-Terry ratings with confidence intervals and vote counts
 from the store's battles through the arena pipeline (cleaned as `palestra arena rate`
 cleans them; the page says which filters ran and what they removed), the win-rate heat
-map and the battle counts (plotly), recomputed on load and on "Refresh"."""
+map and the battle counts (plotly), shown on load and on "Refresh" as the store's
+`LiveBoard` last computed it (with its time)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from palestra.webui.service import ArenaService
@@ -34,9 +36,10 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, Any]:
             charts = figures(board)
             votes = int(board.meta["battles"])
             plural = "" if votes == 1 else "s"
+            updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(service.board.updated))
             text = (
-                f"{votes} vote{plural} on {len(board.rows)} models. {result.summary()}."
-                f"\n\n{board.to_markdown()}"
+                f"{votes} vote{plural} on {len(board.rows)} models. {result.summary()}. "
+                f"Updated {updated}.\n\n{board.to_markdown()}"
             )
             return text, charts["win_rate"], charts["battle_counts"]
 

@@ -10,13 +10,14 @@ never ends the page's session or the server.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from palestra.arena.battles import BATTLE_VOTES
+from palestra.arena.battles import Battle
 from palestra.arena.cleaning import identity_leaks
 from palestra.arena.matchmaking import MatchmakingConfig, draw_pair
 from palestra.arena.pipeline import RatedBattles
@@ -67,7 +68,7 @@ class ArenaService:
         self.settings = settings or WebUISettings()
         self.rating = rating or RatingOptions()
         self.cleaning = cleaning or CleaningOptions()
-        self._board: tuple[int, RatedBattles] | None = None  # (battle votes, result)
+        self.board = LiveBoard(store, self.rating, self.cleaning)
 
     def user(self, host: str | None, headers: Mapping[str, str]) -> str:
         return self.store.hash_user(client_address(host, headers))
@@ -278,13 +279,47 @@ class ArenaService:
     # ---------------------------------------------------------------- leaderboard
     def leaderboard(self) -> RatedBattles:
         """The store's battles through the arena pipeline (the same cleaning and rating as
-        `palestra arena rate`); recomputed only when the number of battle votes changed
-        (every page load asks)."""
+        `palestra arena rate`), kept up to date by `LiveBoard`."""
+        return self.board.current()
+
+
+class LiveBoard:
+    """The leaderboard of a store, refreshed from the votes that arrived since the last
+    refresh: each refresh reads only the new battles' facts (never a conversation) and
+    rates the battles held so far. Refreshes are spaced by at least 2 s, and by ten times
+    the last refresh's duration, so a large arena spends at most a tenth of a core on it
+    however often pages ask; between refreshes every page gets the last board."""
+
+    MIN_INTERVAL = 2.0
+    COST_FACTOR = 10.0
+
+    def __init__(self, store: ArenaStore, rating: RatingOptions, cleaning: CleaningOptions):
+        self.store = store
+        self.rating = rating
+        self.cleaning = cleaning
+        self.battles: list[Battle] = []
+        self.last_event = 0
+        self.result: RatedBattles | None = None
+        self.updated = 0.0  # wall-clock time of the last refresh
+        self.seconds = 0.0  # how long the last refresh took
+        self._next = 0.0  # monotonic time before which the board is not refreshed
+        self._lock = threading.Lock()
+
+    def current(self) -> RatedBattles:
+        with self._lock:
+            if self.result is None or time.monotonic() >= self._next:
+                self._refresh()
+            assert self.result is not None
+            return self.result
+
+    def _refresh(self) -> None:
         from palestra.arena.pipeline import rate_battles
 
-        votes = self.store.count(*BATTLE_VOTES)
-        if self._board is not None and self._board[0] == votes:
-            return self._board[1]
-        result = rate_battles(self.store.battles(), self.rating, self.cleaning)
-        self._board = (votes, result)
-        return result
+        started = time.monotonic()
+        new, self.last_event = self.store.battle_facts(after=self.last_event)
+        if new or self.result is None:
+            self.battles.extend(new)
+            self.result = rate_battles(self.battles, self.rating, self.cleaning)
+            self.updated = time.time()
+        self.seconds = time.monotonic() - started
+        self._next = time.monotonic() + max(self.MIN_INTERVAL, self.COST_FACTOR * self.seconds)

@@ -81,3 +81,57 @@ def test_the_cli_and_the_web_ui_give_the_same_board(tmp_path: Path) -> None:
         (r.model, round(r.rating, 6), round(r.lower, 6)) for r in ui.board.rows
     ]
     assert [r.model for r in ui.board.rows] == ["alpha", "beta", "gamma"]
+
+
+def test_the_stored_facts_rate_as_the_conversations_do(tmp_path: Path) -> None:
+    """The leaderboard reads each vote's facts (verdicts and style counts judged when the
+    vote was stored), never the conversations: the same board, filters and style fit."""
+    from palestra.arena.pipeline import rate_battles
+    from palestra.arena.settings import CleaningOptions, RatingOptions
+
+    store = _store(tmp_path / "arena.db")
+    again = store.battles()[5]  # a repeated vote: dropped as a duplicate
+    store.record(
+        ArenaEvent(
+            "leftvote", again.judge, [again.model_a, again.model_b],
+            [state(again.model_a, again.conversation_a[0]["content"], "# Title\n- **a**"),
+             state(again.model_b, again.conversation_a[0]["content"], "Plain.")],
+        )
+    )  # fmt: skip
+    rating = RatingOptions(style_control=True, rounds=20)
+    cleaning = CleaningOptions(daily_vote_cap=11)
+    facts, _ = store.battle_facts()
+    assert not any(b.conversation_a for b in facts)
+    from_texts = rate_battles(store.battles(), rating, cleaning)
+    from_facts = rate_battles(facts, rating, cleaning)
+    assert from_facts.summary() == from_texts.summary()
+    assert "duplicates: 1" in from_facts.summary()
+    assert "votes past 11 per user per day" in from_facts.summary()
+    assert from_texts.board is not None and from_facts.board is not None
+    assert from_facts.board.rows == from_texts.board.rows
+    assert from_facts.board.style_coefficients == from_texts.board.style_coefficients
+
+
+def test_the_web_ui_board_reads_only_new_votes(tmp_path: Path) -> None:
+    store = _store(tmp_path / "arena.db")
+    service = ArenaService(ModelDirectory.of([]), store)
+    reads: list[int] = []
+    read_facts = store.battle_facts
+
+    def counted(after: int = 0) -> tuple[list, int]:  # type: ignore[type-arg]
+        battles, last = read_facts(after)
+        reads.append(len(battles))
+        return battles, last
+
+    store.battle_facts = counted  # type: ignore[method-assign]
+    first = service.leaderboard()
+    assert reads == [93] and first.kept == 90
+    assert service.leaderboard() is first and reads == [93]  # within the refresh spacing
+    store.record(
+        ArenaEvent("rightvote", "user_new", ["alpha", "gamma"],
+                   [state("alpha", "new q", "A."), state("gamma", "new q", "G.")])
+    )  # fmt: skip
+    service.board._next = 0.0  # the spacing has passed
+    second = service.leaderboard()
+    assert reads == [93, 1] and second.kept == 91 and second.total == 94
+    assert service.board.updated > 0 and service.board.last_event == 94

@@ -77,16 +77,26 @@ def test_a_store_made_by_palestra_0_1_upgrades_and_goes_back(store_location: str
     assert schema_version(store) == "2"  # Palestra 0.1 refuses a store above its version 1
     assert store.allowance("message", RELEASE_USER, 1, 60) == 0  # the new table works
     assert store.record(_vote()) == 5  # ids go on from the release's
+    facts, last = store.battle_facts()  # filled in for the release's votes, kept for the new
+    assert [(b.model_a, b.winner, b.extra["identity_leak"]) for b in facts] == [
+        ("alpha", "model_a", True),  # "hello from alpha": the answer names its model
+        ("alpha", "tie", True),
+        ("alpha", "model_b", False),
+    ]
+    assert last == 5 and store.battle_facts(after=last) == ([], 5)
     store.close()
 
     engine = open_engine(location)
-    assert migrate.migrate(engine, "0001") == migrate.Migration("0002", "0001")
+    head = migrate.head()
+    assert migrate.migrate(engine, "0001") == migrate.Migration(head, "0001")
     assert not inspect(engine).has_table("arena_limits")
+    assert not inspect(engine).has_table("arena_battles")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM arena_events")).scalar() == 5
-    assert migrate.migrate(engine, "head") == migrate.Migration("0001", "0002")
+    assert migrate.migrate(engine, "head") == migrate.Migration("0001", head)
     assert not migrate.migrate(engine).changed
     engine.dispose()
+    assert len(ArenaStore(location).battle_facts()[0]) == 3  # filled in again
 
 
 def _vote() -> ArenaEvent:
@@ -132,15 +142,17 @@ def test_arena_migrate_command(store_location: str, tmp_path: Path) -> None:
         )
 
     shown = create_engine(store_url(location)).url.render_as_string(hide_password=True)
+    head = migrate.head()
     checked = palestra(location, "--dry-run")
-    assert checked.stdout.strip() == f"{shown}: schema revision 0001; this Palestra's is 0002"
-    assert palestra(location).stdout.strip() == f"{shown}: schema revision 0001 -> 0002"
-    assert palestra(location).stdout.strip() == f"{shown}: already at schema revision 0002"
-    assert palestra(location, "--to", "0001").stdout.strip().endswith("0002 -> 0001")
+    assert checked.stdout.strip() == f"{shown}: schema revision 0001; this Palestra's is {head}"
+    assert palestra(location).stdout.strip() == f"{shown}: schema revision 0001 -> {head}"
+    assert palestra(location).stdout.strip() == f"{shown}: already at schema revision {head}"
+    assert palestra(location, "--to", "0001").stdout.strip().endswith(f"{head} -> 0001")
     unknown = palestra(location, "--to", "0099")
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == (
-        "palestra: error: unknown schema revision '0099'; this Palestra knows 0001, 0002"
+        "palestra: error: unknown schema revision '0099'; this Palestra knows "
+        + ", ".join(migrate.revisions())
     )
     missing = palestra(str(tmp_path / "nope.db"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -39,7 +39,11 @@ def style_counts(texts: list[str]) -> np.ndarray:
 
 
 def battle_style(battle: Battle) -> tuple[np.ndarray, np.ndarray] | None:
-    """Style counts of both sides, from FastChat's conv_metadata or the conversations."""
+    """Style counts of both sides: kept with the vote (the store's facts), from FastChat's
+    conv_metadata, or from the conversations."""
+    kept = battle.extra.get("style")
+    if isinstance(kept, list | tuple) and len(kept) == 2:
+        return np.asarray(kept[0], dtype=float), np.asarray(kept[1], dtype=float)
     meta = battle.extra.get("conv_metadata")
     if isinstance(meta, dict) and "sum_assistant_a_tokens" in meta:
 
