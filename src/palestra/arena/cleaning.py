@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +67,11 @@ def identity_leaks(text: str, names: tuple[str, ...] = ()) -> list[str]:
 
 
 def _leaks_identity(battle: Battle) -> bool:
-    """Flagged when the vote was stored (the web UI checks), or an answer names a model."""
-    if battle.extra.get("identity_leak"):
-        return True
+    """Flagged when the vote was stored (the web UI checks; the store's facts keep the
+    whole verdict as a boolean), or an answer names a model."""
+    flag = battle.extra.get("identity_leak")
+    if flag or flag is False:
+        return bool(flag)
     text = " ".join(battle.answers("a") + battle.answers("b"))
     return bool(identity_leaks(text, (battle.model_a, battle.model_b)))
 
@@ -114,30 +116,49 @@ def battle_verdicts(battle: Battle) -> dict[str, Any]:
 
 
 def anomalous_voters(battles: list[Battle], alpha: float, min_votes: int) -> set[str]:
-    pair_counts: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
-    votes_by_judge: dict[str, list[tuple[tuple[str, str], int, float]]] = defaultdict(list)
-    for battle in battles:
-        pair, outcome = _oriented(battle)
-        pair_counts[pair][outcome] += 1
-        if battle.judge:
-            votes_by_judge[battle.judge].append((pair, outcome, battle.tstamp))
-    flagged = set()
-    for judge, votes in votes_by_judge.items():
-        if len(votes) < min_votes:
-            continue
-        own: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
-        for pair, outcome, _ in votes:
-            own[pair][outcome] += 1
-        evidence = 1.0
-        for pair, outcome, _ in sorted(votes, key=lambda v: v[2]):
-            everyone, mine = pair_counts[pair], own[pair]
-            total = everyone.total() - mine.total()
-            consensus = (everyone[outcome] - mine[outcome] + 1) / (total + 3)  # add-one
-            evidence *= (1 / 3) / consensus
-            if evidence >= 1 / alpha:
-                flagged.add(judge)
-                break
-    return flagged
+    """Voters whose running evidence against "votes like everyone else" reaches 1/alpha
+    (the module's docstring), computed for all voters at once with numpy: each vote's
+    factor from its pair's counts without the voter's own votes, a running sum of logs per
+    voter in time order, flagged when it reaches log(1/alpha)."""
+    import numpy as np
+
+    count = len(battles)
+    pairs: dict[tuple[str, str], int] = {}
+    judges: dict[str, int] = {}
+    pair_of = np.empty(count, dtype=np.int64)
+    outcome = np.empty(count, dtype=np.int64)
+    judge_of = np.empty(count, dtype=np.int64)
+    tstamp = np.empty(count, dtype=float)
+    for i, battle in enumerate(battles):
+        pair, outcome[i] = _oriented(battle)
+        pair_of[i] = pairs.setdefault(pair, len(pairs))
+        judge_of[i] = judges.setdefault(battle.judge, len(judges)) if battle.judge else -1
+        tstamp[i] = battle.tstamp
+    judged = np.flatnonzero(judge_of >= 0)
+    votes = np.bincount(judge_of[judged], minlength=len(judges))
+    eligible = judged[votes[judge_of[judged]] >= min_votes]
+    if not len(eligible):
+        return set()
+    everyone = np.zeros((len(pairs), 3))
+    np.add.at(everyone, (pair_of, outcome), 1)
+    # The voter's own counts on each of their pairs.
+    own_key = judge_of[eligible] * len(pairs) + pair_of[eligible]
+    groups, group_of = np.unique(own_key, return_inverse=True)
+    own = np.zeros((len(groups), 3))
+    np.add.at(own, (group_of, outcome[eligible]), 1)
+    others = everyone[pair_of[eligible]] - own[group_of]
+    mine = outcome[eligible]
+    consensus = (others[np.arange(len(eligible)), mine] + 1) / (others.sum(axis=1) + 3)
+    log_factor = np.log((1 / 3) / consensus)
+    # Each voter's votes in time order (ties: as stored), then running sums per voter.
+    order = np.lexsort((eligible, tstamp[eligible], judge_of[eligible]))
+    voter = judge_of[eligible][order]
+    running = np.cumsum(log_factor[order])
+    starts = np.flatnonzero(np.r_[True, voter[1:] != voter[:-1]])
+    before = np.repeat(np.r_[0.0, running[starts[1:] - 1]], np.diff(np.r_[starts, len(voter)]))
+    reached = (running - before) >= np.log(1 / alpha) - 1e-9
+    names = list(judges)
+    return {names[j] for j in np.unique(voter[reached])}
 
 
 def _oriented(battle: Battle) -> tuple[tuple[str, str], int]:

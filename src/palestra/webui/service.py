@@ -286,9 +286,10 @@ class ArenaService:
 class LiveBoard:
     """The leaderboard of a store, refreshed from the votes that arrived since the last
     refresh: each refresh reads only the new battles' facts (never a conversation) and
-    rates the battles held so far. Refreshes are spaced by at least 2 s, and by ten times
-    the last refresh's duration, so a large arena spends at most a tenth of a core on it
-    however often pages ask; between refreshes every page gets the last board."""
+    rates the battles held so far. A page never waits for a refresh (after the first): a
+    stale board is returned while a background thread refreshes it. Refreshes are spaced
+    by at least 2 s, and by ten times the last one's duration, so a large arena spends at
+    most a tenth of a core on its board however often pages ask."""
 
     MIN_INTERVAL = 2.0
     COST_FACTOR = 10.0
@@ -303,23 +304,31 @@ class LiveBoard:
         self.updated = 0.0  # wall-clock time of the last refresh
         self.seconds = 0.0  # how long the last refresh took
         self._next = 0.0  # monotonic time before which the board is not refreshed
-        self._lock = threading.Lock()
+        self._refreshing = threading.Lock()  # one refresh at a time
+        self._background: threading.Thread | None = None
 
     def current(self) -> RatedBattles:
-        with self._lock:
-            if self.result is None or time.monotonic() >= self._next:
-                self._refresh()
-            assert self.result is not None
-            return self.result
+        """The last board; the first one is computed at once, later ones in the
+        background when the spacing has passed."""
+        if self.result is None:
+            return self.refresh()
+        running = self._background is not None and self._background.is_alive()
+        if time.monotonic() >= self._next and not running:
+            self._background = threading.Thread(target=self.refresh, daemon=True)
+            self._background.start()
+        return self.result
 
-    def _refresh(self) -> None:
+    def refresh(self) -> RatedBattles:
+        """Read the new votes' facts and rate everything held (now, in this thread)."""
         from palestra.arena.pipeline import rate_battles
 
-        started = time.monotonic()
-        new, self.last_event = self.store.battle_facts(after=self.last_event)
-        if new or self.result is None:
-            self.battles.extend(new)
-            self.result = rate_battles(self.battles, self.rating, self.cleaning)
-            self.updated = time.time()
-        self.seconds = time.monotonic() - started
-        self._next = time.monotonic() + max(self.MIN_INTERVAL, self.COST_FACTOR * self.seconds)
+        with self._refreshing:
+            started = time.monotonic()
+            new, last = self.store.battle_facts(after=self.last_event)
+            if new or self.result is None:
+                battles = self.battles + new
+                self.result = rate_battles(battles, self.rating, self.cleaning)
+                self.battles, self.last_event, self.updated = battles, last, time.time()
+            self.seconds = time.monotonic() - started
+            self._next = time.monotonic() + max(self.MIN_INTERVAL, self.COST_FACTOR * self.seconds)
+            return self.result

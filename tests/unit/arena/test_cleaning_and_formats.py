@@ -117,6 +117,61 @@ def test_anomalous_voter_is_flagged_and_honest_ones_rarely() -> None:
     assert honest_flagged <= 5  # alpha bounds the false-flag rate (50 honest voters)
 
 
+def one_voter_at_a_time(battles: list[Battle], alpha: float, min_votes: int) -> set[str]:
+    """The anomaly test written plainly, vote by vote: the oracle for the vectorised one."""
+    from collections import Counter, defaultdict
+
+    def oriented(battle: Battle) -> tuple[tuple[str, str], int]:
+        outcome = {"model_a": 0, "model_b": 1}.get(battle.winner, 2)
+        if battle.model_a <= battle.model_b:
+            return (battle.model_a, battle.model_b), outcome
+        return (battle.model_b, battle.model_a), {0: 1, 1: 0}.get(outcome, 2)
+
+    everyone: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    by_judge: dict[str, list[tuple[tuple[str, str], int, float]]] = defaultdict(list)
+    for battle in battles:
+        pair, outcome = oriented(battle)
+        everyone[pair][outcome] += 1
+        if battle.judge:
+            by_judge[battle.judge].append((pair, outcome, battle.tstamp))
+    flagged = set()
+    for judge, votes in by_judge.items():
+        if len(votes) < min_votes:
+            continue
+        own: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+        for pair, outcome, _ in votes:
+            own[pair][outcome] += 1
+        evidence = 1.0
+        for pair, outcome, _ in sorted(votes, key=lambda v: v[2]):
+            others = everyone[pair] - own[pair]
+            evidence *= (1 / 3) / ((others[outcome] + 1) / (others.total() + 3))
+            if evidence >= 1 / alpha:
+                flagged.add(judge)
+                break
+    return flagged
+
+
+def test_the_vectorised_anomaly_test_matches_the_plain_one() -> None:
+    rng = np.random.default_rng(7)
+    models = [f"m{i}" for i in range(6)]
+    winners = ("model_a", "model_b", "tie", "tie (bothbad)")
+    for round_ in range(5):
+        battles = []
+        for _ in range(3000):
+            a, b = rng.choice(models, 2, replace=False)
+            judge = f"u{rng.integers(60)}" if rng.random() > 0.05 else ""
+            if judge in ("u1", "u2") and rng.random() < 0.9:  # mostly the later name wins
+                winner = "model_a" if a > b else "model_b"
+            else:
+                winner = str(rng.choice(winners))
+            when = float(rng.integers(500))
+            battles.append(Battle(str(a), str(b), winner, judge=judge, tstamp=when))  # type: ignore[arg-type]
+        for alpha, min_votes in ((0.05, 5), (0.2, 20)):
+            expected = one_voter_at_a_time(battles, alpha, min_votes)
+            assert anomalous_voters(battles, alpha, min_votes) == expected, round_
+            assert round_ or expected  # the data flags someone: the check means something
+
+
 def test_fastchat_formats(tmp_path: Path) -> None:
     records = [
         {

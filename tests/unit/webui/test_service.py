@@ -104,8 +104,7 @@ def test_battle_stream_vote_and_leaderboard(tmp_path: Path) -> None:
     assert vote.shown == ["", ""] and vote.models == ["alpha", "beta"]
     assert vote.flags == {"identity_leak": ["alpha"]}  # alpha named itself
     # The Leaderboard cleans as `palestra arena rate` does: a vote that saw a name is out.
-    svc.board._next = 0.0  # past the refresh spacing (LiveBoard)
-    leaked = svc.leaderboard()
+    leaked = svc.board.refresh()  # at once (pages get it from a background refresh)
     assert leaked.board is None and (leaked.total, leaked.kept) == (1, 0)
     assert "identity leaks: 1" in leaked.summary()
     fair = (Conversation("beta"), Conversation("gamma"))
@@ -113,12 +112,10 @@ def test_battle_stream_vote_and_leaderboard(tmp_path: Path) -> None:
         conversation.ask("Name a color.")
     collect(svc.stream_pair(fair, Sampling(), "u"))
     svc.vote_battle("rightvote", fair, "u", anonymous=True, battle_id="b2")
-    svc.board._next = 0.0
-    result = svc.leaderboard()
+    result = svc.board.refresh()
     assert [r.model for r in result.board.rows] == ["gamma", "beta"]
     assert (result.total, result.kept) == (2, 1) and "anonymous battles only" in result.filters
-    svc.board._next = 0.0
-    assert svc.leaderboard() is result  # no new vote: not recomputed
+    assert svc.board.refresh() is result  # no new vote: not recomputed
 
 
 def test_new_battles_follow_matchmaking(tmp_path: Path) -> None:
