@@ -250,7 +250,7 @@ class ArenaStore:
             result = connection.execute(self.events.insert(), self._row(event))
             key = result.inserted_primary_key
             event.id = int(key[0]) if key else -1
-            facts = _facts(event)
+            facts = _facts(event, event.id)
             if facts is not None:
                 connection.execute(self.facts.insert(), facts)
         return event.id
@@ -264,9 +264,10 @@ class ArenaStore:
                     self.events.insert().returning(self.events.c.id, sort_by_parameter_order=True),
                     [self._row(e) for e in events],
                 )
-                for event, key in zip(events, inserted.scalars(), strict=True):
-                    event.id = int(key)
-                facts = [f for e in events if (f := _facts(e)) is not None]
+                ids = [int(key) for key in inserted.scalars()]
+                for event, event_id in zip(events, ids, strict=True):
+                    event.id = event_id
+                facts = [f for e, i in zip(events, ids, strict=True) if (f := _facts(e, i))]
                 if facts:
                     connection.execute(self.facts.insert(), facts)
         return len(events)
@@ -286,7 +287,8 @@ class ArenaStore:
             have = set(connection.execute(select(self.facts.c.event_id)).scalars())
         missing = [e for e in self.events_of(*BATTLE_VOTES) if e.id not in have]
         for start in range(0, len(missing), 1000):
-            rows = [f for e in missing[start : start + 1000] if (f := _facts(e)) is not None]
+            batch = missing[start : start + 1000]
+            rows = [f for e in batch if e.id is not None and (f := _facts(e, e.id))]
             if rows:
                 with self.engine.begin() as connection:
                     connection.execute(self.facts.insert(), rows)
@@ -476,8 +478,8 @@ class ArenaStore:
         )
 
 
-def _facts(event: ArenaEvent) -> dict[str, Any] | None:
-    """A battle vote's row of facts (None for other events)."""
+def _facts(event: ArenaEvent, event_id: int) -> dict[str, Any] | None:
+    """The row of facts of a battle vote stored as `event_id` (None for other events)."""
     from palestra.arena.cleaning import battle_verdicts
     from palestra.arena.ratings.style import battle_style
 
@@ -485,11 +487,11 @@ def _facts(event: ArenaEvent) -> dict[str, Any] | None:
         event.type, event.states, event.shown or ["", ""], judge=event.user,
         tstamp=event.tstamp, extra=event.flags,
     )  # fmt: skip
-    if battle is None or event.id is None:
+    if battle is None:
         return None
     style = battle_style(battle)
     return {
-        "event_id": event.id,
+        "event_id": event_id,
         "tstamp": battle.tstamp,
         "judge": battle.judge,
         "model_a": battle.model_a,

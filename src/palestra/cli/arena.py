@@ -12,6 +12,7 @@ from typing import Any, Literal
 import typer
 
 from palestra.arena.preferences import PreferenceOptions
+from palestra.arena.release import ReleaseOptions
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.cli.options import Parsed, Section, settings_command
 from palestra.core.errors import InvalidRequestError
@@ -146,6 +147,33 @@ app.command(
             Section("cleaning", CleaningOptions),
         ],
         _preferences,
+    )
+)
+
+
+def _release(parsed: Parsed) -> None:
+    from palestra.arena.release import release
+
+    options = parsed["release"]
+    report = release(options, parsed["cleaning"])
+    for reason, count in report.removed.items():
+        typer.echo(f"removed: {reason}: -{count}")
+    for kind, count in sorted(report.replaced.items()):
+        typer.echo(f"replaced: <{kind}> x{count}")
+    if not report.names_checked:
+        typer.echo("names and places not checked: give --ner-model (a spaCy model)")
+    typer.echo(
+        f"released {report.released} of {report.read} battles by {report.voters} voters "
+        f"-> {options.out}/battles.json, {options.out}/DATASHEET.md"
+    )
+
+
+app.command(
+    "release",
+    help="Write a public, de-identified battle release (FastChat's format) and its datasheet.",
+)(
+    settings_command(
+        [Section("release", ReleaseOptions), Section("cleaning", CleaningOptions)], _release
     )
 )
 
