@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -329,3 +330,12 @@ def test_leaderboard_updates(page: Any, arena: Arena) -> None:
             continue
     assert f"{count + 1} votes on 2 models" in table.inner_text()
     assert "Updated 20" in table.inner_text()
+    page.locator("#leaderboard-ratings .js-plotly-plot").wait_for(timeout=30_000)  # intervals
+    page.locator("#leaderboard-style input").check()  # the style-control switch
+    table.get_by_text("style-controlled").wait_for(timeout=30_000)
+    page.locator("#leaderboard-category input").click()  # a category board
+    page.get_by_role("option", name=re.compile(r"^english \(\d+\)$")).click()
+    table.get_by_text(" in english on 2 models").wait_for(timeout=30_000)
+    served = httpx.get(arena.url + "/api/leaderboard", params={"category": "english"}).json()
+    assert served["category"] == "english" and served["categories"]["english"] >= count + 1
+    assert {row["model"] for row in served["board"]["rows"]} == {"palestra-tiny", "scripted"}

@@ -246,8 +246,20 @@ def parse_conditions(texts: list[str]) -> dict[str, str]:
     return conditions
 
 
+def field_values(battle: Battle, name: str) -> list[str]:
+    """A field's values as text: one, or each item of a list field. `categories` are the
+    store's labels, or the rules' labels for battles read from files."""
+    value = battle.field(name)
+    if name == "categories" and value is None:
+        from palestra.arena.categories import label
+
+        value = label(battle)
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
 def filter_battles(battles: list[Battle], conditions: dict[str, str]) -> list[Battle]:
-    """Battles whose fields equal the given values (as text); `turn` accepts `>1`."""
+    """Battles whose fields equal the given values (as text; a list field such as
+    `categories` matches when it holds the value); `turn` accepts `>1`."""
 
     def matches(battle: Battle) -> bool:
         for name, wanted in conditions.items():
@@ -255,7 +267,7 @@ def filter_battles(battles: list[Battle], conditions: dict[str, str]) -> list[Ba
             if wanted.startswith(">") and isinstance(value, int | float):
                 if not value > float(wanted[1:]):
                     return False
-            elif str(value) != wanted:
+            elif wanted not in field_values(battle, name):
                 return False
         return True
 

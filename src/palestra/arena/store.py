@@ -480,6 +480,7 @@ class ArenaStore:
 
 def _facts(event: ArenaEvent, event_id: int) -> dict[str, Any] | None:
     """The row of facts of a battle vote stored as `event_id` (None for other events)."""
+    from palestra.arena.categories import LANGUAGES, label
     from palestra.arena.cleaning import battle_verdicts
     from palestra.arena.ratings.style import battle_style
 
@@ -490,6 +491,7 @@ def _facts(event: ArenaEvent, event_id: int) -> dict[str, Any] | None:
     if battle is None:
         return None
     style = battle_style(battle)
+    categories = [*label(battle), *(event.flags.get("categories") or [])]
     return {
         "event_id": event_id,
         "tstamp": battle.tstamp,
@@ -499,10 +501,10 @@ def _facts(event: ArenaEvent, event_id: int) -> dict[str, Any] | None:
         "winner": battle.winner,
         "anony": battle.anony,
         "turn": battle.turn,
-        "language": battle.language,
+        "language": next((c for c in categories if c in LANGUAGES), ""),
         **battle_verdicts(battle),
         "style": None if style is None else [style[0].tolist(), style[1].tolist()],
-        "categories": list(event.flags.get("categories") or []),
+        "categories": sorted(set(categories)),
     }
 
 

@@ -60,8 +60,10 @@ class RateArguments(Settings):
         positional=True,
     )
     out: Path | None = option(None, "Folder for leaderboard files and charts.")
-    where: list[str] = option([], "FIELD=VALUE (repeatable), e.g. language=English, turn=>1.")
-    by: str | None = option(None, "A leaderboard per value of this field.")
+    where: list[str] = option(
+        [], "FIELD=VALUE (repeatable), e.g. language=english, turn=>1, categories=coding."
+    )
+    by: str | None = option(None, "A leaderboard per value of this field (e.g. categories).")
     clean_first: bool = option(
         True,
         "Apply the cleaning options first (--no-clean: rate every battle as read).",
@@ -75,6 +77,7 @@ class RateArguments(Settings):
 
 def _rate(parsed: Parsed) -> None:
     from palestra.arena.leaderboard import (
+        field_values,
         filter_battles,
         leaderboard_from_counts,
         parse_conditions,
@@ -99,7 +102,7 @@ def _rate(parsed: Parsed) -> None:
         boards["all"] = result.board
         if arguments.by:  # a board per value, from the battles already cleaned and filtered
             kept = result.battles
-            for value in sorted({str(b.field(arguments.by)) for b in kept}):
+            for value in sorted({v for b in kept for v in field_values(b, arguments.by)}):
                 subset = rate_battles(filter_battles(kept, {arguments.by: value}), options)
                 if subset.board is not None:
                     boards[f"{arguments.by}={value}"] = subset.board

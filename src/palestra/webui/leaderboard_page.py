@@ -1,48 +1,112 @@
-"""The "Leaderboard" tab: Bradley-Terry ratings with confidence intervals and vote counts
-from the store's battles through the arena pipeline (cleaned as `palestra arena rate`
-cleans them; the page says which filters ran and what they removed), the win-rate heat
-map and the battle counts (plotly), shown on load and on "Refresh" as the store's
-`LiveBoard` last computed it (with its time)."""
+"""The "Leaderboard" tab: Bradley-Terry ratings with confidence intervals, ranks with ties
+and vote counts from the store's battles through the arena pipeline (cleaned as `palestra
+arena rate` cleans them; the page says which filters ran and what they removed), for all
+battles or one category, with or without style control; the rating chart with its
+intervals, the win-rate heat map and the battle counts (plotly). Shown on load and on
+"Refresh" as the store's `LiveBoard` last computed it, with its time. The same board is
+served as JSON at /api/leaderboard for other front ends (`mount_leaderboard_json`)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from palestra.arena.categories import CATEGORIES
 from palestra.webui.service import ArenaService
 
+ALL = "all"
 
-def build_leaderboard_page(service: ArenaService) -> tuple[Any, Any]:
-    """Returns (the refresh function, its outputs) for the app to run on page load."""
+
+def category_choices(service: ArenaService) -> list[tuple[str, str]]:
+    """The dropdown's choices: all battles, then each category that has battles."""
+    counts = service.board.category_counts
+    named = [(f"{c.replace('_', ' ')} ({counts[c]})", c) for c in CATEGORIES if counts[c]]
+    return [("all battles", ALL), *named]
+
+
+def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[Any]]:
+    """Returns (the refresh function, its inputs, its outputs) for the app's page load."""
     import gradio as gr
 
     with gr.Tab("Leaderboard", id="leaderboard"):
-        refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
+        with gr.Row():
+            category = gr.Dropdown(
+                [("all battles", ALL)], value=ALL, label="Category",
+                elem_id="leaderboard-category", scale=2,
+            )  # fmt: skip
+            style = gr.Checkbox(
+                False, label="Style control (length and markdown)", elem_id="leaderboard-style"
+            )
+            refresh = gr.Button("Refresh", elem_id="leaderboard-refresh", scale=1)
         table = gr.Markdown(elem_id="leaderboard-table")
+        ratings = gr.Plot(label="Ratings with intervals", elem_id="leaderboard-ratings")
         with gr.Row():
             win_rate = gr.Plot(label="Win rate", elem_id="leaderboard-win-rate")
             counts = gr.Plot(label="Battle counts", elem_id="leaderboard-counts")
 
-        def compute() -> tuple[Any, Any, Any]:
-            result = service.leaderboard()
+        def compute(chosen: str | None, styled: bool) -> tuple[Any, ...]:
+            chosen = chosen or ALL
+            result = service.leaderboard(None if chosen == ALL else chosen, bool(styled))
+            menu = gr.update(choices=category_choices(service), value=chosen)
             board = result.board
             if board is None:
                 text = "*Not enough battle votes to rate yet: vote in the Arena (battle) tab.*"
                 if result.total:
                     text += f"\n\n{result.summary()}."
-                return text, None, None
+                return menu, text, None, None, None
             from palestra.arena.charts import figures
 
             charts = figures(board)
             votes = int(board.meta["battles"])
             plural = "" if votes == 1 else "s"
-            updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(service.board.updated))
-            text = (
-                f"{votes} vote{plural} on {len(board.rows)} models. {result.summary()}. "
-                f"Updated {updated}.\n\n{board.to_markdown()}"
+            kept = service.board.boards.get((None if chosen == ALL else chosen, bool(styled)))
+            updated = time.strftime(
+                "%Y-%m-%d %H:%M:%S UTC", time.gmtime(kept.updated if kept else 0)
             )
-            return text, charts["win_rate"], charts["battle_counts"]
+            scope = "" if chosen == ALL else f" in {chosen.replace('_', ' ')}"
+            text = (
+                f"{votes} vote{plural}{scope} on {len(board.rows)} models. "
+                f"{result.summary()}. Updated {updated}.\n\n{board.to_markdown()}"
+            )
+            return menu, text, charts["ratings_ci"], charts["win_rate"], charts["battle_counts"]
 
-        outputs = [table, win_rate, counts]
-        refresh.click(compute, None, outputs)
-    return compute, outputs
+        inputs = [category, style]
+        outputs = [category, table, ratings, win_rate, counts]
+        refresh.click(compute, inputs, outputs)
+        category.change(compute, inputs, outputs)
+        style.change(compute, inputs, outputs)
+    return compute, inputs, outputs
+
+
+def mount_leaderboard_json(app: Any, service: ArenaService) -> None:
+    """GET /api/leaderboard?category=coding&style_control=true: the board the page shows."""
+    from fastapi import Query
+    from fastapi.responses import JSONResponse
+
+    @app.get("/api/leaderboard")
+    def leaderboard_json(
+        category: str = Query(ALL, description=f"'{ALL}' or one of {', '.join(CATEGORIES)}"),
+        style_control: bool = Query(False),
+    ) -> JSONResponse:
+        import json
+
+        if category != ALL and category not in CATEGORIES:
+            message = (
+                f"unknown category {category!r}; expected {ALL} or one of {', '.join(CATEGORIES)}"
+            )
+            return JSONResponse(
+                {"error": {"message": message, "type": "invalid_request_error"}}, 400
+            )
+        key = None if category == ALL else category
+        result = service.leaderboard(key, style_control)
+        kept = service.board.boards.get((key, style_control))
+        return JSONResponse(
+            {
+                "category": category,
+                "style_control": style_control,
+                "updated": kept.updated if kept else None,
+                "summary": result.summary(),
+                "categories": dict(service.board.category_counts),
+                "board": json.loads(result.board.to_json()) if result.board else None,
+            }
+        )

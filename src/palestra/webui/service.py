@@ -10,15 +10,14 @@ never ends the page's session or the server.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from palestra.arena.battles import Battle
 from palestra.arena.cleaning import identity_leaks
+from palestra.arena.live_board import LiveBoard
 from palestra.arena.matchmaking import MatchmakingConfig, draw_pair
 from palestra.arena.pipeline import RatedBattles
 from palestra.arena.settings import CleaningOptions, RatingOptions
@@ -277,58 +276,8 @@ class ArenaService:
         return uuid.uuid4().hex
 
     # ---------------------------------------------------------------- leaderboard
-    def leaderboard(self) -> RatedBattles:
+    def leaderboard(self, category: str | None = None, style: bool = False) -> RatedBattles:
         """The store's battles through the arena pipeline (the same cleaning and rating as
-        `palestra arena rate`), kept up to date by `LiveBoard`."""
-        return self.board.current()
-
-
-class LiveBoard:
-    """The leaderboard of a store, refreshed from the votes that arrived since the last
-    refresh: each refresh reads only the new battles' facts (never a conversation) and
-    rates the battles held so far. A page never waits for a refresh (after the first): a
-    stale board is returned while a background thread refreshes it. Refreshes are spaced
-    by at least 2 s, and by ten times the last one's duration, so a large arena spends at
-    most a tenth of a core on its board however often pages ask."""
-
-    MIN_INTERVAL = 2.0
-    COST_FACTOR = 10.0
-
-    def __init__(self, store: ArenaStore, rating: RatingOptions, cleaning: CleaningOptions):
-        self.store = store
-        self.rating = rating
-        self.cleaning = cleaning
-        self.battles: list[Battle] = []
-        self.last_event = 0
-        self.result: RatedBattles | None = None
-        self.updated = 0.0  # wall-clock time of the last refresh
-        self.seconds = 0.0  # how long the last refresh took
-        self._next = 0.0  # monotonic time before which the board is not refreshed
-        self._refreshing = threading.Lock()  # one refresh at a time
-        self._background: threading.Thread | None = None
-
-    def current(self) -> RatedBattles:
-        """The last board; the first one is computed at once, later ones in the
-        background when the spacing has passed."""
-        if self.result is None:
-            return self.refresh()
-        running = self._background is not None and self._background.is_alive()
-        if time.monotonic() >= self._next and not running:
-            self._background = threading.Thread(target=self.refresh, daemon=True)
-            self._background.start()
-        return self.result
-
-    def refresh(self) -> RatedBattles:
-        """Read the new votes' facts and rate everything held (now, in this thread)."""
-        from palestra.arena.pipeline import rate_battles
-
-        with self._refreshing:
-            started = time.monotonic()
-            new, last = self.store.battle_facts(after=self.last_event)
-            if new or self.result is None:
-                battles = self.battles + new
-                self.result = rate_battles(battles, self.rating, self.cleaning)
-                self.battles, self.last_event, self.updated = battles, last, time.time()
-            self.seconds = time.monotonic() - started
-            self._next = time.monotonic() + max(self.MIN_INTERVAL, self.COST_FACTOR * self.seconds)
-            return self.result
+        `palestra arena rate --where categories=CATEGORY [--style-control]`), kept up to
+        date by `LiveBoard`."""
+        return self.board.current(category, style)

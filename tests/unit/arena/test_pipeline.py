@@ -132,10 +132,9 @@ def test_the_web_ui_board_reads_only_new_votes(tmp_path: Path) -> None:
                    [state("alpha", "new q", "A."), state("gamma", "new q", "G.")])
     )  # fmt: skip
     assert service.leaderboard() is first and reads == [93]  # not yet: spaced
-    service.board._next = 0.0  # the spacing has passed: a refresh starts in the background
+    service.board.boards[(None, False)].due = 0.0  # spacing passed: a background refresh
     assert service.leaderboard() is first  # the page does not wait for it
-    assert service.board._background is not None
-    service.board._background.join(30)
+    service.board._background[(None, False)].join(30)
     second = service.leaderboard()
     assert reads == [93, 1] and second.kept == 91 and second.total == 94
     assert service.board.updated > 0 and service.board.last_event == 94
