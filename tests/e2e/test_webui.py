@@ -77,6 +77,8 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
             *("--register-api-endpoint-file", str(folder / "endpoints.json")),
             *("--arena-config", str(folder / "arena.json")),
             "--keep-identity-leaks",
+            # It echoes the labelling prompt, which names every category: all are stored.
+            *("--category-judge", "scripted"),
         ]
         # The API serves the file's three hosted models beside the bundled one.
         with served_arena(folder, *options, models=4) as served:
@@ -296,10 +298,23 @@ def test_side_by_side_names_models(page: Any, arena: Arena) -> None:
     assert vote["models"] == vote["shown"] == ["scripted", "palestra-tiny"]
 
 
+def refresh_until(page: Any, text: str, seconds: int = 60) -> None:
+    """Click Refresh until the board shows `text`: a page gets the last board at once
+    while the next one is computed in the background (LiveBoard)."""
+    table = page.locator("#leaderboard-table")
+    for _ in range(seconds):
+        try:
+            table.get_by_text(text).wait_for(timeout=1_000)
+            return
+        except Exception:  # Playwright's TimeoutError: not refreshed yet
+            page.locator("#leaderboard-refresh").click()
+    raise AssertionError(f"the leaderboard never showed {text!r}: {table.inner_text()}")
+
+
 def test_leaderboard_updates(page: Any, arena: Arena) -> None:
     open_tab(page, arena, "Leaderboard")
     table = page.locator("#leaderboard-table")
-    table.get_by_text("on 2 models").wait_for(timeout=30_000)
+    refresh_until(page, "on 2 models")
     count = int(table.inner_text().split(" vote")[0].split()[-1])
     anonymous = [
         e for kind in ("leftvote", "rightvote", "tievote", "bothbad_vote")
@@ -321,13 +336,7 @@ def test_leaderboard_updates(page: Any, arena: Arena) -> None:
     page.locator("#battle-vote-bothbad").click()
     page.locator("#battle-notice").get_by_text("vote recorded").wait_for()
     page.get_by_role("tab", name="Leaderboard").click()
-    for _ in range(30):  # the board refreshes at most every 2 s (LiveBoard)
-        page.locator("#leaderboard-refresh").click()
-        try:
-            table.get_by_text(f"{count + 1} votes on").wait_for(timeout=1_000)
-            break
-        except Exception:  # Playwright's TimeoutError: not refreshed yet
-            continue
+    refresh_until(page, f"{count + 1} votes on")
     assert f"{count + 1} votes on 2 models" in table.inner_text()
     assert "Updated 20" in table.inner_text()
     page.locator("#leaderboard-ratings .js-plotly-plot").wait_for(timeout=30_000)  # intervals
@@ -339,3 +348,6 @@ def test_leaderboard_updates(page: Any, arena: Arena) -> None:
     served = httpx.get(arena.url + "/api/leaderboard", params={"category": "english"}).json()
     assert served["category"] == "english" and served["categories"]["english"] >= count + 1
     assert {row["model"] for row in served["board"]["rows"]} == {"palestra-tiny", "scripted"}
+    (judged,) = arena.events("bothbad_vote")  # the category judge labelled the battle
+    assert judged["flags"]["category_judge"] == "scripted"
+    assert "coding" in judged["flags"]["categories"] and served["categories"]["coding"] >= 1

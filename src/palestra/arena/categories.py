@@ -16,6 +16,8 @@ rules on what the user asked (the store keeps them with each vote's facts):
   the most frequent function words.
 
 `label` returns every category a battle belongs to (`language_of` the language alone).
+A judge model can add topics (`judge_prompt`, `parse_judged`; the web UI's
+`--category-judge`): its labels are stored with the vote beside the rules'.
 """
 
 from __future__ import annotations
@@ -126,3 +128,24 @@ def label(battle: Battle) -> list[str]:
         found.append("long_query")
     found.append(language_of(text) if text.strip() else "other_language")
     return found
+
+
+JUDGED = ("coding", "math", "creative_writing", "instruction_following", "hard_prompts")
+
+
+def judge_prompt(prompt: str) -> str:
+    """What a judge model is asked about a battle's first prompt."""
+    return (
+        "Which of these categories does the user prompt below belong to? Categories: "
+        "coding (writing, fixing or explaining code), math (calculation or mathematical "
+        "reasoning), creative_writing (stories, poems, role play), instruction_following "
+        "(explicit constraints on the answer's form), hard_prompts (specific, complex, "
+        "needs expertise and problem solving). Answer with the matching category names "
+        "separated by commas, or none.\n\n<prompt>\n" + prompt[:4000] + "\n</prompt>"
+    )
+
+
+def parse_judged(reply: str) -> list[str]:
+    """The categories a judge's reply names (spaces or underscores), in `JUDGED` order."""
+    text = reply.lower().replace(" ", "_").replace("-", "_")
+    return [name for name in JUDGED if name in text]

@@ -5,8 +5,9 @@ reveals the names. The next message after a vote starts a new round."""
 
 # No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter by its
 # annotation at run time.
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -24,6 +25,7 @@ BUTTONS = {
     "tie": ("Tie", "vote-tie"),
     "tie (bothbad)": ("Both are bad", "vote-bothbad"),
 }
+JUDGE_WAIT = 10.0  # seconds a category judge may take past the answers
 VOTES = tuple(
     (BUTTONS[winner][0], kind, BUTTONS[winner][1]) for kind, winner in BATTLE_VOTES.items()
 )
@@ -37,6 +39,7 @@ class Round:
     battle_id: str
     voted: bool = False
     images: bool = False  # drawn among vision models
+    categories: list[str] = field(default_factory=list)  # the category judge's labels
 
 
 def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, Any, Any]:
@@ -133,13 +136,23 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                     notice(str(exc), "error"),
                 )
                 return
+            first_turn = not battle.pair[0].messages
             for conversation in battle.pair:
                 conversation.ask(text, images)
+            # The judge labels the round's first prompt while the models answer it.
+            judging = asyncio.ensure_future(service.judge_categories(text)) if first_turn else None
             shown = "" if anonymous else names(battle)
             yield battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(), shown, ""
-            async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
-                yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(),
-                       gr.update(), "")  # fmt: skip
+            try:
+                async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
+                    yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(),
+                           gr.update(), gr.update(), "")  # fmt: skip
+            finally:
+                if judging is not None:
+                    try:
+                        battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
+                    except (TimeoutError, asyncio.CancelledError):
+                        judging.cancel()  # a slow judge is not waited for
             hint = notice("vote for the better answer, or keep chatting", "info")
             yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(),
                    gr.update(), hint)  # fmt: skip
@@ -158,6 +171,7 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                     number = service.vote_battle(
                         kind, battle.pair, user_of(service, request),
                         anonymous=anonymous, battle_id=battle.battle_id,
+                        categories=battle.categories,
                     )  # fmt: skip
                 except PalestraError as exc:
                     return battle, gr.update(), notice(str(exc), "error")

@@ -49,20 +49,19 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[
             result = service.leaderboard(None if chosen == ALL else chosen, bool(styled))
             menu = gr.update(choices=category_choices(service), value=chosen)
             board = result.board
+            kept = service.board.boards.get((None if chosen == ALL else chosen, bool(styled)))
+            when = time.gmtime(kept.updated if kept else 0)
+            updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", when)
             if board is None:
                 text = "*Not enough battle votes to rate yet: vote in the Arena (battle) tab.*"
                 if result.total:
                     text += f"\n\n{result.summary()}."
-                return menu, text, None, None, None
+                return menu, f"{text} Updated {updated}.", None, None, None
             from palestra.arena.charts import figures
 
             charts = figures(board)
             votes = int(board.meta["battles"])
             plural = "" if votes == 1 else "s"
-            kept = service.board.boards.get((None if chosen == ALL else chosen, bool(styled)))
-            updated = time.strftime(
-                "%Y-%m-%d %H:%M:%S UTC", time.gmtime(kept.updated if kept else 0)
-            )
             scope = "" if chosen == ALL else f" in {chosen.replace('_', ' ')}"
             text = (
                 f"{votes} vote{plural}{scope} on {len(board.rows)} models. "

@@ -10,6 +10,7 @@ never ends the page's session or the server.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -24,11 +25,13 @@ from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.arena.store import ArenaEvent, ArenaStore
 from palestra.core.errors import InvalidRequestError, OverloadedError, PalestraError
 from palestra.core.types import Conversation as Chat
-from palestra.core.types import GenerationRequest, SamplingParams
+from palestra.core.types import GenerationRequest, Message, SamplingParams
 from palestra.webui.conversation import Conversation
 from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.safety import Moderator, RateLimiter
 from palestra.webui.settings import WebUISettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -199,6 +202,32 @@ class ArenaService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    # ---------------------------------------------------------------- categories
+    async def judge_categories(self, prompt: str) -> list[str]:
+        """The `--category-judge` model's categories for a battle's first prompt (the
+        topics of `arena.categories`); none without a judge, or when it fails: a vote
+        never waits on a judge's trouble."""
+        from palestra.arena.categories import JUDGED, judge_prompt, parse_judged
+
+        judge = self.settings.category_judge
+        if not judge:
+            return []
+        request = GenerationRequest(
+            sampling=SamplingParams(temperature=0.0, max_tokens=48),
+            conversation=Chat((Message("user", judge_prompt(prompt)),)),
+        )
+        reply = ""
+        try:
+            chunks = self.directory.get(judge).backend.generate(request)
+            async for chunk in chunks:
+                reply += chunk.text
+        except Exception as exc:  # a judge down or gone leaves the rules' labels
+            logger.warning("category judge %s failed: %s", judge, exc)
+            return []
+        labels = parse_judged(reply)
+        assert set(labels) <= set(JUDGED)
+        return labels
+
     # ---------------------------------------------------------------- battles and votes
     def new_battle(self, images: bool = False) -> tuple[str, str]:
         models = self.directory.battle_models(vision=images)
@@ -249,7 +278,9 @@ class ArenaService:
         *,
         anonymous: bool,
         battle_id: str,
+        categories: list[str] | None = None,
     ) -> int:
+        """Store a battle vote; `categories`: a judge model's labels for its prompt."""
         if not (pair[0].reply and pair[1].reply):
             raise InvalidRequestError("wait for both answers, then vote")
         self._count_vote(user)
@@ -259,6 +290,9 @@ class ArenaService:
              for w in identity_leaks(m.content, names)}
         )  # fmt: skip
         flags: dict[str, Any] = {"identity_leak": leaks} if leaks else {}
+        if categories:
+            flags["categories"] = list(categories)
+            flags["category_judge"] = self.settings.category_judge
         return self.store.record(
             ArenaEvent(
                 type=kind,

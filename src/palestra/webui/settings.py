@@ -47,6 +47,11 @@ class WebUISettings(Settings):
     vote_limit: str | None = option(
         None, "Votes per user: N/SECONDS (e.g. 100/86400), shared by web servers on one store."
     )
+    category_judge: str | None = option(
+        None,
+        "A model (from --api-base or the endpoint file) that labels each battle's first "
+        "prompt with categories, beside the rules; the labels are stored with the vote.",
+    )
     max_input_chars: int = option(12_000, "Longest message a user may send, in characters.")
     max_turns: int = option(50, "Most user turns in one conversation.")
     title: str = option("Palestra", "The page title.")

@@ -204,3 +204,35 @@ def test_a_provider_that_stops_answering_leaves_battles_and_comes_back(tmp_path:
 async def _last(stream: AsyncIterator[str]) -> str:
     texts = [text async for text in stream]
     return texts[-1]
+
+
+def test_a_category_judge_labels_the_battle_it_sees(tmp_path: Path) -> None:
+    """The judge's labels join the rules' in the stored facts; a failing judge leaves the
+    rules' labels and the vote is stored all the same."""
+    judge = ModelEntry("judge", ScriptedBackend(["Categories: coding, creative writing."]), "")
+    entries = [
+        ModelEntry("alpha", ScriptedBackend(["One answer."], "alpha"), "test"),
+        ModelEntry("beta", ScriptedBackend(["Another answer."], "beta"), "test"),
+        judge,
+        ModelEntry("down", Failing(), "test"),
+    ]
+    svc = ArenaService(
+        ModelDirectory.of(entries), ArenaStore(tmp_path / "j.db"),
+        settings=WebUISettings(category_judge="judge"),
+    )  # fmt: skip
+    prompt = "Tell me something nice about my tortoise."
+    labels = asyncio.run(svc.judge_categories(prompt))
+    assert labels == ["coding", "creative_writing"]
+    assert "Tell me something nice" in judge.backend.requests[-1].conversation.messages[0].content
+    pair = (Conversation("alpha"), Conversation("beta"))
+    for conversation in pair:
+        conversation.ask(prompt)
+    collect(svc.stream_pair(pair, Sampling(), "u"))
+    svc.vote_battle("leftvote", pair, "u", anonymous=True, battle_id="b", categories=labels)
+    (facts,), _ = svc.store.battle_facts()
+    assert facts.extra["categories"] == ["coding", "creative_writing", "english"]
+    (vote,) = svc.store.events_of("leftvote")
+    assert vote.flags["category_judge"] == "judge"
+
+    svc.settings = WebUISettings(category_judge="down")
+    assert asyncio.run(svc.judge_categories(prompt)) == []
