@@ -65,7 +65,7 @@ def test_language_of_scripts() -> None:
     assert language_of("12345 !!!") == "other_language"
 
 
-def _store(path: Path) -> ArenaStore:
+def _store(path: str | Path) -> ArenaStore:
     """alpha wins coding prompts, beta wins the others, gamma is in between."""
     store = ArenaStore(path)
     rng = random.Random(3)
@@ -87,8 +87,8 @@ def _store(path: Path) -> ArenaStore:
     return store
 
 
-def test_category_boards_agree_everywhere(tmp_path: Path) -> None:
-    store = _store(tmp_path / "arena.db")
+def test_category_boards_agree_everywhere(store_location: str) -> None:
+    store = _store(store_location)
     facts, _ = store.battle_facts()
     assert sum("coding" in b.extra["categories"] for b in facts) == 60
     assert {b.language for b in facts} == {"english"}

@@ -1,5 +1,7 @@
-"""One arena pipeline: the same store gives the same board in `palestra arena rate` and in
-the web UI's Leaderboard tab, with the same battles cleaned away and the filters said."""
+"""One arena pipeline: the same store (SQLite or PostgreSQL) gives the same board in
+`palestra arena rate` and in the web UI's Leaderboard tab, with the same battles cleaned
+away and the filters said; the facts stored with each vote rate as the conversations do;
+the web UI reads only new votes."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from tests.unit.arena.test_store import state
 STRENGTH = {"alpha": 2.0, "beta": 1.0, "gamma": 0.5}
 
 
-def _store(path: Path) -> ArenaStore:
+def _store(path: str | Path) -> ArenaStore:
     """Anonymous votes from eight voters, plus what cleaning must drop: a named battle, a
     vote whose answer named a model (flagged by the UI), and an errored answer."""
     store = ArenaStore(path)
@@ -65,8 +67,8 @@ def _store(path: Path) -> ArenaStore:
     return store
 
 
-def test_the_cli_and_the_web_ui_give_the_same_board(tmp_path: Path) -> None:
-    path = tmp_path / "arena.db"
+def test_the_cli_and_the_web_ui_give_the_same_board(store_location: str) -> None:
+    path = store_location
     store = _store(path)
     ui = ArenaService(ModelDirectory.of([]), store).leaderboard()
     assert ui.board is not None and (ui.total, ui.kept) == (93, 90)
@@ -83,13 +85,13 @@ def test_the_cli_and_the_web_ui_give_the_same_board(tmp_path: Path) -> None:
     assert [r.model for r in ui.board.rows] == ["alpha", "beta", "gamma"]
 
 
-def test_the_stored_facts_rate_as_the_conversations_do(tmp_path: Path) -> None:
+def test_the_stored_facts_rate_as_the_conversations_do(store_location: str) -> None:
     """The leaderboard reads each vote's facts (verdicts and style counts judged when the
     vote was stored), never the conversations: the same board, filters and style fit."""
     from palestra.arena.pipeline import rate_battles
     from palestra.arena.settings import CleaningOptions, RatingOptions
 
-    store = _store(tmp_path / "arena.db")
+    store = _store(store_location)
     again = store.battles()[5]  # a repeated vote: dropped as a duplicate
     store.record(
         ArenaEvent(
@@ -112,8 +114,8 @@ def test_the_stored_facts_rate_as_the_conversations_do(tmp_path: Path) -> None:
     assert from_facts.board.style_coefficients == from_texts.board.style_coefficients
 
 
-def test_the_web_ui_board_reads_only_new_votes(tmp_path: Path) -> None:
-    store = _store(tmp_path / "arena.db")
+def test_the_web_ui_board_reads_only_new_votes(store_location: str) -> None:
+    store = _store(store_location)
     service = ArenaService(ModelDirectory.of([]), store)
     reads: list[int] = []
     read_facts = store.battle_facts
