@@ -1,7 +1,8 @@
 """One compact row per battle vote, written in the vote's own transaction: what the
 leaderboard needs (models, winner, voter, time, the cleaning's per-battle verdicts, style
-counts, categories) without reading conversation states. Rows for votes stored before this
-revision are filled in by the store when it opens (it has the code that judges them).
+counts, categories) without reading conversation states or decoding JSON. Rows for votes
+stored before this revision are filled in by the store when it opens (it has the code that
+judges them).
 
 Revision ID: 0003
 Revises: 0002
@@ -32,8 +33,15 @@ def upgrade() -> None:
         sa.Column("dedup_key", sa.String(40), nullable=False),
         sa.Column("identity_leak", sa.Boolean, nullable=False),
         sa.Column("errored", sa.Boolean, nullable=False),
-        sa.Column("style", sa.JSON),
-        sa.Column("categories", sa.JSON, nullable=False),
+        # Style counts per side (answer words, headers, list items, bold), null when the
+        # battle has no answers to measure; plain columns and a comma-joined label list,
+        # so that reading a million rows decodes no JSON.
+        *(
+            sa.Column(f"style_{side}_{feature}", sa.Float)
+            for side in "ab"
+            for feature in ("length", "headers", "lists", "bold")
+        ),
+        sa.Column("categories", sa.String(512), nullable=False),
     )
 
 
