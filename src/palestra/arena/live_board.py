@@ -23,6 +23,7 @@ class Computed:
     """One board as last computed."""
 
     result: RatedBattles
+    last_event: int  # the newest vote it counts
     updated: float  # wall-clock time
     seconds: float  # how long it took
     due: float  # monotonic time from which it may be computed again
@@ -51,12 +52,6 @@ class LiveBoard:
         self._lock = threading.Lock()  # one refresh at a time
         self._background: dict[BoardKey, threading.Thread] = {}
 
-    @property
-    def updated(self) -> float:
-        """When the overall board was last computed."""
-        kept = self.boards.get((None, False))
-        return kept.updated if kept else 0.0
-
     def current(self, category: str | None = None, style: bool = False) -> RatedBattles:
         """The last board for (category, style); the first is computed at once, later
         ones in the background when their spacing has passed."""
@@ -78,18 +73,19 @@ class LiveBoard:
         with self._lock:
             started = time.monotonic()
             new, self.last_event = self.store.battle_facts(after=self.last_event)
-            self.battles = self.battles + new
+            self.battles.extend(new)  # only refreshes touch it, one at a time
             self.category_counts.update(c for b in new for c in b.extra["categories"])
             key = (category, style)
             kept = self.boards.get(key)
-            if new or kept is None:
+            # Behind, also when another board's refresh read the new votes.
+            if kept is None or kept.last_event < self.last_event:
                 rating = (
                     self.rating.model_copy(update={"style_control": True}) if style else self.rating
                 )
                 where = {"categories": category} if category else None
                 result = rate_battles(self.battles, rating, self.cleaning, where)
                 seconds = time.monotonic() - started
-                kept = Computed(result, time.time(), seconds, 0.0)
+                kept = Computed(result, self.last_event, time.time(), seconds, 0.0)
                 self.boards[key] = kept
             spacing = max(self.MIN_INTERVAL, self.COST_FACTOR * kept.seconds)
             kept.due = time.monotonic() + spacing
