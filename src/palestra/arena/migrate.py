@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from palestra.core.errors import InvalidRequestError
@@ -59,9 +60,10 @@ def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(_config())
 
 
-def revisions() -> list[str]:
-    """Every revision this Palestra knows, oldest first."""
-    return [script.revision for script in reversed(list(_scripts().walk_revisions()))]
+@cache
+def revisions() -> tuple[str, ...]:
+    """Every revision this Palestra knows, oldest first (read from the scripts once)."""
+    return tuple(script.revision for script in reversed(list(_scripts().walk_revisions())))
 
 
 def head() -> str:

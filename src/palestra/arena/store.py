@@ -66,6 +66,14 @@ class ArenaEvent:
                 f"unknown arena event type {self.type!r}; expected one of {', '.join(EVENT_TYPES)}"
             )
 
+    def battle(self) -> Battle | None:
+        """The battle a battle vote is about (names from the states, flags kept for
+        cleaning); None for other events."""
+        return battle_from_vote(
+            self.type, self.states, self.shown or ["", ""], judge=self.user,
+            tstamp=self.tstamp, extra=self.flags,
+        )  # fmt: skip
+
     def to_log_record(self) -> dict[str, Any]:
         """The event as a line of FastChat's conversation log (`ip` carries the hash)."""
         record: dict[str, Any] = {"tstamp": self.tstamp, "type": self.type}
@@ -425,19 +433,7 @@ class ArenaStore:
 
     def battles(self) -> list[Battle]:
         """Every battle vote as a battle (names from the states, flags kept for cleaning)."""
-        battles = []
-        for event in self.events_of(*BATTLE_VOTES):
-            battle = battle_from_vote(
-                event.type,
-                event.states,
-                event.shown or ["", ""],
-                judge=event.user,
-                tstamp=event.tstamp,
-                extra=event.flags,
-            )
-            if battle is not None:
-                battles.append(battle)
-        return battles
+        return [b for e in self.events_of(*BATTLE_VOTES) if (b := e.battle()) is not None]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -501,10 +497,7 @@ def _facts(event: ArenaEvent, event_id: int) -> dict[str, Any] | None:
     from palestra.arena.cleaning import battle_verdicts
     from palestra.arena.ratings.style import battle_style
 
-    battle = battle_from_vote(
-        event.type, event.states, event.shown or ["", ""], judge=event.user,
-        tstamp=event.tstamp, extra=event.flags,
-    )  # fmt: skip
+    battle = event.battle()
     if battle is None:
         return None
     style = battle_style(battle)

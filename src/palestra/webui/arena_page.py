@@ -140,7 +140,8 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
             for conversation in battle.pair:
                 conversation.ask(text, images)
             # The judge labels the round's first prompt while the models answer it.
-            judging = asyncio.ensure_future(service.judge_categories(text)) if first_turn else None
+            judged = first_turn and service.settings.category_judge
+            judging = asyncio.ensure_future(service.judge_categories(text)) if judged else None
             shown = "" if anonymous else names(battle)
             yield battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(), shown, ""
             try:
