@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	    >/dev/null 2>&1 || echo "note: Debian postgresql not installed; the store's PostgreSQL tests will be skipped"; \
 	fi
 	$(PYTHON) -m venv $(VENV)
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --no-save --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1 >/dev/null 2>&1 \
+	    || echo "note: axe-core not installed from npm; the accessibility test will be skipped"; \
+	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF $$CMAKE_ARGS" \
 	  $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

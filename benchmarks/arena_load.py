@@ -5,8 +5,9 @@ page acknowledged is in the store.
     python benchmarks/arena_load.py                      # SQLite file, then PostgreSQL
     python benchmarks/arena_load.py --store sqlite --servers 3 --voters 24 --seconds 90
 
-Each voter is a Gradio client (the protocol the page speaks, one session each): it sends a
-unique message in the battle tab, waits for both streamed answers, votes, and reads the
+Each voter is a Gradio client (the protocol the page speaks, one session each; the servers
+run with `--gradio-api`, which opens the page's handlers to it): it sends a unique message
+in the battle tab, waits for both streamed answers, votes, and reads the
 page's acknowledgement (the time from the vote's call to it includes the Gradio client's
 own round trip, measured beside it on a handler that does nothing). The models are a
 scripted OpenAI-compatible stand-in (instant answers), so the web servers and the store
@@ -61,7 +62,7 @@ def start_servers(count: int, store: str, endpoints: Path, folder: Path) -> list
         process = subprocess.Popen(
             [*CLI, "webui", "--api-base", f"http://127.0.0.1:{free_port()}/v1",
              "--register-api-endpoint-file", str(endpoints), "--store", store,
-             "--port", str(port)],
+             "--port", str(port), "--gradio-api"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         servers.append((process, f"http://127.0.0.1:{port}"))
@@ -98,11 +99,11 @@ def voter(servers: list[tuple], first: int, deadline: float, tally: Tally, seed:
         try:
             client = client or Client(url, verbose=False)
             message = f"vote {uuid.uuid4().hex}"
-            client.predict({"text": message, "files": []}, api_name="/take")
-            client.predict(0.7, 1.0, 32, api_name="/send")
+            client.predict({"text": message, "files": []}, 0.7, 1.0, 32, api_name="/send")
             clicked = time.perf_counter()
-            _, notice = client.predict(api_name=rng.choice(KINDS))
+            shown = client.predict(api_name=rng.choice(KINDS))
             waited = time.perf_counter() - clicked
+            notice = next((x for x in shown if isinstance(x, str) and "vote" in x), "")
         except Exception:  # the server died under us
             with tally.lock:
                 tally.failed += 1

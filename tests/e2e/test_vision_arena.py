@@ -38,7 +38,7 @@ def test_an_image_battle_between_local_vision_models(
 ) -> None:
     image = tmp_path / "picture.png"
     image.write_bytes(png_bytes())
-    open_tab(page, vision_arena, "Arena (battle)")
+    open_tab(page, vision_arena, "Battle")
     page.locator("#battle-input input[type=file]").set_input_files(str(image))
     send_until_shown(
         page, "battle", "What is the capital of Italy?", "#battle-chatbot-a .message.bot"

@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible chat model (a hosted provider's stand-in), streamed like
 the real API. By the requested model id:
 
-- `scripted-slow`: 40 numbered words, one every 0.25 s (to stop mid-answer);
+- `scripted-slow`: 40 numbered words, one every `slow_delay` s (0.25: to stop mid-answer);
 - `scripted-vision`: "I see N image(s)." for messages with `image_url` parts;
 - with `tools` (and tool_choice not "none") after a user turn: a call of the first tool
   (or the named one) with `{"text": <last user text>}`, streamed as OpenAI streams calls
@@ -90,7 +90,7 @@ def _text_and_images(content: Any) -> tuple[str, int]:
     return text, sum(1 for p in content if p.get("type") == "image_url")
 
 
-def build_openai_app() -> FastAPI:
+def build_openai_app(slow_delay: float = 0.25) -> FastAPI:
     app = FastAPI()
     app.state.bodies = []
     app.state.headers = []
@@ -154,7 +154,7 @@ def build_openai_app() -> FastAPI:
         if last["role"] == "tool":
             words = ["The", "tool", "said:", text]
         elif model == "scripted-slow":
-            words, delay = [f"word{i}" for i in range(1, 41)], 0.25
+            words, delay = [f"word{i}" for i in range(1, 41)], slow_delay
         elif model == "scripted-vision":
             words = f"I see {images} image(s).".split()
         else:  # the user's text comes back verbatim (newlines, markdown, HTML)

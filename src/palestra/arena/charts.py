@@ -17,6 +17,7 @@ def figures(board: Leaderboard) -> dict[str, Any]:
     except ImportError as exc:
         raise UnsupportedError("charts need plotly: pip install 'palestra[arena]'") from exc
     rows = board.rows
+    numbers = {"texttemplate": "%{z}", "hoverongaps": False}  # a number in each cell
     ci = go.Figure(
         go.Scatter(
             x=[r.model for r in rows],
@@ -39,13 +40,14 @@ def figures(board: Leaderboard) -> dict[str, Any]:
     )
     win = go.Figure(
         go.Heatmap(
-            z=board.win_rate,
+            z=_off_diagonal(board.win_rate, digits=2),
             x=board.models,
             y=board.models,
             colorscale="RdBu",
             zmin=0,
             zmax=1,
-            hovertemplate="%{y} beats %{x}: %{z:.2f}<extra></extra>",
+            hovertemplate="%{y} beats %{x} in %{z:.0%} of their battles<extra></extra>",
+            **numbers,
         )
     )
     win.update_layout(
@@ -56,17 +58,29 @@ def figures(board: Leaderboard) -> dict[str, Any]:
     )
     count = go.Figure(
         go.Heatmap(
-            z=board.battle_counts,
+            z=_off_diagonal(board.battle_counts),
             x=board.models,
             y=board.models,
             colorscale="Viridis",
             hovertemplate="%{y} vs %{x}: %{z} battles<extra></extra>",
+            **numbers,
         )
     )
     count.update_layout(
         title="Battle counts", xaxis_tickangle=-45, height=700, yaxis_autorange="reversed"
     )
     return {"ratings_ci": ci, "win_rate": win, "battle_counts": count}
+
+
+def _off_diagonal(matrix: Any, digits: int | None = None) -> list[list[Any]]:
+    """The matrix with its diagonal blank (a model does not battle itself), rounded."""
+    return [
+        [
+            None if i == j or value is None else (round(value, digits) if digits else value)
+            for j, value in enumerate(row)
+        ]
+        for i, row in enumerate(matrix.tolist() if hasattr(matrix, "tolist") else matrix)
+    ]
 
 
 def write_charts(board: Leaderboard, folder: Path) -> tuple[list[Path], str | None]:

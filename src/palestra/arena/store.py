@@ -222,7 +222,9 @@ def database_errors(engine: Engine) -> Iterator[None]:
 
 
 class ArenaStore:
-    def __init__(self, location: str | Path):
+    def __init__(self, location: str | Path, salt: str | None = None):
+        """`salt` hashes user addresses; without it, PALESTRA_USER_SALT, else one kept in
+        the store (`salt_source` says which)."""
         from palestra.arena.migrate import ensure_current
 
         self.url = store_url(location)
@@ -230,7 +232,9 @@ class ArenaStore:
         self.metadata, self.meta, self.events, self.limits, self.facts = _tables()
         with database_errors(self.engine):
             ensure_current(self.engine)
-            self._salt = os.environ.get("PALESTRA_USER_SALT") or self._prepare()
+            given = salt or os.environ.get("PALESTRA_USER_SALT")
+            self.salt_source = "given" if salt else "environment" if given else "store"
+            self._salt = given or self._prepare()
             self._fill_missing_facts()
         self._limit_calls = 0
 
@@ -251,6 +255,20 @@ class ArenaStore:
         except IntegrityError:  # another process wrote it at the same moment
             return self._prepare()
         return salt
+
+    def stored_salt(self) -> str | None:
+        """The salt kept in the store itself (None once it was moved out)."""
+        from sqlalchemy import select
+
+        query = select(self.meta.c.value).where(self.meta.c.key == "user_salt")
+        with self.engine.connect() as connection:
+            salt = connection.execute(query).scalar_one_or_none()
+        return None if salt is None else str(salt)
+
+    def forget_salt(self) -> None:
+        """Delete the store's own salt (after it was copied out: `palestra arena salt`)."""
+        with self.engine.begin() as connection:
+            connection.execute(self.meta.delete().where(self.meta.c.key == "user_salt"))
 
     def hash_user(self, address: str) -> str:
         digest = hashlib.sha256(f"{self._salt}:{address}".encode()).hexdigest()

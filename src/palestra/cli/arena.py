@@ -210,6 +210,27 @@ def import_command(
         typer.echo(f"{log}: {imported} events imported, {skipped} lines of other types skipped")
 
 
+@app.command("salt")
+def salt_command(
+    store: str = typer.Argument(..., help="The web UI's store: SQLite file or database URL."),
+    remove: bool = typer.Option(
+        False, "--remove", help="Delete it from the store once printed (keep the copy safe)."
+    ),
+) -> None:
+    """Print the user-hashing salt kept in a store, to keep it apart (--user-salt-file or
+    PALESTRA_USER_SALT) with the same user hashes."""
+    from palestra.arena.pipeline import require_store
+    from palestra.arena.store import ArenaStore
+
+    opened = ArenaStore(require_store(store), salt="unused: only read what is stored")
+    salt = opened.stored_salt()
+    if salt is None:
+        raise InvalidRequestError(f"{store} keeps no user salt")
+    typer.echo(salt)
+    if remove:
+        opened.forget_salt()
+
+
 @app.command("migrate")
 def migrate_command(
     store: str = typer.Argument(..., help="Store to migrate: SQLite file or database URL."),

@@ -1,7 +1,9 @@
-"""The arena tabs: "Arena (battle)", two anonymous models drawn by the matchmaking rules
-and shown in random order, and "Arena (side-by-side)", two models picked by name. The same
-prompt streams to both; the user votes A / B / tie / both bad; an anonymous battle then
-reveals the names. The next message after a vote starts a new round."""
+"""The arena tabs: "Battle", two anonymous models drawn by the matchmaking rules and shown
+in random order, and "Side by side", two different models picked by name. The same prompt
+streams to both; once both answers are complete the user votes A / B / tie / both bad;
+the vote locks the round, highlights the choice and (in a battle) puts the names in the
+pane headers; "New round" starts the next one. A reply that fails is a notice, never a
+turn: the exchange is taken out of both sides and the message goes back into the box."""
 
 # No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter by its
 # annotation at run time.
@@ -16,7 +18,15 @@ from palestra.arena.battles import BATTLE_VOTES
 from palestra.core.errors import InvalidRequestError, PalestraError
 from palestra.webui.conversation import Conversation
 from palestra.webui.service import ArenaService, Sampling
-from palestra.webui.widgets import images_of, notice, sampling_controls, take, user_of
+from palestra.webui.widgets import (
+    TAKE_JS,
+    images_of,
+    message_box,
+    notice,
+    sampling_controls,
+    streaming,
+    user_of,
+)
 
 # The buttons, by the outcome each vote means (the vote kinds live in arena.battles).
 BUTTONS = {
@@ -29,6 +39,7 @@ JUDGE_WAIT = 10.0  # seconds a category judge may take past the answers
 VOTES = tuple(
     (BUTTONS[winner][0], kind, BUTTONS[winner][1]) for kind, winner in BATTLE_VOTES.items()
 )
+VOTED_PLACEHOLDER = "You voted: press New round for the next battle"
 
 
 @dataclass
@@ -42,11 +53,59 @@ class Round:
     categories: list[str] = field(default_factory=list)  # the category judge's labels
 
 
-def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, Any, Any]:
-    """Returns the two model dropdowns (side-by-side) or None, and the battle page's
-    outage line (None for side-by-side)."""
+@dataclass
+class Panes:
+    """The page's round widgets, in the order the handlers return them."""
+
+    state: Any
+    chat_a: Any
+    chat_b: Any
+    box: Any
+    reveal: Any
+    status: Any
+    busy: Any
+    votes: list[Any]
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.state, self.chat_a, self.chat_b, self.box, self.reveal, self.status,
+                self.busy, *self.votes]  # fmt: skip
+
+
+def view(
+    battle: "Round | None",
+    *,
+    box: Any = None,
+    reveal: Any = None,
+    status: Any = None,
+    busy: Any = None,
+    votes: Any = None,
+    labels: bool = False,
+) -> tuple[Any, ...]:
+    """The handlers' outputs: the round, both panes (their headers named when `labels`),
+    then what changes (None: unchanged); `votes` is one update for every vote button."""
+    same = gr.update()
+    pair = battle.pair if battle else (Conversation(""), Conversation(""))
+    panes = [
+        gr.update(value=c.chatbot(), label=f"Model {side}: {c.model}")
+        if labels
+        else gr.update(value=c.chatbot())
+        for side, c in zip("AB", pair, strict=True)
+    ]
+    vote_updates = [same if votes is None else votes] * len(VOTES)
+    return (battle, *panes, same if box is None else box, same if reveal is None else reveal,
+            same if status is None else status, same if busy is None else busy,
+            *vote_updates)  # fmt: skip
+
+
+def build_arena_page(
+    service: ArenaService, *, anonymous: bool, agreed: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Returns the two model dropdowns (side-by-side) or None, the battle page's outage
+    line (None for side-by-side), and the message box (the terms gate holds it; `agreed`
+    is the page's State of whether this browser agreed to the terms)."""
     prefix = "battle" if anonymous else "sbs"
-    title = "Arena (battle)" if anonymous else "Arena (side-by-side)"
+    title = "Battle" if anonymous else "Side by side"
     with gr.Tab(title, id=prefix):
         if anonymous:
             gr.Markdown(
@@ -68,30 +127,38 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
                     label="Model B", elem_id=f"{prefix}-model-b",
                 )  # fmt: skip
         state = gr.State(None)
-        with gr.Row():
-            chat_a = gr.Chatbot(label="Model A", height=380, elem_id=f"{prefix}-chatbot-a")
-            chat_b = gr.Chatbot(label="Model B", height=380, elem_id=f"{prefix}-chatbot-b")
+        with gr.Row(elem_classes="panes"):
+            chat_a, chat_b = (
+                gr.Chatbot(
+                    label=f"Model {side}",
+                    height=380,
+                    elem_id=f"{prefix}-chatbot-{side.lower()}",
+                    feedback_options=(),
+                    buttons=["copy"],
+                )
+                for side in "AB"
+            )
         reveal = gr.Markdown(elem_id=f"{prefix}-reveal")
-        with gr.Row():
+        with gr.Row(elem_classes="vote-row"):
             vote_buttons = [
-                gr.Button(label, elem_id=f"{prefix}-{suffix}") for label, _, suffix in VOTES
+                gr.Button(label, elem_id=f"{prefix}-{suffix}", interactive=False)
+                for label, _, suffix in VOTES
             ]
-        with gr.Row():
-            textbox = gr.MultimodalTextbox(
-                placeholder="Type a message for both models and press Enter",
-                file_types=["image"], show_label=False, scale=8, elem_id=f"{prefix}-input",
-            )  # fmt: skip
-            stop = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{prefix}-stop")
+        box, sent, busy = message_box(prefix, "Type a message for both models and press Enter")
         status = gr.Markdown(elem_id=f"{prefix}-notice")
-        new_round = gr.Button("New round", elem_id=f"{prefix}-new-round")
+        with gr.Row(elem_classes="round-row"):
+            new_round = gr.Button("New round", elem_id=f"{prefix}-new-round")
         with gr.Accordion("Parameters", open=False):
             temperature, top_p, max_tokens = sampling_controls()
+        panes = Panes(state, chat_a, chat_b, box, reveal, status, busy, vote_buttons)
 
         def start(images: tuple[str, ...], a: str | None, b: str | None) -> Round:
             if anonymous:
                 a, b = service.new_battle(images=bool(images))
             elif not (a and b):
                 raise InvalidRequestError("pick two models")
+            elif a == b:
+                raise InvalidRequestError("pick two different models to compare")
             return Round(
                 (Conversation(a or ""), Conversation(b or "")),
                 service.battle_id(),
@@ -102,6 +169,14 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
             a, b = battle.pair[0].model, battle.pair[1].model
             return f"**Model A: {a}** · **Model B: {b}**"
 
+        def hidden(text: str, battle: Round) -> str:
+            """An error about an anonymous model, without its name."""
+            if not anonymous:
+                return text
+            for conversation in battle.pair:
+                text = text.replace(conversation.model, "this model")
+            return text
+
         async def send(
             message: Any,
             battle: Round | None,
@@ -110,31 +185,25 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
             t: float,
             p: float,
             n: int,
+            terms_agreed: bool,
             request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
+            if message is None:  # Enter while a reply streamed: the box kept the text
+                return
             user = user_of(service, request)
             try:
+                if not terms_agreed:
+                    raise InvalidRequestError("agree to the terms of use above first")
                 text, images = images_of(message)
-                fresh = (
-                    battle is None
-                    or battle.voted
-                    or (bool(images) and not battle.images)
-                    or (not anonymous and (battle.pair[0].model, battle.pair[1].model) != (a, b))
-                )
+                if battle is not None and battle.voted:
+                    raise InvalidRequestError("you voted on this round: press New round")
+                fresh = battle is None or (bool(images) and not battle.images)
                 if fresh:
                     battle = start(images, a, b)
                 assert battle is not None
                 service.admit(user, text, list(battle.pair), battle=anonymous, images=images)
             except PalestraError as exc:  # the message goes back into the box, not lost
-                keep = battle.pair if battle else (Conversation(""), Conversation(""))
-                yield (
-                    battle,
-                    keep[0].chatbot(),
-                    keep[1].chatbot(),
-                    message,
-                    gr.update(),
-                    notice(str(exc), "error"),
-                )
+                yield view(battle, box=message, status=notice(str(exc), "error"))
                 return
             first_turn = not battle.pair[0].messages
             for conversation in battle.pair:
@@ -143,66 +212,111 @@ def build_arena_page(service: ArenaService, *, anonymous: bool) -> tuple[Any, An
             judged = first_turn and service.settings.category_judge
             judging = asyncio.ensure_future(service.judge_categories(text)) if judged else None
             shown = "" if anonymous else names(battle)
-            yield battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(), shown, ""
+            locked = gr.update(interactive=False)
+            yield view(battle, box=streaming(True), reveal=shown, status="", busy=True,
+                       votes=locked, labels=not anonymous)  # fmt: skip
             try:
                 async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
-                    yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(),
-                           gr.update(), gr.update(), "")  # fmt: skip
+                    yield view(battle)
             finally:
                 if judging is not None:
                     try:
                         battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
                     except (TimeoutError, asyncio.CancelledError):
                         judging.cancel()  # a slow judge is not waited for
+            failed = [(side, c.error) for side, c in zip("AB", battle.pair, strict=True) if c.error]
+            if failed:  # the exchange leaves both sides; the question returns to the box
+                for conversation in battle.pair:
+                    if not conversation.error:
+                        conversation.fail("")
+                said = "; ".join(f"Model {side}: {hidden(error, battle)}" for side, error in failed)
+                back = {"text": text, "files": (message or {}).get("files") or []}
+                yield view(battle, box=gr.update(value=back, **streaming_off()), busy=False,
+                           status=notice(f"no answer ({said}). Your message is back in the box: "
+                                         "send it again or start a new round", "error"),
+                           votes=gr.update(interactive=bool(battle.pair[0].messages)))  # fmt: skip
+                return
             hint = notice("vote for the better answer, or keep chatting", "info")
-            yield (battle, battle.pair[0].chatbot(), battle.pair[1].chatbot(), gr.update(),
-                   gr.update(), hint)  # fmt: skip
+            yield view(battle, box=streaming(False), status=hint, busy=False,
+                       votes=gr.update(interactive=True))  # fmt: skip
+
+        def streaming_off() -> dict[str, Any]:
+            return {"submit_btn": True, "stop_btn": False}
+
+        def stopped(battle: Round | None) -> tuple[Any, ...]:
+            """Stop: the replies so far stay, marked as stopped; votes open on them."""
+            if battle is None:
+                return view(battle, box=streaming(False), busy=False)
+            for conversation in battle.pair:
+                conversation.mark_stopped()
+            answered = all(c.reply for c in battle.pair) and not battle.voted
+            return view(battle, box=streaming(False), busy=False,
+                        status=notice("stopped; vote, or keep chatting", "info"),
+                        votes=gr.update(interactive=answered))  # fmt: skip
 
         def vote(kind: str) -> Any:
             def record(battle: Round | None, request: gr.Request) -> tuple[Any, ...]:
                 if battle is None:
-                    return battle, gr.update(), notice("start a battle first", "error")
+                    return view(battle, status=notice("start a battle first", "error"))
                 if battle.voted:
-                    return (
-                        battle,
-                        gr.update(),
-                        notice("already voted; send a message for a new round", "error"),
-                    )
+                    return view(battle, status=notice("you already voted on this round", "error"))
                 try:
-                    number = service.vote_battle(
+                    service.vote_battle(
                         kind, battle.pair, user_of(service, request),
                         anonymous=anonymous, battle_id=battle.battle_id,
                         categories=battle.categories,
                     )  # fmt: skip
                 except PalestraError as exc:
-                    return battle, gr.update(), notice(str(exc), "error")
+                    return view(battle, status=notice(str(exc), "error"))
                 battle.voted = True
-                return (
-                    battle,
-                    names(battle),
-                    notice(
-                        f"vote recorded (#{number}); thank you. A new message starts a new round",
-                        "ok",
-                    ),
+                label = dict((k, text) for text, k, _ in VOTES)[kind]
+                thanks = notice(
+                    f"vote recorded: {label}. Thank you; press New round for the next battle",
+                    "ok",
                 )
+                box = gr.update(interactive=False, placeholder=VOTED_PLACEHOLDER)
+                base = view(battle, box=box, reveal=names(battle), status=thanks,
+                            votes=gr.update(interactive=False), labels=True)  # fmt: skip
+                chosen = [
+                    gr.update(interactive=False, variant="primary", elem_classes=["chosen-vote"])
+                    if k == kind
+                    else gr.update(interactive=False)
+                    for _, k, _ in VOTES
+                ]
+                return (*base[: -len(VOTES)], *chosen)
 
             return record
 
         def clear() -> tuple[Any, ...]:
-            return None, [], [], None, "", ""
+            """A new round: both panes empty, their headers anonymous, votes reset (what is
+            typed in the box stays)."""
+            box = gr.update(
+                interactive=True, submit_btn=True, stop_btn=False,
+                placeholder="Type a message for both models and press Enter",
+            )  # fmt: skip
+            fresh = [gr.update(value=[], label="Model A"), gr.update(value=[], label="Model B")]
+            reset = gr.update(interactive=False, variant="secondary", elem_classes=[])
+            return (None, *fresh, box, "", "", False, *([reset] * len(VOTES)))
 
-        sent = gr.State(None)  # the message just taken out of the box
-        inputs = [sent, state, pick_a or gr.State(None), pick_b or gr.State(None)]
-        outputs = [state, chat_a, chat_b, textbox, reveal, status]
-        # The box is emptied by a quick event of its own before the replies start (a
-        # stream's first update could be merged away, leaving the sent message in the box).
-        sending = textbox.submit(take, [textbox], [sent, textbox], queue=False).then(
-            send, [*inputs, temperature, top_p, max_tokens], outputs, concurrency_limit=None
-        )
+        pick_inputs = [pick_a or gr.State(None), pick_b or gr.State(None)]
+        # Enter moves the message out of the box in the browser (TAKE_JS), then it is sent.
+        sending = box.submit(
+            None, [box, busy], [sent, box, status], js=TAKE_JS, trigger_mode="multiple"
+        ).then(
+            send, [sent, state, *pick_inputs, temperature, top_p, max_tokens, agreed],
+            panes.outputs,
+            concurrency_limit=None, **service.api_access,
+        )  # fmt: skip
         if outages is not None:  # a battle may have found a provider down, or back
-            sending.then(service.outage_notice, None, outages, queue=False)
-        stop.click(None, cancels=[sending])
+            sending.then(service.outage_notice, None, outages, queue=False, **service.api_access)
+        box.stop(stopped, [state], panes.outputs, cancels=[sending], **service.api_access)
         for button, (_, kind, _) in zip(vote_buttons, VOTES, strict=True):
-            button.click(vote(kind), [state], [state, reveal, status])
-        new_round.click(clear, None, outputs, cancels=[sending])
-    return pick_a, pick_b, outages
+            button.click(vote(kind), [state], panes.outputs, **service.api_access)
+        new_round.click(clear, None, panes.outputs, cancels=[sending], **service.api_access)
+        # Gradio's trash icon on either pane clears the round, not only what is shown.
+        for pane in (chat_a, chat_b):
+            pane.clear(clear, None, panes.outputs, cancels=[sending], **service.api_access)
+        if pick_a is not None and pick_b is not None:  # another model: another round
+            for pick in (pick_a, pick_b):
+                pick.input(clear, None, panes.outputs, cancels=[sending], **service.api_access)
+    return pick_a, pick_b, outages, box

@@ -1,64 +1,151 @@
-"""The "Direct chat" tab: pick a model (its card shown), set a system prompt and sampling,
-chat with streamed replies (images for vision models), stop, regenerate, clear, and vote
-(upvote, downvote, flag). Every vote is acknowledged only once the store has it."""
+"""The "Chat" tab and its sidebar of past chats: pick a model (its card shown), set a
+system prompt and sampling, chat with streamed replies (images for vision models); stop
+(the reply stays, marked stopped), regenerate the last reply, edit a question and
+regenerate from there, and give each reply one piece of feedback (like, dislike or flag)
+that can be changed. The chats are kept in the browser (`history`): a reload restores the
+current one; the sidebar starts, opens, renames, deletes and exports them."""
 
-# No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter by its
-# annotation at run time.
+# No `from __future__ import annotations`: Gradio finds the `gr.Request` and event-data
+# parameters by their annotations at run time.
+import json
+import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from palestra.arena.battles import MODEL_VOTES
-from palestra.core.errors import PalestraError
+from palestra.core.errors import InvalidRequestError, PalestraError
+from palestra.webui import history as chats
 from palestra.webui.conversation import Conversation
 from palestra.webui.service import ArenaService, Sampling
-from palestra.webui.widgets import images_of, notice, sampling_controls, take, user_of
+from palestra.webui.widgets import (
+    TAKE_JS,
+    images_of,
+    message_box,
+    notice,
+    sampling_controls,
+    streaming,
+    user_of,
+)
+
+FEEDBACK = {True: "upvote", False: "downvote", "Flag": "flag", "": None}
+STORAGE_KEY = "palestra-chats"
 
 
-def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
-    """Returns (model dropdown, card, card text function) for the app to refresh on load."""
+@dataclass
+class Sidebar:
+    """The sidebar's widgets (built by `build_sidebar`, wired by `build_chat_page`)."""
+
+    new_chat: Any
+    chats: Any
+    title: Any
+    rename: Any
+    delete: Any
+    export: Any
+    exported: Any
+    kept: Any  # the browser's chats (`history`)
+
+
+def build_sidebar() -> Sidebar:
+    # At the page's top level: a BrowserState inside a tab is read only once the tab shows.
+    kept = gr.BrowserState(chats.empty(), storage_key=STORAGE_KEY)
+    with gr.Sidebar(label="Chats", open=False, elem_id="chat-sidebar"):
+        new_chat = gr.Button("New chat", elem_id="chat-new")
+        listed = gr.Radio([], label="Your chats (kept in this browser)", elem_id="chat-list")
+        title = gr.Textbox(label="Title of this chat", elem_id="chat-title")
+        with gr.Row():
+            rename = gr.Button("Rename", size="sm", elem_id="chat-rename")
+            delete = gr.Button("Delete", size="sm", variant="stop", elem_id="chat-delete")
+        export = gr.Button("Export all chats (JSON)", size="sm", elem_id="chat-export")
+        exported = gr.File(label="Exported chats", visible=False, elem_id="chat-exported")
+    return Sidebar(new_chat, listed, title, rename, delete, export, exported, kept)
+
+
+def model_card(service: ArenaService, name: str | None) -> str:
+    if not name:
+        return "*No model is available yet.*"
+    entry = service.directory.get(name)
+    vision = " Accepts images." if entry.vision else ""
+    return f"**{name}**: {entry.card}.{vision}"
+
+
+def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, Any, Any]:
+    """Returns (model dropdown, card, the restore handler, its outputs) for the app's page
+    load: the model list first, then the browser's current chat."""
     models = service.directory.chat_models()
-    with gr.Tab("Direct chat", id="chat"):
+    with gr.Tab("Chat", id="chat"):
         state = gr.State(None)
-        sent = gr.State(None)  # the message just taken out of the box
+        kept = sidebar.kept
         with gr.Row():
             model = gr.Dropdown(
                 models, value=models[0] if models else None, label="Model", scale=2,
                 elem_id="chat-model",
             )  # fmt: skip
             card = gr.Markdown(elem_id="chat-model-card")
-        chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-chatbot")
-        with gr.Row():
-            textbox = gr.MultimodalTextbox(
-                placeholder="Type a message and press Enter (images: vision models only)",
-                file_types=["image"], show_label=False, scale=8, elem_id="chat-input",
-            )  # fmt: skip
-            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
+        chatbot = gr.Chatbot(
+            label="Chat", height=420, elem_id="chat-chatbot", editable="user",
+            buttons=["copy", "copy_all"],
+            feedback_options=("Like", "Dislike", "Flag"),
+        )  # fmt: skip
+        box, sent, busy = message_box(
+            "chat", "Type a message and press Enter (images: vision models only)"
+        )
         status = gr.Markdown(elem_id="chat-notice")
-        with gr.Row():
-            upvote = gr.Button("Upvote", elem_id="chat-upvote")
-            downvote = gr.Button("Downvote", elem_id="chat-downvote")
-            flag = gr.Button("Flag", elem_id="chat-flag")
-            regenerate = gr.Button("Regenerate", elem_id="chat-regenerate")
-            clear = gr.Button("Clear", elem_id="chat-clear")
         with gr.Accordion("Parameters", open=False):
             system = gr.Textbox(label="System prompt", lines=2, elem_id="chat-system")
             temperature, top_p, max_tokens = sampling_controls()
 
-        def show_card(name: str | None) -> str:
-            if not name:
-                return "*No model is available yet.*"
-            entry = service.directory.get(name)
-            vision = " Accepts images." if entry.vision else ""
-            return f"**{name}**: {entry.card}.{vision}"
+        def bubbles(conversation: Conversation | None) -> Any:
+            feedback = {
+                "upvote": "Like", "downvote": "Dislike", "flag": "Flag",
+            }  # fmt: skip
+            if conversation is None:
+                return gr.update(value=[], label="Chat", feedback_value=[])
+            values = [
+                feedback[conversation.feedback[i][0]] if i in conversation.feedback else None
+                for i, m in enumerate(conversation.messages)
+                if m.role == "assistant"
+            ]
+            return gr.update(
+                value=conversation.chatbot(), label=conversation.model, feedback_value=values
+            )
+
+        def listing(kept_now: chats.History) -> Any:
+            return gr.update(choices=chats.choices(kept_now), value=kept_now.get("current"))
+
+        def saved(conversation: Conversation, kept_now: chats.History) -> tuple[Any, Any, Any]:
+            """(history, list, title) once the chat has changed."""
+            if not conversation.messages:
+                return kept_now, gr.update(), gr.update()
+            kept_now = chats.keep(kept_now, conversation.saved())
+            title = (chats.current(kept_now) or {}).get("title", "")
+            return kept_now, listing(kept_now), title
 
         async def reply(
-            conversation: Conversation, sampling: Sampling, request: Any
+            conversation: Conversation,
+            sampling: Sampling,
+            kept_now: chats.History,
+            request: Any,
+            question: Any = None,
         ) -> AsyncIterator[tuple[Any, ...]]:
+            """Stream the reply; outputs are (state, chatbot, box, status, busy, history,
+            list, title). A failed reply is a notice; its question goes back to the box."""
             user = user_of(service, request)
+            same = gr.update()
+            yield (conversation, bubbles(conversation), streaming(True), "", True,
+                   same, same, same)  # fmt: skip
             async for _ in service.stream(conversation, sampling, user):
-                yield conversation, conversation.chatbot(), gr.update(), ""
+                yield conversation, bubbles(conversation), same, same, same, same, same, same
+            if conversation.error:
+                back = question if question is not None else same
+                box = gr.update(value=back, submit_btn=True, stop_btn=False)
+                yield (conversation, bubbles(conversation), box,
+                       notice(conversation.error, "error"), False,
+                       *saved(conversation, kept_now))  # fmt: skip
+                return
+            yield (conversation, bubbles(conversation), streaming(False), "", False,
+                   *saved(conversation, kept_now))  # fmt: skip
 
         async def send(
             message: Any,
@@ -68,11 +155,15 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
             t: float,
             p: float,
             n: int,
+            kept_now: chats.History,
             request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
+            if message is None:  # Enter while a reply streamed: the box kept the text
+                return
             if conversation is None or conversation.model != name:
                 conversation = Conversation(name or "")
             conversation.system = system_prompt or ""  # an edited prompt applies from now on
+            same = gr.update()
             try:
                 text, images = images_of(message)
                 if not name:
@@ -81,54 +172,147 @@ def build_chat_page(service: ArenaService) -> tuple[Any, Any, Any]:
                     user_of(service, request), text, [conversation], battle=False, images=images
                 )
             except PalestraError as exc:  # the message goes back into the box, not lost
-                yield conversation, conversation.chatbot(), message, notice(str(exc), "error")
+                yield (conversation, bubbles(conversation), message,
+                       notice(str(exc), "error"), same, same, same, same)  # fmt: skip
                 return
             conversation.ask(text, images)
-            yield conversation, conversation.chatbot(), gr.update(), ""
-            async for update in reply(conversation, Sampling(t, p, int(n)), request):
+            sampling = Sampling(t, p, int(n))
+            async for update in reply(conversation, sampling, kept_now, request, message):
                 yield update
 
         async def again(
-            conversation: Conversation | None, t: float, p: float, n: int, request: gr.Request
+            conversation: Conversation | None,
+            t: float,
+            p: float,
+            n: int,
+            kept_now: chats.History,
+            request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
             if conversation is None or not conversation.messages:
-                yield conversation, [], gr.update(), notice("nothing to regenerate", "error")
                 return
             conversation.drop_last_reply()
-            async for update in reply(conversation, Sampling(t, p, int(n)), request):
+            conversation.feedback.pop(len(conversation.messages) - 1, None)
+            async for update in reply(conversation, Sampling(t, p, int(n)), kept_now, request):
                 yield update
 
-        def vote(kind: str) -> Any:
-            def record(conversation: Conversation | None, request: gr.Request) -> str:
-                if conversation is None:
-                    return notice("chat with the model first, then vote", "error")
-                try:
-                    number = service.vote_model(kind, conversation, user_of(service, request))
-                except PalestraError as exc:
-                    return notice(str(exc), "error")
-                return notice(f"{kind} recorded (#{number}); thank you", "ok")
+        async def edited(
+            conversation: Conversation | None,
+            t: float,
+            p: float,
+            n: int,
+            kept_now: chats.History,
+            data: gr.EditData,
+            request: gr.Request,
+        ) -> AsyncIterator[tuple[Any, ...]]:
+            """A question edited in place: the chat from there is asked again."""
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            if conversation is None or not (0 <= index < len(conversation.messages)):
+                return
+            if conversation.messages[index].role != "user":
+                return
+            text = data.value if isinstance(data.value, str) else str(data.value)
+            images = conversation.messages[index].images
+            conversation.truncate(index)
+            conversation.feedback = {i: f for i, f in conversation.feedback.items() if i < index}
+            conversation.ask(text, images)
+            async for update in reply(conversation, Sampling(t, p, int(n)), kept_now, request):
+                yield update
 
-            return record
+        def stopped(conversation: Conversation | None, kept_now: chats.History) -> tuple[Any, ...]:
+            if conversation is None:
+                return (conversation, bubbles(None), streaming(False), "", False,
+                        kept_now, gr.update(), gr.update())  # fmt: skip
+            conversation.mark_stopped()
+            return (conversation, bubbles(conversation), streaming(False),
+                    notice("stopped: the reply so far is kept", "info"), False,
+                    *saved(conversation, kept_now))  # fmt: skip
 
-        def reset() -> tuple[Any, ...]:
-            """A new conversation (what the user is typing stays)."""
-            return None, [], ""
+        def feedback(
+            conversation: Conversation | None, data: gr.LikeData, request: gr.Request
+        ) -> tuple[Any, Any]:
+            if conversation is None:
+                return bubbles(conversation), notice("chat with a model first", "error")
+            kind = FEEDBACK.get(data.liked)
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            try:
+                service.feedback(kind, conversation, index, user_of(service, request))
+            except PalestraError as exc:
+                return bubbles(conversation), notice(str(exc), "error")
+            said = {"upvote": "liked", "downvote": "disliked", "flag": "flagged", None: "cleared"}
+            return bubbles(conversation), notice(f"reply {said[kind]}; thank you", "ok")
+
+        def fresh(kept_now: chats.History) -> tuple[Any, ...]:
+            """A new chat (the box keeps what is typed)."""
+            kept_now = {**kept_now, "current": None}
+            return None, bubbles(None), "", kept_now, listing(kept_now), ""
+
+        def open_chat(chat_id: str | None, kept_now: chats.History) -> tuple[Any, ...]:
+            found = chats.find(kept_now, chat_id)
+            if found is None:
+                return (*fresh(kept_now), gr.update(), gr.update())
+            conversation = Conversation.restored(found)
+            kept_now = chats.select(kept_now, chat_id)
+            picked = gr.update(value=conversation.model) if conversation.model else gr.update()
+            system_prompt = gr.update(value=conversation.system)
+            return (conversation, bubbles(conversation), "", kept_now, listing(kept_now),
+                    found.get("title", ""), picked, system_prompt)  # fmt: skip
+
+        def restore(kept_now: chats.History) -> tuple[Any, ...]:
+            """A page load: the browser's current chat, if it has one."""
+            kept_now = kept_now or chats.empty()
+            return open_chat(kept_now.get("current"), kept_now)
+
+        def renamed(title: str, kept_now: chats.History) -> tuple[Any, Any]:
+            kept_now = chats.rename(kept_now, kept_now.get("current"), title)
+            return kept_now, listing(kept_now)
+
+        def deleted(kept_now: chats.History) -> tuple[Any, ...]:
+            return fresh(chats.delete(kept_now, kept_now.get("current")))
+
+        def exported(kept_now: chats.History) -> Any:
+            if not chats.choices(kept_now):
+                raise InvalidRequestError("no chats to export yet")
+            with tempfile.NamedTemporaryFile(
+                "w", suffix=".json", prefix="palestra-chats-", delete=False
+            ) as file:
+                json.dump(chats.export(kept_now), file, ensure_ascii=False, indent=2)
+            return gr.update(value=file.name, visible=True)
 
         controls = [temperature, top_p, max_tokens]
-        outputs = [state, chatbot, textbox, status]
-        # The box is emptied by a quick event of its own before the reply starts (a stream's
-        # first update could be merged away, leaving the sent message in the box).
-        sending = textbox.submit(take, [textbox], [sent, textbox], queue=False).then(
-            send, [sent, state, model, system, *controls], outputs, concurrency_limit=None
+        outputs = [state, chatbot, box, status, busy, kept, sidebar.chats, sidebar.title]
+        # Enter moves the message out of the box in the browser (TAKE_JS), then it is sent.
+        sending = box.submit(
+            None, [box, busy], [sent, box, status], js=TAKE_JS, trigger_mode="multiple"
+        ).then(
+            send, [sent, state, model, system, *controls, kept], outputs,
+            concurrency_limit=None, **service.api_access,
+        )  # fmt: skip
+        retrying = chatbot.retry(
+            again, [state, *controls, kept], outputs, concurrency_limit=None, **service.api_access
         )
-        regenerating = regenerate.click(again, [state, *controls], outputs, concurrency_limit=None)
-        stop.click(None, cancels=[sending, regenerating])
-        for button, kind in zip((upvote, downvote, flag), MODEL_VOTES, strict=True):
-            button.click(vote(kind), [state], [status])
-        fresh = [state, chatbot, status]
-        clear.click(reset, None, fresh, cancels=[sending, regenerating])
-        model.change(show_card, [model], [card])
+        editing = chatbot.edit(
+            edited, [state, *controls, kept], outputs, concurrency_limit=None, **service.api_access
+        )
+        streams = [sending, retrying, editing]
+        box.stop(stopped, [state, kept], outputs, cancels=streams, **service.api_access)
+        chatbot.like(feedback, [state], [chatbot, status], **service.api_access)
+        blank = [state, chatbot, status, kept, sidebar.chats, sidebar.title]
+        chatbot.clear(fresh, [kept], blank, cancels=streams, **service.api_access)
+        sidebar.new_chat.click(fresh, [kept], blank, cancels=streams, **service.api_access)
+        sidebar.chats.input(
+            open_chat,
+            [sidebar.chats, kept],
+            [*blank, model, system],
+            cancels=streams,
+            **service.api_access,
+        )
+        sidebar.rename.click(
+            renamed, [sidebar.title, kept], [kept, sidebar.chats], **service.api_access
+        )
+        sidebar.delete.click(deleted, [kept], blank, cancels=streams, **service.api_access)
+        sidebar.export.click(exported, [kept], [sidebar.exported], **service.api_access)
+        model.change(lambda name: model_card(service, name), [model], [card], **service.api_access)
         # Only a user's pick starts a new conversation: `change` also fires when a page load
         # refreshes the list, and would wipe a chat that had just begun.
-        model.input(reset, None, fresh)
-        return model, card, show_card
+        model.input(fresh, [kept], blank, **service.api_access)
+        return model, card, restore, ([kept], [*blank, model, system])

@@ -1,9 +1,10 @@
 """`Conversation`: one model's side of a chat in the web UI, and how it is shown and logged.
 
 It holds the messages (images as data URLs), turns itself into what Gradio's chatbot shows
-(HTML is left to Gradio's sanitiser, which renders it inert) and into FastChat's logged
-conversation state (images as their SHA-256, never the image itself), and enforces the
-input limits.
+(markdown, HTML shown as text, remote images blocked: `render.shown`; stopped replies
+marked) and into FastChat's logged conversation state (images as their SHA-256, never the
+image itself), and enforces the input limits. A failed exchange is taken out (`fail`):
+an error is a notice on the page, never a turn sent back to the model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 
 from palestra.core.errors import InvalidRequestError
 from palestra.core.types import Message
+from palestra.webui.render import shown
+
+STOPPED_MARK = "\n\n*(stopped)*"
 
 
 @dataclass
@@ -23,6 +27,9 @@ class Conversation:
     system: str = ""
     messages: list[Message] = field(default_factory=list)
     conv_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    stopped: set[int] = field(default_factory=set)  # indices of replies stopped by the user
+    error: str = ""  # the last exchange's failure, for the page's notice
+    feedback: dict[int, tuple[str, int]] = field(default_factory=dict)  # reply: (kind, event)
 
     @property
     def turns(self) -> int:
@@ -60,15 +67,68 @@ class Conversation:
     def drop_last_reply(self) -> None:
         if self.messages and self.messages[-1].role == "assistant":
             self.messages[-1] = Message("assistant", "")
+            self.stopped.discard(len(self.messages) - 1)
+
+    def fail(self, error: str) -> Message | None:
+        """Take the last exchange out after its reply failed; returns its question (for the
+        message box), and keeps `error` for the page's notice."""
+        self.error = error
+        if len(self.messages) < 2 or self.messages[-2].role != "user":
+            return None
+        question = self.messages[-2]
+        del self.messages[-2:]
+        self.stopped -= {len(self.messages), len(self.messages) + 1}
+        return question
+
+    def mark_stopped(self) -> None:
+        if self.messages and self.messages[-1].role == "assistant":
+            self.stopped.add(len(self.messages) - 1)
+
+    def truncate(self, index: int) -> None:
+        """Keep the messages before `index` (an edit rewrites history from there)."""
+        del self.messages[index:]
+        self.stopped = {i for i in self.stopped if i < index}
 
     def chatbot(self) -> list[dict[str, str]]:
-        shown = []
-        for message in self.messages:
-            text = message.content
+        bubbles = []
+        for index, message in enumerate(self.messages):
+            text = shown(message.content)
             if message.images:
                 text = f"[{len(message.images)} image(s) attached]\n\n" + text
-            shown.append({"role": message.role, "content": text})
-        return shown
+            if index in self.stopped:
+                text += STOPPED_MARK
+            bubbles.append({"role": message.role, "content": text})
+        return bubbles
+
+    def saved(self) -> dict[str, Any]:
+        """What a browser keeps of the chat (images are left out: a browser's storage holds
+        a few megabytes)."""
+        return {
+            "id": self.conv_id,
+            "model": self.model,
+            "system": self.system,
+            "messages": [
+                {"role": m.role, "content": m.content, "images": len(m.images)}
+                for m in self.messages
+            ],
+            "stopped": sorted(self.stopped),
+        }
+
+    @classmethod
+    def restored(cls, saved: dict[str, Any]) -> Conversation:
+        """A chat from what a browser kept (`saved`)."""
+        messages = [
+            Message("user" if m.get("role") == "user" else "assistant", str(m.get("content", "")))
+            for m in saved.get("messages") or []
+            if m.get("role") in ("user", "assistant")
+        ]
+        return cls(
+            str(saved.get("model", "")),
+            system=str(saved.get("system", "")),
+            messages=messages,
+            conv_id=str(saved.get("id") or uuid.uuid4().hex),
+            stopped={int(i) for i in saved.get("stopped") or [] if int(i) < len(messages)},
+        )
 
     def state(self) -> dict[str, Any]:
         """FastChat's conversation state, as logged and exported."""

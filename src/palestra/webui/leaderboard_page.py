@@ -2,8 +2,10 @@
 and vote counts from the store's battles through the arena pipeline (cleaned as `palestra
 arena rate` cleans them; the page says which filters ran and what they removed), for all
 battles or one category, with or without style control; the rating chart with its
-intervals, the win-rate heat map and the battle counts (plotly). Shown on load and on
-"Refresh" as the store's `LiveBoard` last computed it, with its time. The same board is
+intervals, the win-rate heat map and the battle counts (plotly, a number in each cell).
+The table sorts by any column; a model with fewer votes than `--preliminary-votes` is
+marked preliminary, as LMArena marks new models. Shown on load and on "Refresh" as the
+store's `LiveBoard` last computed it, with its time. The same board is
 served as JSON at /api/leaderboard for other front ends (`mount_leaderboard_json`)."""
 
 from __future__ import annotations
@@ -24,6 +26,24 @@ def category_choices(service: ArenaService) -> list[tuple[str, str]]:
     return [("all battles", ALL), *named]
 
 
+COLUMNS = ["rank", "model", "rating", "95% CI", "votes", "status"]
+
+
+def rows_of(board: Any, preliminary_below: int) -> list[list[Any]]:
+    """The sortable table's rows (numbers stay numbers, so they sort as numbers)."""
+    styled = bool(board.rows) and board.rows[0].style_rating is not None
+    rows = []
+    for r in board.rows:
+        rating, lower, upper, rank = r.rating, r.lower, r.upper, r.rank
+        if styled:  # the style-controlled board ranks by its own fit
+            rating, rank = r.style_rating, r.style_rank
+            lower, upper = r.style_lower, r.style_upper
+        status = "preliminary" if r.battles < preliminary_below else ""
+        interval = f"{lower - rating:+.0f} / {upper - rating:+.0f}"
+        rows.append([rank, r.model, round(rating, 1), interval, r.battles, status])
+    return sorted(rows, key=lambda row: (row[0], -row[2]))
+
+
 def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[Any]]:
     """Returns (the refresh function, its inputs, its outputs) for the app's page load."""
     import gradio as gr
@@ -39,6 +59,11 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[
             )
             refresh = gr.Button("Refresh", elem_id="leaderboard-refresh", scale=1)
         table = gr.Markdown(elem_id="leaderboard-table")
+        ranking = gr.Dataframe(
+            headers=COLUMNS, datatype=["number", "str", "number", "str", "number", "str"],
+            interactive=False, wrap=False, elem_id="leaderboard-rows",
+            label="Ranking (sort by any column from its menu)", max_height=520,
+        )  # fmt: skip
         ratings = gr.Plot(label="Ratings with intervals", elem_id="leaderboard-ratings")
         with gr.Row():
             win_rate = gr.Plot(label="Win rate", elem_id="leaderboard-win-rate")
@@ -56,24 +81,33 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[
                 text = "*Not enough battle votes to rate yet: vote in the Arena (battle) tab.*"
                 if result.total:
                     text += f"\n\n{result.summary()}."
-                return menu, f"{text} Updated {updated}.", None, None, None
+                empty = gr.update(value=[])
+                return menu, f"{text} Updated {updated}.", empty, None, None, None
             from palestra.arena.charts import figures
 
             charts = figures(board)
             votes = int(board.meta["battles"])
             plural = "" if votes == 1 else "s"
             scope = "" if chosen == ALL else f" in {chosen.replace('_', ' ')}"
+            floor = service.settings.preliminary_votes
             text = (
                 f"{votes} vote{plural}{scope} on {len(board.rows)} models. "
-                f"{result.summary()}. Updated {updated}.\n\n{board.to_markdown()}"
+                f"{result.summary()}. Updated {updated}. Models with fewer than {floor} votes "
+                "are preliminary: their rating may still move a lot."
             )
-            return menu, text, charts["ratings_ci"], charts["win_rate"], charts["battle_counts"]
+            if board.rows and board.rows[0].style_rating is not None:
+                text += " Ratings are style-controlled: answer length and markdown held equal."
+            if board.style_coefficients:
+                text += "\n\n" + board.to_markdown().split("\n\n", 1)[-1]
+            table_rows = rows_of(board, floor)
+            return (menu, text, table_rows, charts["ratings_ci"], charts["win_rate"],
+                    charts["battle_counts"])  # fmt: skip
 
         inputs = [category, style]
-        outputs = [category, table, ratings, win_rate, counts]
-        refresh.click(compute, inputs, outputs)
-        category.change(compute, inputs, outputs)
-        style.change(compute, inputs, outputs)
+        outputs = [category, table, ranking, ratings, win_rate, counts]
+        refresh.click(compute, inputs, outputs, **service.api_access)
+        category.change(compute, inputs, outputs, **service.api_access)
+        style.change(compute, inputs, outputs, **service.api_access)
     return compute, inputs, outputs
 
 

@@ -22,6 +22,7 @@ from palestra.backends.base import Backend
 from palestra.backends.remote import RemoteEndpoint, Secret, remote_backend
 from palestra.backends.remote.outage import Outage
 from palestra.core.errors import ModelNotFoundError
+from palestra.core.types import Message
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ModelEntry:
     text_arena: bool = True
     recommended: dict[str, Any] = field(default_factory=dict)
     system_prompt: bool = True  # whether the chat's system prompt is sent
+    served: bool = False  # served by Palestra's API (which counts tokens: /tokenize)
 
     @property
     def vision(self) -> bool:
@@ -111,6 +113,7 @@ class ModelDirectory:
                         )
                     ),
                     _card(name, f"served by Palestra at {self.api_base}"),
+                    served=True,
                 )
             )
         self._served, self._listed_at = entries, time.monotonic()
@@ -138,6 +141,25 @@ class ModelDirectory:
         entries = self.entries(refresh=False)
         able = [e for e in entries.values() if (e.vision if vision else e.text_arena)]
         return sorted(e.name for e in able if _may_battle(e.outage))
+
+    async def context_left(self, entry: ModelEntry, messages: list[Message]) -> int | None:
+        """Tokens the model's context leaves after `messages`, counted by the serving API
+        with the model's own template (/tokenize); None for hosted models, or when the API
+        cannot say (the request then goes with the page's cap)."""
+        if not (entry.served and self.api_base):
+            return None
+        root = self.api_base.removesuffix("/v1")
+        body = {
+            "model": entry.name,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        }
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                counted = (await client.post(f"{root}/tokenize", json=body, headers=headers)).json()
+            return int(counted["max_model_len"]) - int(counted["count"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
 
     def outages(self) -> dict[str, Outage]:
         """Models whose provider is not answering, by name."""

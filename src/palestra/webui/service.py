@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from palestra.arena.cleaning import identity_leaks
@@ -28,6 +28,7 @@ from palestra.core.types import Conversation as Chat
 from palestra.core.types import GenerationRequest, Message, SamplingParams
 from palestra.webui.conversation import Conversation
 from palestra.webui.models import ModelDirectory, ModelEntry
+from palestra.webui.render import user_error
 from palestra.webui.safety import Moderator, RateLimiter
 from palestra.webui.settings import WebUISettings
 
@@ -71,6 +72,22 @@ class ArenaService:
         self.rating = rating or RatingOptions()
         self.cleaning = cleaning or CleaningOptions()
         self.board = LiveBoard(store, self.rating, self.cleaning)
+
+    @property
+    def api_access(self) -> dict[str, Any]:
+        """How the page's handlers are exposed: private (not on Gradio's API page, not
+        callable by its clients: votes and messages come from the page, where a person
+        is) unless `--gradio-api` opens them for load tests and automation."""
+        return {"api_visibility": "public" if self.settings.gradio_api else "private"}
+
+    def terms(self) -> str:
+        """The terms of use a browser agrees to before its first battle ("" for none)."""
+        path = self.settings.terms_file
+        if path is None:
+            return ""
+        if not path.is_file():
+            raise InvalidRequestError(f"terms of use file {str(path)!r} does not exist")
+        return path.read_text("utf-8").strip()
 
     def user(self, host: str | None, headers: Mapping[str, str]) -> str:
         return self.store.hash_user(client_address(host, headers))
@@ -118,34 +135,53 @@ class ArenaService:
     async def stream(
         self, conversation: Conversation, sampling: Sampling, user: str
     ) -> AsyncIterator[str]:
-        """The reply so far, after each chunk; logged as a chat event when it ends."""
+        """The reply so far, after each chunk; logged as a chat event when it ends. A reply
+        that fails is logged, then taken out of the conversation with its question
+        (`Conversation.fail`: `conversation.error` says why, without internal addresses)."""
         entry = self.directory.get(conversation.model)
         params = self._sampling(entry, sampling)
         messages = conversation.prompt_messages()
         if not entry.system_prompt:
             messages = [m for m in messages if m.role != "system"]
-        request = GenerationRequest(sampling=params, conversation=Chat(tuple(messages)))
         started, text, outcome = time.time(), "", "stopped"
-        chunks = entry.backend.generate(request)
+        conversation.error = ""
+        error: BaseException | None = None
         try:
-            async for chunk in chunks:
-                if chunk.text:  # the last chunk (usage only) changes nothing on the page
-                    text += chunk.text
-                    conversation.set_reply(text)
-                    yield text
+            params = await self._fit_output(entry, messages, params)
+            request = GenerationRequest(sampling=params, conversation=Chat(tuple(messages)))
+            chunks = entry.backend.generate(request)
+            try:
+                async for chunk in chunks:
+                    if chunk.text:  # the last chunk (usage only) changes nothing on the page
+                        text += chunk.text
+                        conversation.set_reply(text)
+                        yield text
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]  # stops the model's work
             outcome = "finished"
-        except PalestraError as exc:
-            text += f"\n\n**Error:** {exc}"
-            outcome = "error"
-        except Exception as exc:  # one request's crash never ends the session
-            text += f"\n\n**Error:** {type(exc).__name__}: {exc}"
-            outcome = "error"
+        except Exception as exc:  # one request's failure never ends the session
+            if not isinstance(exc, PalestraError):
+                logger.exception("%s failed to answer", conversation.model)
+            error, outcome = exc, "error"
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]  # stops the model's work
             conversation.set_reply(text)
             self._log_chat(conversation, params, started, user, outcome)
-        if outcome == "error":
-            yield text  # the reply with its error line
+        if error is not None:
+            conversation.fail(user_error(error, conversation.model))
+
+    async def _fit_output(
+        self, entry: ModelEntry, messages: list[Message], params: SamplingParams
+    ) -> SamplingParams:
+        """The output cap within what the model's context leaves after the prompt (asked of
+        the serving API's /tokenize; hosted models keep the page's cap)."""
+        budget = await self.directory.context_left(entry, messages)
+        if budget is None or params.max_tokens <= budget:
+            return params
+        if budget < 1:
+            raise InvalidRequestError(
+                "this conversation fills the model's context; start a new one to go on"
+            )
+        return replace(params, max_tokens=budget)
 
     def _log_chat(
         self,
@@ -241,7 +277,7 @@ class ArenaService:
         items = [
             f"**{name}** (not answering since "
             f"{time.strftime('%H:%M UTC', time.gmtime(outage.down_at))}: "
-            f"{outage.last_error[:160]})"
+            f"{user_error(outage.last_error)[:160]})"
             for name, outage in down.items()
         ]
         return "Left out of battles until they answer again: " + "; ".join(items)
@@ -256,19 +292,44 @@ class ArenaService:
                     f"vote again in {wait:.0f} s"
                 )
 
-    def vote_model(self, kind: str, conversation: Conversation, user: str) -> int:
-        if not conversation.reply:
-            raise InvalidRequestError("chat with the model first, then vote")
+    def feedback(self, kind: str | None, conversation: Conversation, reply: int, user: str) -> int:
+        """A reply's feedback (upvote, downvote or flag; None withdraws it): one per reply,
+        which a later one replaces. Each is stored as an event naming the reply and the
+        event it replaces, so the log keeps what was said and the last word counts."""
+        if not (0 <= reply < len(conversation.messages)) or (
+            conversation.messages[reply].role != "assistant"
+            or not conversation.messages[reply].content
+        ):
+            raise InvalidRequestError("only a model's finished reply takes feedback")
+        previous = conversation.feedback.get(reply)
+        if previous is not None and previous[0] == kind:
+            return previous[1]
+        if kind is None and previous is None:
+            return 0
         self._count_vote(user)
-        return self.store.record(
+        flags: dict[str, Any] = {"reply": reply}
+        if previous is not None:
+            flags["replaces"] = previous[1]
+        if kind is None:  # stored as the withdrawn kind, marked withdrawn
+            assert previous is not None
+            flags["withdrawn"] = True
+        state = conversation.state()
+        state["messages"] = state["messages"][: reply + 1]  # what was seen when voting
+        number = self.store.record(
             ArenaEvent(
-                type=kind,
+                type=kind or previous[0],  # type: ignore[index]
                 user=user,
                 models=[conversation.model],
-                states=[conversation.state()],
+                states=[state],
                 shown=[conversation.model],
+                flags=flags,
             )
         )
+        if kind is None:
+            conversation.feedback.pop(reply, None)
+        else:
+            conversation.feedback[reply] = (kind, number)
+        return number
 
     def vote_battle(
         self,
@@ -283,6 +344,8 @@ class ArenaService:
         """Store a battle vote; `categories`: a judge model's labels for its prompt."""
         if not (pair[0].reply and pair[1].reply):
             raise InvalidRequestError("wait for both answers, then vote")
+        if pair[0].model == pair[1].model:
+            raise InvalidRequestError("a vote needs two different models")
         self._count_vote(user)
         names = (pair[0].model, pair[1].model)
         leaks = sorted(

@@ -5,6 +5,7 @@ battle sampling, moderation, rate and input limits), written once for `palestra 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from palestra.webui.service import ArenaService
 
 DEFAULT_STORE = "palestra-arena.db"
+logger = logging.getLogger(__name__)
 
 
 class WebUISettings(Settings):
@@ -52,9 +54,43 @@ class WebUISettings(Settings):
         "A model (from --api-base or the endpoint file) that labels each battle's first "
         "prompt with categories, beside the rules; the labels are stored with the vote.",
     )
+    terms_file: Path | None = option(
+        None, "Terms of use (markdown) a browser must agree to before its first battle."
+    )
+    user_salt_file: Path | None = option(
+        None,
+        "File whose first line salts the user hashes, kept apart from the store "
+        "(else PALESTRA_USER_SALT; else, with a warning, a salt in the store itself).",
+    )
+    preliminary_votes: int = option(
+        100, "The Leaderboard marks models with fewer votes than this as preliminary."
+    )
+    gradio_api: bool = option(
+        False,
+        "Let Gradio's clients call the page's handlers (load tests, automation); off: "
+        "they are private, and votes come only from the page.",
+    )
     max_input_chars: int = option(12_000, "Longest message a user may send, in characters.")
     max_turns: int = option(50, "Most user turns in one conversation.")
     title: str = option("Palestra", "The page title.")
+
+
+def read_salt(path: Path | None) -> str | None:
+    """The user salt from `path`'s first line (None without a file)."""
+    from palestra.core.errors import InvalidRequestError
+
+    if path is None:
+        return None
+    if not path.is_file():
+        raise InvalidRequestError(f"user salt file {str(path)!r} does not exist")
+    lines = path.read_text("utf-8").splitlines()
+    salt = lines[0].strip() if lines else ""
+    if len(salt) < 16:
+        raise InvalidRequestError(
+            f"user salt file {str(path)!r} needs a first line of at least 16 characters "
+            "(for example: openssl rand -hex 16)"
+        )
+    return salt
 
 
 def build_service(
@@ -79,7 +115,14 @@ def build_service(
     endpoints = load_endpoint_file(settings.endpoint_file) if settings.endpoint_file else []
     directory = ModelDirectory(settings.api_base, endpoints, settings.api_key)
     words = str(settings.moderation_words) if settings.moderation_words else None
-    store = ArenaStore(settings.store)
+    store = ArenaStore(settings.store, salt=read_salt(settings.user_salt_file))
+    if store.salt_source == "store":
+        logger.warning(
+            "the salt that hashes users is kept in the store beside the hashes; keep it "
+            "apart with --user-salt-file or PALESTRA_USER_SALT (copy the current one with "
+            "`palestra arena salt %s` to keep existing hashes)",
+            settings.store,
+        )
     return ArenaService(
         directory,
         store,

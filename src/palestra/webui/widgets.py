@@ -1,5 +1,7 @@
 """Small pieces the pages share: who the user is, images from an upload, sampling
-sliders, status notices."""
+sliders, status notices, and the message box that is emptied in the browser the moment a
+message is sent (nothing typed after Enter is wiped) and keeps what is typed while a reply
+streams (Enter then says to wait or stop, and the text stays)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,34 @@ from typing import Any
 from palestra.core.errors import InvalidRequestError
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-EMPTY_INPUT: dict[str, Any] = {"text": "", "files": []}
+# Run in the browser on Enter: (box, busy) -> (sent, box, notice). Idle, the message moves
+# to the hidden `sent` box and the box empties at once; while a reply streams the text
+# stays in the box and the notice says why.
+TAKE_JS = """(message, busy) => busy
+  ? [null, message, "Wait for the reply to finish, or press Stop. Your text is kept."]
+  : [message, {text: "", files: []}, ""]"""
 
 
-def take(message: Any) -> tuple[Any, dict[str, Any]]:
-    """A message box's value, and the empty value the box takes once it is sent."""
-    return message, EMPTY_INPUT
+def message_box(prefix: str, placeholder: str) -> tuple[Any, Any, Any]:
+    """(box, sent, busy): the message box with its send/stop button, the hidden box a sent
+    message moves to, and the hidden flag a streaming reply sets."""
+    import gradio as gr
+
+    with gr.Row(elem_classes="input-row"):
+        box = gr.MultimodalTextbox(
+            placeholder=placeholder, file_types=["image"], show_label=False,
+            elem_id=f"{prefix}-input", submit_btn=True, stop_btn=False,
+        )  # fmt: skip
+    sent = gr.MultimodalTextbox(visible="hidden", elem_id=f"{prefix}-sent")
+    busy = gr.Checkbox(False, visible="hidden", elem_id=f"{prefix}-busy")
+    return box, sent, busy
+
+
+def streaming(on: bool) -> Any:
+    """The message box's button while a reply streams (Stop) and after (Send)."""
+    import gradio as gr
+
+    return gr.update(submit_btn=not on, stop_btn=on)
 
 
 def user_of(service: Any, request: Any) -> str:

@@ -4,6 +4,7 @@ in battles, rate limits), streaming with a failing model, battles, votes, leader
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.safety import KeywordModerator, RateLimiter
 from palestra.webui.service import ArenaService, Sampling, client_address
 from palestra.webui.settings import WebUISettings
+from tests.integration.cluster import CLI
 
 
 class Failing(ScriptedBackend):
@@ -76,16 +78,23 @@ def test_admission_rules(tmp_path: Path) -> None:
 
 
 def test_a_crashing_model_ends_its_reply_not_the_service(tmp_path: Path) -> None:
+    """A failed reply is logged, then taken out with its question: an error is a notice
+    (conversation.error), never a turn sent back to the model."""
     svc = service(tmp_path)
     broken = Conversation("broken")
+    broken.ask("earlier")
+    broken.set_reply("an earlier answer")
     broken.ask("hi")
     texts = collect(svc.stream(broken, Sampling(), "u"))
-    assert texts[0] == "partial" and "**Error:** RuntimeError: the model crashed" in texts[-1]
+    assert texts == ["partial"]
+    assert broken.error == "broken could not answer: the model crashed"
+    assert [m.content for m in broken.messages] == ["earlier", "an earlier answer"]
     fine = Conversation("alpha")
     fine.ask("hi")
     assert collect(svc.stream(fine, Sampling(), "u"))[-1] == "I am alpha, made by nobody."
     logged = list(svc.store.events_of("chat"))
     assert [e.flags.get("outcome") for e in logged] == ["error", None]
+    assert logged[0].states[0]["messages"][-1] == ["assistant", "partial"]  # as it happened
     assert logged[1].states[0]["messages"] == [["user", "hi"], ["assistant", fine.reply]]
 
 
@@ -179,13 +188,17 @@ def test_a_provider_that_stops_answering_leaves_battles_and_comes_back(tmp_path:
         def ask(model: str) -> str:
             conversation = Conversation(model, system="Answer in French.")
             conversation.ask("Hi")
-            return loop.run_until_complete(_last(svc.stream(conversation, Sampling(), "u")))
+            texts = loop.run_until_complete(_all(svc.stream(conversation, Sampling(), "u")))
+            return conversation.error or texts[-1]
 
-        assert "**Error:**" in ask("flaky") and "**Error:**" in ask("flaky")
+        for _ in range(2):
+            failed = ask("flaky")
+            assert failed.startswith("flaky could not answer:") and "overloaded" in failed
+            assert "127.0.0.1" not in failed and "http" not in failed  # no internal address
         assert {m for _ in range(20) for m in svc.new_battle()} == {"steady", "chatty"}
         notice = svc.outage_notice()
         assert notice.startswith("Left out of battles until they answer again: **flaky**")
-        assert "overloaded" in notice
+        assert "overloaded" in notice and "http" not in notice  # no internal address
 
         outage = svc.directory.get("flaky").outage
         assert outage is not None
@@ -201,9 +214,8 @@ def test_a_provider_that_stops_answering_leaves_battles_and_comes_back(tmp_path:
         loop.close()
 
 
-async def _last(stream: AsyncIterator[str]) -> str:
-    texts = [text async for text in stream]
-    return texts[-1]
+async def _all(stream: AsyncIterator[str]) -> list[str]:
+    return [text async for text in stream]
 
 
 def test_a_category_judge_labels_the_battle_it_sees(tmp_path: Path) -> None:
@@ -236,3 +248,96 @@ def test_a_category_judge_labels_the_battle_it_sees(tmp_path: Path) -> None:
 
     svc.settings = WebUISettings(category_judge="down")
     assert asyncio.run(svc.judge_categories(prompt)) == []
+
+
+def test_one_changeable_feedback_per_reply(tmp_path: Path) -> None:
+    """Like, then dislike, then withdraw: each is stored with the event it replaces; the
+    same feedback twice is stored once; a question or an unfinished reply takes none."""
+    svc = service(tmp_path)
+    chat = Conversation("alpha")
+    chat.ask("Who are you?")
+    collect(svc.stream(chat, Sampling(), "u"))
+    with pytest.raises(InvalidRequestError, match="finished reply"):
+        svc.feedback("upvote", chat, 0, "u")
+    liked = svc.feedback("upvote", chat, 1, "u")
+    assert svc.feedback("upvote", chat, 1, "u") == liked  # no second vote
+    disliked = svc.feedback("downvote", chat, 1, "u")
+    svc.feedback(None, chat, 1, "u")
+    assert svc.feedback(None, chat, 1, "u") == 0 and chat.feedback == {}
+    ups, downs = list(svc.store.events_of("upvote")), list(svc.store.events_of("downvote"))
+    assert len(ups) == 1 and ups[0].flags == {"reply": 1}
+    assert [d.flags for d in downs] == [
+        {"reply": 1, "replaces": liked},
+        {"reply": 1, "replaces": disliked, "withdrawn": True},
+    ]
+    assert downs[0].states[0]["messages"][-1] == ["assistant", "I am alpha, made by nobody."]
+
+
+def test_a_vote_needs_two_different_models(tmp_path: Path) -> None:
+    svc = service(tmp_path)
+    pair = (Conversation("alpha"), Conversation("alpha"))
+    for conversation in pair:
+        conversation.ask("hi")
+    collect(svc.stream_pair(pair, Sampling(), "u"))
+    with pytest.raises(InvalidRequestError, match="two different models"):
+        svc.vote_battle("tievote", pair, "u", anonymous=False, battle_id="b")
+    assert list(svc.store.events_of("tievote")) == []
+
+
+def test_output_caps_follow_the_models_context(tmp_path: Path) -> None:
+    """A served model is asked for at most what its context leaves after the prompt (the
+    serving API's /tokenize counts it); a full context is a clear notice."""
+    from fastapi import FastAPI
+
+    from tests.fakes.server import serve_in_thread
+
+    api = FastAPI()
+    api.get("/health")(lambda: {})
+
+    @api.post("/tokenize")
+    def tokenize(body: dict) -> dict:  # type: ignore[type-arg]
+        words = sum(len(m["content"].split()) for m in body["messages"])
+        return {"tokens": [], "count": words, "max_model_len": 12}
+
+    with serve_in_thread(api) as url:
+        backend = ScriptedBackend([" ".join(["word"] * 40)], "alpha")
+        entry = ModelEntry("alpha", backend, "test", served=True)
+        directory = ModelDirectory.of([entry])
+        directory.api_base = url + "/v1"
+        svc = ArenaService(directory, ArenaStore(tmp_path / "c.db"))
+        chat = Conversation("alpha")
+        chat.ask("one two three four five")
+        collect(svc.stream(chat, Sampling(max_tokens=2048), "u"))
+        assert backend.requests[-1].sampling.max_tokens == 7 and chat.error == ""
+        chat.ask(" ".join(["more"] * 12))
+        collect(svc.stream(chat, Sampling(max_tokens=2048), "u"))
+        assert "fills the model's context" in chat.error and len(chat.messages) == 2
+
+
+def test_the_user_salt_lives_outside_the_store(tmp_path: Path) -> None:
+    from palestra.webui.settings import build_service
+
+    salt = tmp_path / "salt"
+    salt.write_text("0123456789abcdef0123\n")
+    outside = build_service(WebUISettings(store=str(tmp_path / "a.db"), user_salt_file=salt))
+    assert outside.store.salt_source == "given" and outside.store.stored_salt() is None
+    inside = ArenaStore(tmp_path / "b.db")
+    assert inside.salt_source == "store" and inside.stored_salt() is not None
+    user = inside.hash_user("10.0.0.1")
+    moved = subprocess.run(
+        [*CLI, "arena", "salt", str(tmp_path / "b.db"), "--remove"], capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert moved.returncode == 0 and ArenaStore(tmp_path / "b.db", salt="x").stored_salt() is None
+    (tmp_path / "moved").write_text(moved.stdout)
+    kept = build_service(
+        WebUISettings(store=str(tmp_path / "b.db"), user_salt_file=tmp_path / "moved")
+    )
+    assert kept.store.hash_user("10.0.0.1") == user  # the same users after the move
+    again = subprocess.run([*CLI, "arena", "salt", str(tmp_path / "b.db")], capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 2 and "keeps no user salt" in again.stderr
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    with pytest.raises(InvalidRequestError, match="at least 16 characters"):
+        build_service(WebUISettings(store=str(tmp_path / "c.db"), user_salt_file=short))
