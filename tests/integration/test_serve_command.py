@@ -99,3 +99,30 @@ def test_an_option_of_another_backend_is_refused_with_the_right_list() -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--load-8bit is an option of the hf backend" in result.stderr
     assert "llamacpp takes: --parallel, --threads, --context-length" in result.stderr
+
+
+def test_the_banner_names_only_serves_own_worker_models() -> None:
+    """Another worker registered with the same controller (a stale one from an earlier run
+    on the port) is not announced as served by this `palestra serve`."""
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    from palestra.serve.launcher import _own_models
+    from tests.fakes.server import serve_in_thread
+
+    listed: list[str] = ["stale-model"]
+    stand_in = FastAPI()
+    stand_in.get("/health")(lambda: {})
+    stand_in.get("/status")(lambda: {"models": [{"name": "palestra-tiny"}]})
+    stand_in.get("/models")(lambda: {"models": listed})
+
+    async def announced(url: str) -> list[str]:
+        async with httpx.AsyncClient(timeout=2) as client:
+            return await _own_models(client, url, url)
+
+    with serve_in_thread(stand_in) as url:
+        assert asyncio.run(announced(url)) == []  # not registered yet: no banner
+        listed.append("palestra-tiny")
+        assert asyncio.run(announced(url)) == ["palestra-tiny"]

@@ -123,14 +123,11 @@ def run_serve(
         try:
             async with httpx.AsyncClient(timeout=2, **cluster.client_options()) as client:
                 while process.returncode is None:
-                    try:
-                        served = (await client.get(f"{controller_url}/models")).json()
-                    except (httpx.HTTPError, ValueError):
-                        served = {}
-                    if served.get("models"):
+                    mine = await _own_models(client, worker_url, controller_url)
+                    if mine:
                         ui = f"  web UI      {webui_url}\n" if webui_url else ""
                         print(
-                            f"palestra serve: {', '.join(served['models'])}\n"
+                            f"palestra serve: {', '.join(mine)}\n"
                             f"  OpenAI API  {api_url}\n{ui}  controller  {controller_url}\n"
                             f"  worker      {worker_url}\nCtrl-C stops everything.",
                             flush=True,
@@ -173,3 +170,17 @@ def _die_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+async def _own_models(client: Any, worker_url: str, controller_url: str) -> list[str]:
+    """The models of serve's own worker once the controller lists them (none before): the
+    banner names those, never another worker's that registered with the same controller."""
+    import httpx
+
+    try:
+        status = (await client.get(f"{worker_url}/status")).json()
+        listed = set((await client.get(f"{controller_url}/models")).json().get("models") or [])
+        mine = [str(model["name"]) for model in status.get("models") or []]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return mine if mine and set(mine) <= listed else []
