@@ -64,10 +64,13 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[
             interactive=False, wrap=False, elem_id="leaderboard-rows",
             label="Ranking (sort by any column from its menu)", max_height=520,
         )  # fmt: skip
-        ratings = gr.Plot(label="Ratings with intervals", elem_id="leaderboard-ratings")
+        # Charts show only with a board (Gradio's empty plot is an unlabelled box).
+        ratings = gr.Plot(
+            label="Ratings with intervals", elem_id="leaderboard-ratings", visible=False
+        )
         with gr.Row():
-            win_rate = gr.Plot(label="Win rate", elem_id="leaderboard-win-rate")
-            counts = gr.Plot(label="Battle counts", elem_id="leaderboard-counts")
+            win_rate = gr.Plot(label="Win rate", elem_id="leaderboard-win-rate", visible=False)
+            counts = gr.Plot(label="Battle counts", elem_id="leaderboard-counts", visible=False)
 
         def compute(chosen: str | None, styled: bool) -> tuple[Any, ...]:
             chosen = chosen or ALL
@@ -81,8 +84,8 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[
                 text = "*Not enough battle votes to rate yet: vote in the Arena (battle) tab.*"
                 if result.total:
                     text += f"\n\n{result.summary()}."
-                empty = gr.update(value=[])
-                return menu, f"{text} Updated {updated}.", empty, None, None, None
+                empty, hidden = gr.update(value=[]), gr.update(value=None, visible=False)
+                return menu, f"{text} Updated {updated}.", empty, hidden, hidden, hidden
             from palestra.arena.charts import figures
 
             charts = figures(board)
@@ -100,8 +103,11 @@ def build_leaderboard_page(service: ArenaService) -> tuple[Any, list[Any], list[
             if board.style_coefficients:
                 text += "\n\n" + board.to_markdown().split("\n\n", 1)[-1]
             table_rows = rows_of(board, floor)
-            return (menu, text, table_rows, charts["ratings_ci"], charts["win_rate"],
-                    charts["battle_counts"])  # fmt: skip
+            shown = [
+                gr.update(value=charts[name], visible=True)
+                for name in ("ratings_ci", "win_rate", "battle_counts")
+            ]
+            return (menu, text, table_rows, *shown)
 
         inputs = [category, style]
         outputs = [category, table, ranking, ratings, win_rate, counts]
