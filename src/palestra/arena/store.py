@@ -270,6 +270,11 @@ class ArenaStore:
         with self.engine.begin() as connection:
             connection.execute(self.meta.delete().where(self.meta.c.key == "user_salt"))
 
+    def derived_secret(self, purpose: str) -> str:
+        """A secret for `purpose` derived from the user salt: the same for every server on
+        this store and across restarts, never the salt itself."""
+        return hashlib.sha256(f"{self._salt}:{purpose}".encode()).hexdigest()[:32]
+
     def hash_user(self, address: str) -> str:
         digest = hashlib.sha256(f"{self._salt}:{address}".encode()).hexdigest()
         return "user_" + digest[:20]

@@ -38,13 +38,13 @@ def build_ui(service: ArenaService) -> Any:
             f"# {service.settings.title}: chat with open models and vote for the better one",
             elem_id="page-title",
         )
-        agreed_kept = gr.BrowserState("", storage_key="palestra-terms")
+        agreed_kept = service.browser_state("", "palestra-terms")
         agreed = gr.State(not terms)  # the server's own record for this page
         with gr.Column(visible=bool(terms), elem_id="terms") as gate:
             gr.Markdown(f"### Terms of use\n\n{terms}", elem_id="terms-text")
             agree = gr.Button("I agree", variant="primary", elem_id="terms-agree")
-        sidebar = build_sidebar()
-        tab_kept = gr.BrowserState("battle", storage_key="palestra-tab")
+        sidebar = build_sidebar(service)
+        tab_kept = service.browser_state("battle", "palestra-tab")
         with gr.Tabs(selected="battle") as tabs:
             _, _, outages, battle_box = build_arena_page(service, anonymous=True, agreed=agreed)
             sbs_a, sbs_b, _, sbs_box = build_arena_page(service, anonymous=False, agreed=agreed)

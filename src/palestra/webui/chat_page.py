@@ -47,9 +47,9 @@ class Sidebar:
     kept: Any  # the browser's chats (`history`)
 
 
-def build_sidebar() -> Sidebar:
+def build_sidebar(service: ArenaService) -> Sidebar:
     # At the page's top level: a BrowserState inside a tab is read only once the tab shows.
-    kept = gr.BrowserState(chats.empty(), storage_key=STORAGE_KEY)
+    kept = service.browser_state(chats.empty(), STORAGE_KEY)
     with gr.Sidebar(label="Chats", open=False, elem_id="chat-sidebar"):
         new_chat = gr.Button("New chat", elem_id="chat-new")
         listed = gr.Radio([], label="Your chats (kept in this browser)", elem_id="chat-list")

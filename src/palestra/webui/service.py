@@ -80,6 +80,16 @@ class ArenaService:
         is) unless `--gradio-api` opens them for load tests and automation."""
         return {"api_visibility": "public" if self.settings.gradio_api else "private"}
 
+    def browser_state(self, default: Any, key: str) -> Any:
+        """A value kept in the browser (Gradio's BrowserState), encrypted with a secret
+        derived from the store's salt: readable by every web server on the store and after
+        a restart (Gradio's default secret is new at each start, which loses it)."""
+        import gradio as gr
+
+        return gr.BrowserState(
+            default, storage_key=key, secret=self.store.derived_secret(f"browser:{key}")
+        )
+
     def terms(self) -> str:
         """The terms of use a browser agrees to before its first battle ("" for none)."""
         path = self.settings.terms_file

@@ -1,7 +1,10 @@
 """A browser's chat history as data: kept newest first, renamed, deleted, exported, and a
-chat restored from it continues where it was."""
+chat restored from it continues where it was, and what a browser keeps is readable after a
+restart and by every web server on the store."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from palestra.webui import history
 from palestra.webui.conversation import STOPPED_MARK, Conversation
@@ -71,3 +74,25 @@ def test_edit_truncates_and_failure_takes_the_exchange_out() -> None:
     assert question is not None and question.content == "three"
     assert len(conversation.messages) == 2 and conversation.error.endswith("overloaded")
     assert all(m.content for m in conversation.prompt_messages())
+
+
+def test_what_the_browser_keeps_survives_a_restart_and_another_server(tmp_path: Path) -> None:
+    """Kept values are encrypted with a secret derived from the store's salt: a page
+    built by another server on the same store (or after a restart) reads them; Gradio's
+    default secret changes at every start."""
+    import gradio as gr
+
+    from palestra.arena.store import ArenaStore
+    from palestra.webui.app import build_ui
+    from palestra.webui.models import ModelDirectory
+    from palestra.webui.service import ArenaService
+
+    def secrets(store: Path) -> dict[str, str]:
+        page = build_ui(ArenaService(ModelDirectory.of([]), ArenaStore(store)))
+        kept = [b for b in page.blocks.values() if isinstance(b, gr.BrowserState)]
+        return {b.storage_key: b.secret for b in kept}
+
+    first, second = secrets(tmp_path / "a.db"), secrets(tmp_path / "a.db")
+    assert set(first) == {"palestra-chats", "palestra-terms", "palestra-tab"}
+    assert first == second
+    assert secrets(tmp_path / "b.db")["palestra-chats"] != first["palestra-chats"]
