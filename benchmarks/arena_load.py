@@ -6,8 +6,8 @@ page acknowledged is in the store.
     python benchmarks/arena_load.py --store sqlite --servers 3 --voters 24 --seconds 90
 
 Each voter is a Gradio client (the protocol the page speaks, one session each; the servers
-run with `--gradio-api`, which opens the page's handlers to it): it sends a unique message
-in the battle tab, waits for both streamed answers, votes, and reads the
+run with `--gradio-api`, which opens the page's handlers to it): it starts a new round,
+sends a unique message in the battle tab, waits for both streamed answers, votes, and reads the
 page's acknowledgement (the time from the vote's call to it includes the Gradio client's
 own round trip, measured beside it on a handler that does nothing). The models are a
 scripted OpenAI-compatible stand-in (instant answers), so the web servers and the store
@@ -99,6 +99,7 @@ def voter(servers: list[tuple], first: int, deadline: float, tally: Tally, seed:
         try:
             client = client or Client(url, verbose=False)
             message = f"vote {uuid.uuid4().hex}"
+            client.predict(api_name="/clear")  # New round: a voted round takes no message
             client.predict({"text": message, "files": []}, 0.7, 1.0, 32, api_name="/send")
             clicked = time.perf_counter()
             shown = client.predict(api_name=rng.choice(KINDS))

@@ -81,17 +81,19 @@ def view(
     busy: Any = None,
     votes: Any = None,
     labels: bool = False,
+    chats: bool = True,
 ) -> tuple[Any, ...]:
-    """The handlers' outputs: the round, both panes (their headers named when `labels`),
-    then what changes (None: unchanged); `votes` is one update for every vote button."""
+    """The handlers' outputs: the round, both panes (their transcripts unless not `chats`,
+    their headers named when `labels`), then what changes (None: unchanged); `votes` is one
+    update for every vote button."""
     same = gr.update()
     pair = battle.pair if battle else (Conversation(""), Conversation(""))
-    panes = [
-        gr.update(value=c.chatbot(), label=f"Model {side}: {c.model}")
-        if labels
-        else gr.update(value=c.chatbot())
-        for side, c in zip("AB", pair, strict=True)
-    ]
+    panes = []
+    for side, c in zip("AB", pair, strict=True):
+        changes: dict[str, Any] = {"value": c.chatbot()} if chats else {}
+        if labels:
+            changes["label"] = f"Model {side}: {c.model}"
+        panes.append(gr.update(**changes))
     vote_updates = [same if votes is None else votes] * len(VOTES)
     return (battle, *panes, same if box is None else box, same if reveal is None else reveal,
             same if status is None else status, same if busy is None else busy,
@@ -257,9 +259,10 @@ def build_arena_page(
         def vote(kind: str) -> Any:
             def record(battle: Round | None, request: gr.Request) -> tuple[Any, ...]:
                 if battle is None:
-                    return view(battle, status=notice("start a battle first", "error"))
+                    return view(battle, status=notice("start a battle first", "error"), chats=False)
                 if battle.voted:
-                    return view(battle, status=notice("you already voted on this round", "error"))
+                    refused = notice("you already voted on this round", "error")
+                    return view(battle, status=refused, chats=False)
                 try:
                     service.vote_battle(
                         kind, battle.pair, user_of(service, request),
@@ -267,7 +270,7 @@ def build_arena_page(
                         categories=battle.categories,
                     )  # fmt: skip
                 except PalestraError as exc:
-                    return view(battle, status=notice(str(exc), "error"))
+                    return view(battle, status=notice(str(exc), "error"), chats=False)
                 battle.voted = True
                 label = dict((k, text) for text, k, _ in VOTES)[kind]
                 thanks = notice(
@@ -276,7 +279,8 @@ def build_arena_page(
                 )
                 box = gr.update(interactive=False, placeholder=VOTED_PLACEHOLDER)
                 base = view(battle, box=box, reveal=names(battle), status=thanks,
-                            votes=gr.update(interactive=False), labels=True)  # fmt: skip
+                            votes=gr.update(interactive=False), labels=True,
+                            chats=False)  # fmt: skip
                 chosen = [
                     gr.update(interactive=False, variant="primary", elem_classes=["chosen-vote"])
                     if k == kind
