@@ -322,5 +322,8 @@ def build_arena_page(
             pane.clear(clear, None, panes.outputs, cancels=[sending], **service.api_access)
         if pick_a is not None and pick_b is not None:  # another model: another round
             for pick in (pick_a, pick_b):
-                pick.input(clear, None, panes.outputs, cancels=[sending], **service.api_access)
+                pick.input(
+                    clear, None, panes.outputs, cancels=[sending], queue=False,
+                    **service.api_access,
+                )  # fmt: skip  # unqueued: done before a message sent right after the pick
     return pick_a, pick_b, outages, box
