@@ -233,7 +233,7 @@ def build_arena_page(
                         conversation.fail("")
                 said = "; ".join(f"Model {side}: {hidden(error, battle)}" for side, error in failed)
                 back = {"text": text, "files": (message or {}).get("files") or []}
-                yield view(battle, box=gr.update(value=back, **streaming_off()), busy=False,
+                yield view(battle, box=streaming(False, value=back), busy=False,
                            status=notice(f"no answer ({said}). Your message is back in the box: "
                                          "send it again or start a new round", "error"),
                            votes=gr.update(interactive=bool(battle.pair[0].messages)))  # fmt: skip
@@ -241,9 +241,6 @@ def build_arena_page(
             hint = notice("vote for the better answer, or keep chatting", "info")
             yield view(battle, box=streaming(False), status=hint, busy=False,
                        votes=gr.update(interactive=True))  # fmt: skip
-
-        def streaming_off() -> dict[str, Any]:
-            return {"submit_btn": True, "stop_btn": False}
 
         def stopped(battle: Round | None) -> tuple[Any, ...]:
             """Stop: the replies so far stay, marked as stopped; votes open on them."""
@@ -294,10 +291,8 @@ def build_arena_page(
         def clear() -> tuple[Any, ...]:
             """A new round: both panes empty, their headers anonymous, votes reset (what is
             typed in the box stays)."""
-            box = gr.update(
-                interactive=True, submit_btn=True, stop_btn=False,
-                placeholder="Type a message for both models and press Enter",
-            )  # fmt: skip
+            placeholder = "Type a message for both models and press Enter"
+            box = streaming(False, interactive=True, placeholder=placeholder)
             fresh = [gr.update(value=[], label="Model A"), gr.update(value=[], label="Model B")]
             reset = gr.update(interactive=False, variant="secondary", elem_classes=[])
             return (None, *fresh, box, "", "", False, *([reset] * len(VOTES)))

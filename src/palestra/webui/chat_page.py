@@ -139,7 +139,7 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
                 yield conversation, bubbles(conversation), same, same, same, same, same, same
             if conversation.error:
                 back = question if question is not None else same
-                box = gr.update(value=back, submit_btn=True, stop_btn=False)
+                box = streaming(False, value=back)
                 yield (conversation, bubbles(conversation), box,
                        notice(conversation.error, "error"), False,
                        *saved(conversation, kept_now))  # fmt: skip

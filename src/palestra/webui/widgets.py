@@ -36,11 +36,12 @@ def message_box(prefix: str, placeholder: str) -> tuple[Any, Any, Any]:
     return box, sent, busy
 
 
-def streaming(on: bool) -> Any:
-    """The message box's button while a reply streams (Stop) and after (Send)."""
+def streaming(on: bool, **changes: Any) -> Any:
+    """The message box's button while a reply streams (Stop) and after (Send), with any
+    other `changes` to the box."""
     import gradio as gr
 
-    return gr.update(submit_btn=not on, stop_btn=on)
+    return gr.update(submit_btn=not on, stop_btn=on, **changes)
 
 
 def user_of(service: Any, request: Any) -> str:
