@@ -7,6 +7,7 @@ this one run: this machine's speed drifts, so only figures measured together com
 
     python benchmarks/serving_comparison.py [--model-path DIR] [--clients 1,16,200]
         [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
+        [--stream-interval N]   # also Palestra with N tokens per streamed frame
 
 Each server is started on free loopback ports with its defaults except what makes it
 comparable (Palestra's llama.cpp backend and FastChat's worker may run --parallel /
@@ -156,6 +157,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--outtype", default="f32", help="GGUF weights for the llama.cpp rows")
     parser.add_argument("--fastchat-python", default=None, help="a Python with fschat 0.2.36")
+    parser.add_argument(
+        "--stream-interval",
+        type=int,
+        default=0,
+        help="also run Palestra's engines with this many tokens per streamed frame",
+    )
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     most = max(clients)
@@ -190,9 +197,17 @@ def main() -> None:
 
         return start
 
-    run("Palestra, transformers", palestra(folder, "hf", []), raw)
     cpp_options = ["--parallel", str(most), "--context-length", "256"]
-    run("Palestra, llama.cpp", palestra(str(gguf), "llamacpp", cpp_options), raw_cpp)
+    intervals = [1] + ([args.stream_interval] if args.stream_interval > 1 else [])
+    for interval in intervals:
+        paced = ["--stream-interval", str(interval)] if interval > 1 else []
+        suffix = f", --stream-interval {interval}" if paced else ""
+        run(f"Palestra, transformers{suffix}", palestra(folder, "hf", paced), raw)
+        run(
+            f"Palestra, llama.cpp{suffix}",
+            palestra(str(gguf), "llamacpp", cpp_options + paced),
+            raw_cpp,
+        )
     if importlib.util.find_spec("sse_starlette") and importlib.util.find_spec("starlette_context"):
 
         def llama_server() -> tuple[list[subprocess.Popen[bytes]], str, str]:

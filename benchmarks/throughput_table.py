@@ -63,9 +63,11 @@ def main() -> None:
     parser.add_argument("--model-path", default=None, help="default: the bundled model")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=32, help="requests per serving level")
+    parser.add_argument("--stream-interval", type=int, default=1, help="tokens per frame")
     args = parser.parse_args()
 
-    server, base, model = start_server(args.model_path)
+    paced = ["--stream-interval", str(args.stream_interval)] if args.stream_interval > 1 else []
+    server, base, model = start_server(args.model_path, extra=paced)
     rows = []
     try:
         for clients in (1, 16):
@@ -80,7 +82,10 @@ def main() -> None:
     finally:
         os.kill(server.pid, signal.SIGINT)
         server.wait(30)
-    print(f"\nmodel: {args.model_path or 'bundled palestra-tiny'}, {args.max_tokens} new tokens")
+    print(
+        f"\nmodel: {args.model_path or 'bundled palestra-tiny'}, {args.max_tokens} new tokens, "
+        f"stream interval {args.stream_interval}"
+    )
     print(
         "| clients | raw generate tok/s (batch = clients) | palestra serve tok/s | ratio "
         "| p50 TTFT | p95 TTFT | p50 latency |"

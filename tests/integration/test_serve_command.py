@@ -3,6 +3,7 @@ serves, and it never outlives the command, even when the command is killed outri
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -66,7 +67,10 @@ def test_worker_options_reach_the_worker_from_the_line_and_a_config_file(tmp_pat
     config = tmp_path / "serve.toml"
     config.write_text('limit-concurrency = 2\nmax_queue = 7\ndtype = "float32"\nno_webui = true\n')
     api = free_port()
-    serve = _serve(api, "--config", str(config), "--max-batch-size", "3", "--max-queue", "5")
+    serve = _serve(
+        api, "--config", str(config), "--max-batch-size", "3", "--max-queue", "5",
+        "--stream-interval", "4",
+    )  # fmt: skip
     try:
         assert serve.stdout is not None
         lines = [serve.stdout.readline() for _ in range(5)]
@@ -78,6 +82,13 @@ def test_worker_options_reach_the_worker_from_the_line_and_a_config_file(tmp_pat
         assert health["max_batch_size"] == 3 and health["dtype"] == "float32"
         status = httpx.get(address["worker"] + "/status").json()
         assert status["capacity"] == 2
+        # --stream-interval 4: the first text at once, then frames of four tokens.
+        body = {"model": "palestra-tiny", "max_tokens": 17, "ignore_eos": True, "stream": True,
+                "messages": [{"role": "user", "content": "Hello! Who are you?"}]}  # fmt: skip
+        with httpx.stream("POST", f"http://127.0.0.1:{api}/v1/chat/completions", json=body) as r:
+            data = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+        texts = [d["choices"][0]["delta"].get("content") for d in data if d["choices"]]
+        assert 2 <= len([t for t in texts if t]) <= 1 + 16 // 4  # the first text, then groups
         taken = subprocess.run(
             [*CLI, "serve", "--port", str(api), "--no-webui"],
             capture_output=True, text=True, timeout=60,

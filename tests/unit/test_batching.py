@@ -15,6 +15,7 @@ from palestra.backends.hf.backend import HFBackend
 from palestra.backends.hf.kv_budget import parse_memory
 from palestra.backends.options import HFOptions
 from palestra.core.types import GenerationRequest, SamplingParams
+from tests.unit.stream_interval import check_groups_tokens_with_the_same_text
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +238,7 @@ def test_multi_turn_chat_reuses_the_cached_history_and_answers_the_same() -> Non
     )
     assert cache.reused_tokens >= second_prompt_tokens - 2
     assert plain._engine.prefix_cache.hits == 0
+
+
+def test_a_stream_interval_hands_on_tokens_in_groups_with_the_same_text(tiny: HFBackend) -> None:
+    check_groups_tokens_with_the_same_text(tiny)

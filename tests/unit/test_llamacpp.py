@@ -16,6 +16,7 @@ import pytest
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.models.inspect import bundled_model_path
+from tests.unit.stream_interval import check_groups_tokens_with_the_same_text
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")
@@ -116,6 +117,10 @@ def test_parallel_requests_each_get_their_solo_answer(gguf: LlamaCppBackend) -> 
         return list(await asyncio.gather(*(one(q) for q in QUESTIONS * 2)))
 
     assert asyncio.run(together()) == solo * 2
+
+
+def test_a_stream_interval_groups_tokens_with_the_same_text(gguf: LlamaCppBackend) -> None:
+    check_groups_tokens_with_the_same_text(gguf)
 
 
 def test_a_batch_shares_each_decode_call_and_answers_as_alone(gguf_file: Path) -> None:

@@ -1,8 +1,9 @@
 """What both batching engines (transformers and llama.cpp) share: `EngineThread`, the
 decode thread that requests are submitted to, cancelled in and closed; and the hand-over
 of chunks to the requests' event loops. Each request's chunks collect in an outbox during
-a step, and `flush` delivers every outbox with one `call_soon_threadsafe` per event loop,
-so a loop wakes once per step, not once per sequence."""
+a step, and `flush` delivers every outbox that is due (`pacing.due`: every step, or every
+`stream_interval` tokens) with one `call_soon_threadsafe` per event loop, so a loop wakes
+at most once per step, not once per sequence."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from palestra.backends.pacing import due, has_text
 from palestra.core.types import GenerationChunk
 
 Deliver = Callable[[GenerationChunk | BaseException], None]
@@ -29,7 +31,12 @@ class Entry(Generic[SequenceT]):
     sequence: SequenceT
     loop: asyncio.AbstractEventLoop
     deliver: Deliver
+    stream_interval: int = 1
     outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
+    started: bool = False  # text was delivered
+
+    def due(self) -> bool:
+        return due(self.outbox, self.stream_interval, self.started)
 
 
 def unique(entries: list[Entry[Any]]) -> list[Entry[Any]]:
@@ -37,14 +44,15 @@ def unique(entries: list[Entry[Any]]) -> list[Entry[Any]]:
 
 
 def flush(entries: list[Entry[Any]]) -> None:
-    """Deliver every pending chunk with one wake-up per event loop."""
+    """Deliver every pending chunk that is due with one wake-up per event loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[Entry[Any]]] = {}
     for entry in unique(entries):
-        if entry.outbox:
+        if entry.outbox and entry.due():
             by_loop.setdefault(entry.loop, []).append(entry)
     for loop, ready in by_loop.items():
         batch = [(e.deliver, e.outbox) for e in ready]
         for entry in ready:
+            entry.started = entry.started or has_text(entry.outbox)
             entry.outbox = []
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
             loop.call_soon_threadsafe(_deliver_all, batch)
@@ -68,9 +76,10 @@ class EngineThread(Generic[SequenceT]):
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def submit(self, sequence: SequenceT, deliver: Deliver) -> None:
-        """Queue a sequence; `deliver` is called on the caller's event loop per chunk."""
-        entry = Entry(sequence, asyncio.get_running_loop(), deliver)
+    def submit(self, sequence: SequenceT, deliver: Deliver, stream_interval: int = 1) -> None:
+        """Queue a sequence; `deliver` is called on the caller's event loop per chunk (or,
+        with a `stream_interval`, per chunks of that many tokens)."""
+        entry = Entry(sequence, asyncio.get_running_loop(), deliver, stream_interval)
         with self._wake:
             if self._closed:
                 raise RuntimeError("the engine is closed")

@@ -100,7 +100,7 @@ def _run_worker(parsed: Parsed) -> None:
         controller=None if worker.no_register else worker.controller_address,
         heartbeat_interval=worker.heartbeat_interval,
     )
-    app = build_worker_app(identity, table, cluster)
+    app = build_worker_app(identity, table, cluster, stream_interval=worker.stream_interval)
     run_servers(
         [
             Endpoint(

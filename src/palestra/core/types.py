@@ -253,6 +253,7 @@ class GenerationRequest:
     request_id: str = ""
     adapter: str | None = None  # PEFT adapter name, for backends that host several
     conversation: Conversation | None = None
+    stream_interval: int = 1  # tokens a chunk may gather before it is handed on (pacing.py)
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,7 @@ class HFBackend(Backend):
         stream = ChunkStream()
         thread = None
         if self._engine is not None:
-            self._engine.submit(sequence, stream.put)
+            self._engine.submit(sequence, stream.put, request.stream_interval)
         else:  # encoder-decoder models decode one request at a time in their own thread
             thread = start_thread(
                 "palestra-seq2seq", lambda emit: self._decode_seq2seq(sequence, emit), stream

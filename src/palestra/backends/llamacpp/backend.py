@@ -313,7 +313,7 @@ class LlamaCppBackend(Backend):
             stop_strings=tuple(s for s in self._template.stop_strings if s not in special),
         )
         stream = ChunkStream()
-        self._engine.submit(sequence, stream.put)
+        self._engine.submit(sequence, stream.put, request.stream_interval)
         try:
             async for chunk in stream.chunks():
                 yield chunk

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from palestra.backends.pacing import paced
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
 from palestra.core.types import GenerationRequest
 from palestra.serve.cluster import ClusterSettings, RequireClusterToken
@@ -96,7 +97,11 @@ def _token_budget(model: ServedModel, prompt_tokens: int, requested: int | None)
 
 
 def build_worker_app(
-    settings: WorkerIdentity, table: ModelTable, cluster: ClusterSettings | None = None
+    settings: WorkerIdentity,
+    table: ModelTable,
+    cluster: ClusterSettings | None = None,
+    *,
+    stream_interval: int = 1,
 ) -> FastAPI:
     def registration() -> RegisterRequest:
         return RegisterRequest(
@@ -159,6 +164,7 @@ def build_worker_app(
                 sampling=body.sampling.to_params(requested or 1),  # the budget comes next
                 request_id=body.request_id,
                 adapter=model.adapter,
+                stream_interval=stream_interval,
             )
             budget = _token_budget(model, model.backend.prompt_tokens(prepared), requested)
             request = replace(prepared, sampling=replace(prepared.sampling, max_tokens=budget))
@@ -176,7 +182,8 @@ def build_worker_app(
             release_model()
 
         async def lines() -> AsyncIterator[bytes]:
-            stream = model.backend.generate(request)
+            source = model.backend.generate(request)
+            stream = paced(source, stream_interval)
             first = True
             try:
                 async for chunk in stream:
@@ -191,6 +198,8 @@ def build_worker_app(
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
+                with contextlib.suppress(Exception):
+                    await source.aclose()  # type: ignore[attr-defined]
                 release()
 
         return StreamingResponse(

@@ -34,11 +34,23 @@ class WorkerSettings(Settings):
     max_queue: int = option(
         512, "Requests waiting per model (as Ollama's queue); past it, 429 with Retry-After."
     )
+    stream_interval: int = option(
+        1,
+        "Tokens per streamed frame (vLLM's --stream-interval): the first text and the end "
+        "go out at once; more per frame cuts the per-frame work on every hop.",
+    )
     keep_alive: str = option(
         "-1",
         "Unload a local model idle this long and load it again on the next request: "
         "seconds, or 90s, 5m, 1h; -1: keep it loaded.",
     )
+
+    @field_validator("stream_interval")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
 
     @field_validator("keep_alive")
     @classmethod
