@@ -145,11 +145,12 @@ def run_serve(
                     process.kill()
 
     api_settings = api.model_copy(update={"controller": controller_url})
+    controller_app = build_controller_app(controller, cluster)
+    # The API asks the controller's table in this process directly, not over loopback HTTP.
+    api_app = build_api_app(api_settings, cluster, controller_app.state.table)
     endpoints = [
-        Endpoint(
-            "controller", build_controller_app(controller, cluster), host, 0, sock=controller_sock
-        ),
-        Endpoint("api", build_api_app(api_settings, cluster), host, 0, sock=api_sock),
+        Endpoint("controller", controller_app, host, 0, sock=controller_sock),
+        Endpoint("api", api_app, host, 0, sock=api_sock),
     ]
     if webui_sock is not None:
         from palestra.webui.settings import build_webui_app

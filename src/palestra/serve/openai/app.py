@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from palestra.serve.anthropic import messages
 from palestra.serve.cluster import ClusterSettings
+from palestra.serve.controller.table import WorkerTable
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
 from palestra.serve.metrics import ServingMetrics, install_metrics
 from palestra.serve.openai import chat, completions, embeddings, models, scores
@@ -23,13 +24,18 @@ from palestra.serve.responses import routes as responses
 from palestra.serve.responses.store import ResponseStore
 
 
-def build_api_app(settings: ApiSettings, cluster: ClusterSettings | None = None) -> FastAPI:
+def build_api_app(
+    settings: ApiSettings,
+    cluster: ClusterSettings | None = None,
+    controller_table: WorkerTable | None = None,
+) -> FastAPI:
     """The API server; with a cluster token it calls the controller and workers with it,
-    and takes it as an API key too (the web UI's) when keys are asked for."""
+    and takes it as an API key too (the web UI's) when keys are asked for. Given the
+    `controller_table` of a controller in the same process, it asks that table directly."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.upstream = Upstream(settings.controller, cluster=cluster)
+        app.state.upstream = Upstream(settings.controller, cluster=cluster, local=controller_table)
         yield
         await app.state.upstream.close()
 

@@ -1,9 +1,11 @@
 """`Upstream`: the API server's typed client for the controller and workers.
 
-A generation asks the controller for a worker, opens the worker's stream and reads the
-first line; if the worker is unreachable, overloaded or fails before that first line, the
-request goes to another worker serving the same model (the dead one is reported to the
-controller). After the first line, a failure ends the stream with an error.
+A generation asks the controller for a worker (over HTTP; when the controller runs in
+this process, as in `palestra serve`, its table directly: no round trip through the event
+loop they share), opens the worker's stream and reads the first line; if the worker is
+unreachable, overloaded or fails before that first line, the request goes to another
+worker serving the same model (the dead one is reported to the controller). After the
+first line, a failure ends the stream with an error.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from palestra.core.errors import (
     error_from_envelope,
 )
 from palestra.serve.cluster import NONCE_HEADER, PROOF_HEADER, ClusterSettings, new_nonce, proves
+from palestra.serve.controller.table import WorkerTable
 from palestra.serve.wire import ChunkMessage, DispatchResponse, ModelList
 
 logger = logging.getLogger(__name__)
@@ -39,8 +42,10 @@ class Upstream:
         cluster: ClusterSettings | None = None,
         timeout: float = 600.0,
         max_attempts: int = 3,
+        local: WorkerTable | None = None,
     ):
         self.controller = controller.rstrip("/")
+        self.local = local  # the controller's own table, when it runs in this process
         self.max_attempts = max_attempts
         self.token = cluster.token if cluster else None
         # One connection per open stream: no pool cap, or the 101st concurrent client
@@ -89,6 +94,8 @@ class Upstream:
 
     async def workers(self) -> list[dict[str, Any]]:
         """The controller's worker table."""
+        if self.local is not None:
+            return [row.model_dump() for row in self.local.rows()]
         rows: list[dict[str, Any]] = await self._controller("GET", "/workers")
         return rows
 
@@ -97,6 +104,8 @@ class Upstream:
 
     async def model_list(self) -> ModelList:
         """Served models, and which of them accept images."""
+        if self.local is not None:
+            return ModelList(models=self.local.models(), vision_models=self.local.vision_models())
         return ModelList.model_validate(await self._controller("GET", "/models"))
 
     async def dispatch(
@@ -104,6 +113,8 @@ class Upstream:
     ) -> str:
         """A worker for `model`; once every worker was tried, the last worker's error."""
         try:
+            if self.local is not None:
+                return self.local.pick(model, exclude)
             body = await self._controller(
                 "POST", "/dispatch", json={"model": model, "exclude": exclude}
             )
@@ -121,6 +132,10 @@ class Upstream:
         return DispatchResponse.model_validate(body).address
 
     async def report_dead(self, address: str) -> None:
+        if self.local is not None:
+            if self.local.drop(address):
+                logger.warning("worker %s dropped after a failed request", address)
+            return
         try:
             await self.client.post(
                 f"{self.controller}/workers/drop", json={"address": address, "queue_length": 0}
