@@ -6,6 +6,10 @@ loop they share), opens the worker's stream and reads the first line; if the wor
 unreachable, overloaded or fails before that first line, the request goes to another
 worker serving the same model (the dead one is reported to the controller). After the
 first line, a failure ends the stream with an error.
+
+Generation streams, the hot path (a line per frame, a stream per request), are read with
+aiohttp, whose C parser costs about a third of httpx's CPU per line (benchmarks/README.md);
+the other calls use httpx.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 
 from palestra.core.errors import (
@@ -50,26 +55,39 @@ class Upstream:
         self.token = cluster.token if cluster else None
         # One connection per open stream: no pool cap, or the 101st concurrent client
         # would wait for a stream to end before its request even reached a worker.
+        options = cluster.client_options() if cluster else {}
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            **(cluster.client_options() if cluster else {}),
+            **options,
         )
+        self._stream_headers: dict[str, str] = options.get("headers") or {}
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=5.0, sock_read=timeout
+        )
+        self._stream_tls = options.get("verify", True)  # the cluster's CA, if it has one
+        self._streams: aiohttp.ClientSession | None = None
+
+    def _stream_session(self) -> aiohttp.ClientSession:
+        """One session (connection pool, no cap) for every generation stream."""
+        if self._streams is None or self._streams.closed:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._stream_tls)
+            self._streams = aiohttp.ClientSession(
+                connector=connector, headers=self._stream_headers, timeout=self._stream_timeout
+            )
+        return self._streams
 
     def _challenge(self) -> dict[str, str]:
         """A fresh nonce for a worker to answer, with the cluster token."""
         return {NONCE_HEADER: new_nonce()} if self.token else {}
 
     async def _impostor(
-        self, address: str, nonce: dict[str, str], response: httpx.Response
+        self, address: str, nonce: dict[str, str], headers: Mapping[str, str]
     ) -> PalestraError | None:
         """An answer that does not prove the cluster token is not a worker's: the address
-        is reported and the request goes to another worker."""
-        if not self.token or proves(
-            self.token, nonce[NONCE_HEADER], response.headers.get(PROOF_HEADER)
-        ):
+        is reported and the request goes to another worker (the caller closes the answer)."""
+        if not self.token or proves(self.token, nonce[NONCE_HEADER], headers.get(PROOF_HEADER)):
             return None
-        await response.aclose()
         await self.report_dead(address)
         logger.warning("%s answered without proving the cluster token; dropped", address)
         return BackendError(
@@ -78,6 +96,8 @@ class Upstream:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self._streams is not None:
+            await self._streams.close()
 
     async def _controller(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -88,7 +108,7 @@ class Upstream:
                 "`palestra controller` running?"
             ) from exc
         if response.status_code == 401:  # the cluster's misconfiguration, not the user's
-            error = _upstream_error(response, await response.aread())
+            error = _upstream_error(response.status_code, response.headers, await response.aread())
             raise NoWorkerError(f"controller {self.controller} refused this API server: {error}")
         return _json_or_raise(response, await response.aread())
 
@@ -157,14 +177,14 @@ class Upstream:
                 exclude.append(address)
                 last = BackendError(f"worker {address} unreachable: {exc}")
                 continue
-            impostor = await self._impostor(address, nonce, response)
+            impostor = await self._impostor(address, nonce, response.headers)
             if impostor is not None:
                 exclude.append(address)
                 last = impostor
                 continue
             if response.status_code in RETRYABLE:
                 exclude.append(address)
-                last = _upstream_error(response, response.content)
+                last = _upstream_error(response.status_code, response.headers, response.content)
                 continue
             return _json_or_raise(response, response.content)
         raise last or NoWorkerError(f"no worker could serve {model!r}")
@@ -189,57 +209,82 @@ class Upstream:
         self, address: str, payload: dict[str, Any]
     ) -> AsyncIterator[ChunkMessage] | PalestraError:
         nonce = self._challenge()
-        request = self.client.build_request(
-            "POST", f"{address}/generate", json=payload, headers=nonce
-        )
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TransportError as exc:
+            response = await self._stream_session().post(
+                f"{address}/generate", json=payload, headers=nonce
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             await self.report_dead(address)
-            return BackendError(f"worker {address} unreachable: {exc}")
-        impostor = await self._impostor(address, nonce, response)
+            return BackendError(f"worker {address} unreachable: {exc or type(exc).__name__}")
+        impostor = await self._impostor(address, nonce, response.headers)
         if impostor is not None:
+            response.close()
             return impostor
-        if response.status_code != 200:
-            body = await response.aread()
-            await response.aclose()
-            return _upstream_error(response, body)
-        lines = response.aiter_lines()
+        if response.status != 200:
+            try:
+                body = await response.read()
+            except (TimeoutError, aiohttp.ClientError):
+                body = b""
+            response.close()
+            return _upstream_error(response.status, response.headers, body)
+        lines = _lines(response.content)
         try:
             first = await anext(lines)
-        except (httpx.TransportError, StopAsyncIteration) as exc:
-            await response.aclose()
+        except (TimeoutError, aiohttp.ClientError, StopAsyncIteration) as exc:
+            response.close()
             await self.report_dead(address)
-            return BackendError(f"worker {address} failed before its first chunk: {exc}")
+            reason = exc or type(exc).__name__
+            return BackendError(f"worker {address} failed before its first chunk: {reason}")
         return self._chunks(address, response, first, lines)
 
     async def _chunks(
-        self, address: str, response: httpx.Response, first: str, lines: AsyncIterator[str]
+        self,
+        address: str,
+        response: aiohttp.ClientResponse,
+        first: bytes,
+        lines: AsyncIterator[bytes],
     ) -> AsyncIterator[ChunkMessage]:
         finished = False
         try:
-            line: str | None = first
+            line: bytes | None = first
             while line is not None:
-                if line.strip():
-                    data = json.loads(line)
-                    if "error" in data:
-                        raise error_from_envelope(data, int(data.get("status") or 500))
-                    chunk = ChunkMessage.model_validate(data)
-                    finished = finished or chunk.finish_reason is not None
-                    yield chunk
+                data = json.loads(line)
+                if "error" in data:
+                    raise error_from_envelope(data, int(data.get("status") or 500))
+                chunk = ChunkMessage.model_validate(data)
+                finished = finished or chunk.finish_reason is not None
+                yield chunk
                 line = await anext(lines, None)
-        except httpx.TransportError as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             await self.report_dead(address)
             raise BackendError(
-                f"worker {address} failed mid-stream: {exc}", code="worker_failed"
+                f"worker {address} failed mid-stream: {exc or type(exc).__name__}",
+                code="worker_failed",
             ) from exc
         finally:
-            await response.aclose()
+            # A stream read to its end keeps its connection; one left early closes it,
+            # which is how the worker learns to stop generating.
+            if finished:
+                response.release()
+            else:
+                response.close()
         if not finished:
             await self.report_dead(address)
             raise BackendError(
                 f"worker {address} ended the stream without finishing", code="worker_failed"
             )
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The non-empty lines of an NDJSON body, whatever their length."""
+    pending = b""
+    async for data in content.iter_any():
+        *complete, pending = (pending + data).split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
 
 
 def _safe_json(body: bytes) -> Any:
@@ -249,16 +294,16 @@ def _safe_json(body: bytes) -> Any:
         return {}
 
 
-def _upstream_error(response: httpx.Response, body: bytes) -> PalestraError:
+def _upstream_error(status: int, headers: Mapping[str, str], body: bytes) -> PalestraError:
     """The typed error another Palestra service answered, with its Retry-After."""
-    error = error_from_envelope(_safe_json(body), response.status_code)
+    error = error_from_envelope(_safe_json(body), status)
     if isinstance(error, OverloadedError):
         with contextlib.suppress(KeyError, ValueError):
-            error.retry_after = float(response.headers["retry-after"])
+            error.retry_after = float(headers["retry-after"])
     return error
 
 
 def _json_or_raise(response: httpx.Response, body: bytes) -> Any:
     if response.status_code >= 400:
-        raise _upstream_error(response, body)
+        raise _upstream_error(response.status_code, response.headers, body)
     return _safe_json(body)
