@@ -693,6 +693,9 @@ def tab_to(page: Any, selector: str, presses: int = 60) -> None:
     raise AssertionError(f"Tab never reached {selector}")
 
 
+EMPTY_CHART = '[aria-label="Empty value"]:visible'  # is no page state: not tested by axe
+
+
 def test_accessibility_and_keyboard(page: Any, arena: Arena) -> None:
     """9. axe-core finds no serious or critical violation on any tab; chat and voting
     work from the keyboard alone."""
@@ -704,8 +707,7 @@ def test_accessibility_and_keyboard(page: Any, arena: Arena) -> None:
         page.get_by_role("tab", name=name).click()
         page.wait_for_timeout(500)
         if name == "Leaderboard":  # Gradio's placeholder of a chart still being drawn
-            empty = page.locator('[aria-label="Empty value"]:visible')  # is no page state
-            wait_for(lambda: empty.count() == 0, 60, "the leaderboard's charts drawn")
+            wait_for(lambda: page.locator(EMPTY_CHART).count() == 0, 60, "the charts drawn")
         problems = axe_violations(page)
         assert problems == [], [
             (name, v["id"], v["help"], [n["html"][:160] for n in v["nodes"]]) for v in problems
