@@ -14,7 +14,7 @@ from tests.e2e.test_webui import (
     Arena,
     open_tab,
     screenshot,
-    send_until_shown,
+    send,
     served_arena,
     wait_answered,
 )
@@ -40,9 +40,7 @@ def test_an_image_battle_between_local_vision_models(
     image.write_bytes(png_bytes())
     open_tab(page, vision_arena, "Battle")
     page.locator("#battle-input input[type=file]").set_input_files(str(image))
-    send_until_shown(
-        page, "battle", "What is the capital of Italy?", "#battle-chatbot-a .message.bot"
-    )
+    send(page, "battle", "What is the capital of Italy?")
     for side in ("a", "b"):
         page.locator(f"#battle-chatbot-{side}").get_by_text("Rome").wait_for(timeout=30_000)
     wait_for(lambda: len(vision_arena.events("chat")) >= 2, 30, "chat events")

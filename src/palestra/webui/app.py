@@ -53,15 +53,17 @@ def build_ui(service: ArenaService) -> Any:
 
         def refresh_models() -> tuple[Any, ...]:
             """A fresh page gets the models served now (workers join after start-up), and
-            two different models side by side."""
+            two different models side by side; the side-by-side pickers may be used from
+            now on (the chat's once its chat is restored)."""
             models = service.directory.chat_models()
 
-            def choose(index: int) -> Any:
+            def choose(index: int, ready: bool = False) -> Any:
                 value = models[min(index, len(models) - 1)] if models else None
-                return gr.update(choices=models, value=value)
+                update = gr.update(choices=models, value=value)
+                return {**update, "interactive": True} if ready else update
 
             first = models[0] if models else None
-            return choose(0), model_card(service, first), choose(0), choose(1)
+            return choose(0), model_card(service, first), choose(0, True), choose(1, True)
 
         def back_to_tab(tab: str, chosen: bool) -> Any:
             """The tab this browser was on, unless a tab was chosen while the page loaded."""

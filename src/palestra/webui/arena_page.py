@@ -122,11 +122,11 @@ def build_arena_page(
             with gr.Row():
                 pick_a = gr.Dropdown(
                     models, value=models[0] if models else None, label="Model A",
-                    elem_id=f"{prefix}-model-a",
+                    elem_id=f"{prefix}-model-a", interactive=False,  # until the page load
                 )  # fmt: skip
                 pick_b = gr.Dropdown(
                     models, value=models[min(1, len(models) - 1)] if models else None,
-                    label="Model B", elem_id=f"{prefix}-model-b",
+                    label="Model B", elem_id=f"{prefix}-model-b", interactive=False,
                 )  # fmt: skip
         state = gr.State(None)
         with gr.Row(elem_classes="panes"):
@@ -146,7 +146,9 @@ def build_arena_page(
                 gr.Button(label, elem_id=f"{prefix}-{suffix}", interactive=False)
                 for label, _, suffix in VOTES
             ]
-        box, sent, busy = message_box(prefix, "Type a message for both models and press Enter")
+        box, sent, busy = message_box(  # enabled by the page load's terms check (app.gated)
+            prefix, "Type a message for both models and press Enter", False
+        )
         status = gr.Markdown(elem_id=f"{prefix}-notice")
         with gr.Row(elem_classes="round-row"):
             new_round = gr.Button("New round", elem_id=f"{prefix}-new-round")

@@ -72,7 +72,9 @@ def model_card(service: ArenaService, name: str | None) -> str:
 
 def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, Any, Any]:
     """Returns (model dropdown, card, the restore handler, its outputs) for the app's page
-    load: the model list first, then the browser's current chat."""
+    load: the model list first, then the browser's current chat. The picker and the box
+    stay disabled until that load has run, so that it never overwrites a model chosen or
+    a chat begun before it returned (a slow server, a quick user)."""
     models = service.directory.chat_models()
     with gr.Tab("Chat", id="chat"):
         state = gr.State(None)
@@ -80,7 +82,7 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
         with gr.Row():
             model = gr.Dropdown(
                 models, value=models[0] if models else None, label="Model", scale=2,
-                elem_id="chat-model",
+                elem_id="chat-model", interactive=False,
             )  # fmt: skip
             card = gr.Markdown(elem_id="chat-model-card")
         chatbot = gr.Chatbot(
@@ -89,7 +91,7 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
             feedback_options=("Like", "Dislike", "Flag"),
         )  # fmt: skip
         box, sent, busy = message_box(
-            "chat", "Type a message and press Enter (images: vision models only)"
+            "chat", "Type a message and press Enter (images: vision models only)", False
         )
         status = gr.Markdown(elem_id="chat-notice")
         with gr.Accordion("Parameters", open=False):
@@ -258,9 +260,12 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
                     found.get("title", ""), picked, system_prompt)  # fmt: skip
 
         def restore(kept_now: chats.History) -> tuple[Any, ...]:
-            """A page load: the browser's current chat, if it has one."""
+            """A page load: the browser's current chat, if it has one; then the picker and
+            the box may be used."""
             kept_now = kept_now or chats.empty()
-            return open_chat(kept_now.get("current"), kept_now)
+            *shown, picked, system_prompt = open_chat(kept_now.get("current"), kept_now)
+            ready = gr.update(interactive=True)
+            return (*shown, {**picked, **ready}, system_prompt, ready)
 
         def renamed(title: str, kept_now: chats.History) -> tuple[Any, Any]:
             kept_now = chats.rename(kept_now, kept_now.get("current"), title)
@@ -315,4 +320,4 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
         # Only a user's pick starts a new conversation: `change` also fires when a page load
         # refreshes the list, and would wipe a chat that had just begun.
         model.input(fresh, [kept], blank, **service.api_access)
-        return model, card, restore, ([kept], [*blank, model, system])
+        return model, card, restore, ([kept], [*blank, model, system, box])

@@ -21,7 +21,7 @@ TAKE_JS = """(message, busy) => busy
   : [message, {text: "", files: []}, ""]"""
 
 
-def message_box(prefix: str, placeholder: str) -> tuple[Any, Any, Any]:
+def message_box(prefix: str, placeholder: str, interactive: bool = True) -> tuple[Any, Any, Any]:
     """(box, sent, busy): the message box with its send/stop button, the hidden box a sent
     message moves to, and the hidden flag a streaming reply sets."""
     import gradio as gr
@@ -29,7 +29,7 @@ def message_box(prefix: str, placeholder: str) -> tuple[Any, Any, Any]:
     with gr.Row(elem_classes="input-row"):
         box = gr.MultimodalTextbox(
             placeholder=placeholder, file_types=["image"], show_label=False,
-            elem_id=f"{prefix}-input", submit_btn=True, stop_btn=False,
+            elem_id=f"{prefix}-input", submit_btn=True, stop_btn=False, interactive=interactive,
         )  # fmt: skip
     sent = gr.MultimodalTextbox(visible="hidden", elem_id=f"{prefix}-sent")
     busy = gr.Checkbox(False, visible="hidden", elem_id=f"{prefix}-busy")
