@@ -4,6 +4,8 @@ them); PNG too where kaleido and a Chromium are installed."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,24 @@ def _off_diagonal(matrix: Any, digits: int | None = None) -> list[list[Any]]:
         ]
         for i, row in enumerate(matrix.tolist() if hasattr(matrix, "tolist") else matrix)
     ]
+
+
+@contextlib.contextmanager
+def one_browser_for_pngs() -> Iterator[None]:
+    """PNGs written inside this block share one headless Chromium (kaleido's sync server)
+    instead of starting one per image (4-5 s each on 2 cores). Without kaleido or a
+    browser nothing is started, and each PNG reports its own problem as before."""
+    try:
+        import kaleido
+
+        kaleido.start_sync_server(silence_warnings=True)
+    except Exception:  # kaleido or Chromium missing: write_charts says why per chart
+        yield
+        return
+    try:
+        yield
+    finally:
+        kaleido.stop_sync_server(silence_warnings=True)
 
 
 def write_charts(board: Leaderboard, folder: Path) -> tuple[list[Path], str | None]:

@@ -5,6 +5,7 @@ and votes out of and into FastChat's log format."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -106,12 +107,15 @@ def _rate(parsed: Parsed) -> None:
                 subset = rate_battles(filter_battles(kept, {arguments.by: value}), options)
                 if subset.board is not None:
                     boards[f"{arguments.by}={value}"] = subset.board
-    for name, board in boards.items():
-        if len(boards) > 1:
-            typer.echo(f"\n## {name}\n")
-        typer.echo(_render(board, arguments.output_format), nl=False)
-        if arguments.out:
-            _write(board, arguments.out if name == "all" else arguments.out / _slug(name))
+    from palestra.arena.charts import one_browser_for_pngs
+
+    with one_browser_for_pngs() if arguments.out else contextlib.nullcontext():
+        for name, board in boards.items():
+            if len(boards) > 1:
+                typer.echo(f"\n## {name}\n")
+            typer.echo(_render(board, arguments.output_format), nl=False)
+            if arguments.out:
+                _write(board, arguments.out if name == "all" else arguments.out / _slug(name))
 
 
 app.command("rate", help="Rate the models in battle files, Arena pair counts or a store.")(

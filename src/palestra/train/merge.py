@@ -10,6 +10,13 @@ from palestra.core.errors import InvalidRequestError, UnsupportedError
 
 
 def merge_lora(adapter_dir: str | Path, out: str | Path, base: str | None = None) -> Path:
+    from palestra.models.inspect import inspect_model
+
+    adapter_dir = Path(adapter_dir)  # a wrong folder is refused before peft and torch load
+    info = inspect_model(str(adapter_dir))
+    base_path = base or info.adapter_base
+    if not base_path:
+        raise InvalidRequestError(f"{adapter_dir} is not a LoRA adapter folder")
     try:
         from peft import PeftModel
     except ImportError as exc:
@@ -17,13 +24,6 @@ def merge_lora(adapter_dir: str | Path, out: str | Path, base: str | None = None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from palestra.models.inspect import inspect_model
-
-    adapter_dir = Path(adapter_dir)
-    info = inspect_model(str(adapter_dir))
-    base_path = base or info.adapter_base
-    if not base_path:
-        raise InvalidRequestError(f"{adapter_dir} is not a LoRA adapter folder")
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     out = Path(out)

@@ -129,6 +129,7 @@ class TrainingRun(Settings):
 def model_and_template(run: TrainingRun, what: str) -> tuple[str, Any, Any]:
     """(model folder, tokenizer with a pad token, the chat template to render with) for a
     causal chat model; `what` names the training in errors."""
+    run.check()  # before transformers is imported: a bad setting costs no wait
     from transformers import AutoTokenizer
 
     from palestra.backends.hf.loading import quiet_transformers
@@ -136,7 +137,6 @@ def model_and_template(run: TrainingRun, what: str) -> tuple[str, Any, Any]:
     from palestra.templates.resolve import resolve_template
 
     quiet_transformers()
-    run.check()
     path = resolve_model_path(run.model_path, run.revision)
     info = inspect_model(path)
     if info.kind != "chat":

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import option
 from palestra.train.examples import ExampleReport, build_examples
@@ -35,6 +37,13 @@ class SFTConfig(TrainingRun):
     adam_beta2: float = option(0.999, "AdamW beta2.")
     min_lr_ratio: float = option(0.0, "Cosine decay floor, as a share of the peak rate.")
 
+    @field_validator("val_fraction")
+    @classmethod
+    def _a_share(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError(f"must be in [0, 1), got {value}")
+        return value
+
 
 @dataclass
 class SFTResult:
@@ -47,15 +56,13 @@ class SFTResult:
 
 
 def run_sft(config: SFTConfig) -> SFTResult:
-    from transformers import Trainer, TrainingArguments
-
     from palestra.train.data import load_conversations, split_validation
-    from palestra.train.packing import PackedCollator, PaddedCollator, pack
 
-    path, tokenizer, template = model_and_template(config, "SFT")
+    # bad data and settings fail before transformers' Trainer is imported
     train_convs, val_convs = split_validation(
         load_conversations(config.data), config.val_fraction, config.seed
     )
+    path, tokenizer, template = model_and_template(config, "SFT")
     train_examples, train_report = build_examples(
         train_convs, template, tokenizer, config.max_length
     )
@@ -71,6 +78,10 @@ def run_sft(config: SFTConfig) -> SFTResult:
     print(f"train: {train_report.summary()}", flush=True)
     if val_report:
         print(f"validation: {val_report.summary()}", flush=True)
+
+    from transformers import Trainer, TrainingArguments
+
+    from palestra.train.packing import PackedCollator, PaddedCollator, pack
 
     model = load_for_training(path, config)
     train_data: list[Any] = list(train_examples)

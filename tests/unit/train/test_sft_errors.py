@@ -36,7 +36,7 @@ def test_a_value_outside_the_choices_names_them(tmp_path: Path) -> None:
     [
         (["--qlora"], "QLoRA quantises to 4 bits with bitsandbytes, which needs CUDA"),
         (["--lora", "--lora-target-modules", "no_such_proj"], "--lora-target-modules"),
-        (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
+        (["--val-fraction", "1.5"], "--val-fraction: Value error, must be in [0, 1), got 1.5"),
         (["--fp16"], "--fp16 mixed precision needs a CUDA GPU; on a CPU use --bf16"),
     ],
 )
