@@ -19,18 +19,21 @@ from palestra.terminal.settings import ChatSettings
 
 
 def run(parsed: Parsed) -> None:
-    from palestra.backends.hf.loading import quiet_transformers
     from palestra.plugins import get_template
-    from palestra.terminal.console import make_io
-    from palestra.terminal.loop import run_chat
-    from palestra.terminal.session import ChatSession
 
     model: ModelSettings = parsed["model"]
     settings: ChatSettings = parsed["chat"]
     if len(model.model_path) > 1:
         raise typer.BadParameter("palestra chat talks to one model: give one --model-path")
+    sampling = settings.sampling()  # bad values fail fast, before torch and the weights load
     if model.conv_template:
-        get_template(model.conv_template)  # fail fast, before loading weights
+        get_template(model.conv_template)
+
+    from palestra.backends.hf.loading import quiet_transformers
+    from palestra.terminal.console import make_io
+    from palestra.terminal.loop import run_chat
+    from palestra.terminal.session import ChatSession
+
     quiet_transformers()
     backend = model_backend(parsed, model, 0)
     io = make_io(settings.style, settings.multiline)
@@ -38,7 +41,7 @@ def run(parsed: Parsed) -> None:
         f"palestra chat: {backend.model_name} (template {backend.template.name}); !!exit to quit"
     )
     session = ChatSession(
-        backend, settings.sampling(), system=settings.system, keep_history=not settings.no_history
+        backend, sampling, system=settings.system, keep_history=not settings.no_history
     )
     run_chat(session, io, debug=settings.debug)
 
