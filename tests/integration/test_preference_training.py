@@ -27,7 +27,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo_arena(tmp_path_factory)
 
 
-DPO = ["--lr", "2e-4", "--epochs", "2", "--batch-size", "8", "--device", "cpu"]
+DPO = ["--lr", "3e-4", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
 
 
 def test_dpo_on_arena_votes_teaches_what_voters_prefer(arena: Path) -> None:
@@ -89,4 +89,4 @@ def test_dpo_on_arena_votes_teaches_what_voters_prefer(arena: Path) -> None:
     print(f"closing rate on {len(held_out)} held-out questions: {rates}")
     assert rates["base"] <= 0.05
     assert rates["control"] <= 0.1  # shuffled labels teach nothing
-    assert rates["tuned"] >= 0.6  # measured 1.0 (40 of 40 questions)
+    assert rates["tuned"] >= 0.6  # measured 1.0 (20 of 20 questions, one epoch)
