@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from palestra.backends.hf.backend import HFBackend
+from palestra.backends.hf.engine import BatchEngine
 from palestra.backends.hf.kv_budget import parse_memory
 from palestra.backends.options import HFOptions
 from palestra.core.types import GenerationRequest, SamplingParams
@@ -242,3 +243,35 @@ def test_multi_turn_chat_reuses_the_cached_history_and_answers_the_same() -> Non
 
 def test_a_stream_interval_hands_on_tokens_in_groups_with_the_same_text(tiny: HFBackend) -> None:
     check_groups_tokens_with_the_same_text(tiny)
+
+
+def test_a_first_token_goes_out_before_the_batch_decodes_again(
+    tiny: HFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first token, sampled from a newcomer's prefill, is handed to its consumer before
+    the decode step that runs in the same engine turn (time to first token: one prefill,
+    not a prefill and a step of the running batch). Requests arrive alone and while a
+    batch is decoding."""
+    undelivered: list[int] = []  # at the start of each decode step: chunks still held
+    decode = BatchEngine._decode
+
+    def watched(engine: BatchEngine) -> None:
+        undelivered.append(sum(1 for entry in engine._running if entry.outbox))
+        decode(engine)
+
+    monkeypatch.setattr(BatchEngine, "_decode", watched)
+    long = GenerationRequest(
+        tiny.chat_prompt([{"role": "user", "content": "Hi"}]),
+        SamplingParams(temperature=0, max_tokens=40, ignore_eos=True),
+    )
+
+    async def run() -> list[Any]:
+        late = [
+            collect(tiny, request, delay)
+            for request, delay in zip(requests(tiny)[:3], (0.02, 0.04, 0.06), strict=True)
+        ]
+        return list(await asyncio.gather(collect(tiny, long), *late))
+
+    results = asyncio.run(run())
+    assert len(results[0][1]) == 40 and all(r[1] for r in results)
+    assert len(undelivered) >= 39 and max(undelivered) == 0, undelivered[:5]  # token 1: prefill

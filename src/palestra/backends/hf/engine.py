@@ -15,7 +15,8 @@ Sequences for different PEFT adapters cannot share a forward pass: the engine se
 adapter (or the bare base) at a time and switches when the batch drains, in arrival order.
 
 Chunks reach the asyncio side through `delivery.flush`: one wake-up per step for the whole
-batch, not one per sequence.
+batch, not one per sequence. Newcomers' first tokens (sampled from their prefill) are
+flushed before the running batch's decode step, so the first token never waits a step.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class BatchEngine(EngineThread[Sequence]):
                     self._drop_cancelled()
                     if newcomers:
                         self._prefill(newcomers)
+                        flush(newcomers)  # their first tokens now, not a decode step later
                     if self._batch is not None and self._running:
                         self._decode()
             except Exception as exc:  # a failed forward pass fails its batch, not the engine
