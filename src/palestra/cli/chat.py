@@ -28,6 +28,7 @@ def run(parsed: Parsed) -> None:
     sampling = settings.sampling()  # bad values fail fast, before torch and the weights load
     if model.conv_template:
         get_template(model.conv_template)
+    path = model.local_path(0)  # a Hub id is fetched now: its errors come before torch loads
 
     from palestra.backends.hf.loading import quiet_transformers
     from palestra.terminal.console import make_io
@@ -35,7 +36,7 @@ def run(parsed: Parsed) -> None:
     from palestra.terminal.session import ChatSession
 
     quiet_transformers()
-    backend = model_backend(parsed, model, 0)
+    backend = model_backend(parsed, model, 0, path)
     io = make_io(settings.style, settings.multiline)
     io.info(
         f"palestra chat: {backend.model_name} (template {backend.template.name}); !!exit to quit"

@@ -104,7 +104,7 @@ def _answer(parsed: Parsed) -> None:
         from palestra.backends.hf.loading import quiet_transformers
 
         quiet_transformers()
-        chat_model = ChatModel(model_backend(parsed, model, 0), options.model)
+        chat_model = ChatModel(model_backend(parsed, model, 0, model.local_path(0)), options.model)
     settings = AnswerSettings(
         options.max_tokens, options.concurrency, options.force_temperature, options.system
     )

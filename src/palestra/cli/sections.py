@@ -34,13 +34,14 @@ def chosen_backend_options(parsed: Parsed, backend: str) -> Settings:
     return parsed.optional_settings(f"backend:{backend}", sections)
 
 
-def model_backend(parsed: Parsed, model: ModelSettings, index: int) -> Backend:
-    """Load the index-th model of `model` with the chosen backend's options."""
+def model_backend(parsed: Parsed, model: ModelSettings, index: int, path: str | None) -> Backend:
+    """Load the index-th model of `model`, at `path` (`model.local_path(index)`), with the
+    chosen backend's options."""
     from palestra.plugins import create_backend
 
     return create_backend(
         model.backend,
-        model.local_path(index),
+        path,
         model_name=model.model_names[index] if model.model_names else None,
         conv_template=model.conv_template,
         options=chosen_backend_options(parsed, model.backend),
