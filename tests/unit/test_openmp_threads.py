@@ -12,8 +12,6 @@ import sys
 
 import pytest
 
-from palestra.backends.hf.openmp import usable_cpus
-
 SCRIPT = """
 import asyncio, json, os
 from palestra.backends.hf.openmp import reserve_cores_for_the_engine
@@ -56,14 +54,7 @@ def test_the_engine_thread_gets_the_cores_and_the_environment_is_kept(given: str
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["main"] == 1  # no OpenMP team on the main thread
-    cores = int(given) if given else usable_cpus()
+    cores = int(given) if given else len(os.sched_getaffinity(0))
     assert seen["engine"] == [cores]
     assert seen["env"] == given  # what child processes inherit is unchanged
     assert seen["text"]
-
-
-def test_usable_cpus_without_affinity_is_the_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """macOS and Windows have no sched_getaffinity: serving must still start there."""
-    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 6)
-    assert usable_cpus() == 6

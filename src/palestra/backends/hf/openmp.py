@@ -31,7 +31,7 @@ def reserve_cores_for_the_engine() -> None:
     if "torch" in sys.modules:
         return
     given = os.environ.get("OMP_NUM_THREADS")
-    _engine_threads = int(given) if given and given.isdigit() else usable_cpus()
+    _engine_threads = int(given) if given and given.isdigit() else len(os.sched_getaffinity(0))
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
         import torch  # noqa: F401  # libgomp reads OMP_NUM_THREADS once, as it loads
@@ -40,13 +40,6 @@ def reserve_cores_for_the_engine() -> None:
             del os.environ["OMP_NUM_THREADS"]
         else:
             os.environ["OMP_NUM_THREADS"] = given
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (libgomp's default team size)."""
-    if hasattr(os, "sched_getaffinity"):  # Linux
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1  # macOS, Windows
 
 
 def take_the_cores() -> None:
