@@ -30,9 +30,6 @@ def run(parsed: Parsed) -> None:
         get_template(model.conv_template)
     path = model.local_path(0)  # a Hub id is fetched now: its errors come before torch loads
 
-    from palestra.backends.hf.openmp import reserve_cores_for_the_engine
-
-    reserve_cores_for_the_engine()  # before torch loads: its cores go to the engine thread
     from palestra.backends.hf.loading import quiet_transformers
     from palestra.terminal.console import make_io
     from palestra.terminal.loop import run_chat

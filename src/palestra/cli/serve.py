@@ -77,9 +77,6 @@ def controller_command() -> Callable[..., None]:
 
 # ---------------------------------------------------------------------- worker
 def _run_worker(parsed: Parsed) -> None:
-    from palestra.backends.hf.openmp import reserve_cores_for_the_engine
-
-    reserve_cores_for_the_engine()  # before torch loads: its cores go to the engine thread
     from palestra.backends.hf.loading import quiet_transformers
     from palestra.serve.runner import Endpoint, reserve, run_servers
     from palestra.serve.worker.app import WorkerIdentity, build_worker_app

@@ -27,7 +27,6 @@ from palestra.backends.hf.constraints import GrammarFactory
 from palestra.backends.hf.engine import BatchEngine, BatchLimits, batch_limits
 from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel, load_model
-from palestra.backends.hf.openmp import take_the_cores
 from palestra.backends.hf.sequence import Sequence
 from palestra.backends.hf.vision import (
     VisionPrompts,
@@ -265,7 +264,6 @@ class HFBackend(Backend):
     def _prompt_logprobs(self, ids: list[int], top: int, adapter: str | None) -> PromptLogprobs:
         """vLLM's prompt_logprobs: each prompt token's logprob and rank given the tokens
         before it, with the `top` likeliest tokens at that place (one forward pass)."""
-        take_the_cores()  # this thread's torch work gets the cores too (openmp.py)
         with self._model_lock, torch.inference_mode():
             self._select_adapter(adapter)
             device = self.model.device
@@ -350,7 +348,6 @@ class HFBackend(Backend):
     def _decode_seq2seq(
         self, sequence: Sequence, emit: Callable[[GenerationChunk], object]
     ) -> None:
-        take_the_cores()
         with self._model_lock, torch.inference_mode():
             self._select_adapter(sequence.adapter)
             self._seq2seq_loop(sequence, emit)
@@ -384,7 +381,6 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self._embed_locked, list(texts))
 
     def _embed_locked(self, texts: list[str]) -> list[list[float]]:
-        take_the_cores()
         if self.loaded.info.kind == "cross-encoder":
             raise UnsupportedError(
                 f"{self.model_name} is a cross-encoder: it scores text pairs "
@@ -410,7 +406,6 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self._cross_encode, list(pairs), activation)
 
     def _cross_encode(self, pairs: list[tuple[str, str]], activation: bool) -> list[float]:
-        take_the_cores()
         encoded = self.tokenizer(
             [first for first, _ in pairs],
             [second for _, second in pairs],

@@ -31,7 +31,6 @@ import torch
 from palestra.backends.delivery import EngineThread, Entry, flush, unique
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
 from palestra.backends.hf.kv_budget import kv_slots
-from palestra.backends.hf.openmp import take_the_cores
 from palestra.backends.hf.prefix_cache import PrefixCache
 from palestra.backends.hf.sequence import Sequence
 from palestra.backends.options import HFOptions
@@ -104,7 +103,6 @@ class BatchEngine(EngineThread[Sequence]):
 
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
-        take_the_cores()
         while True:
             with self._wake:
                 while not self._closed and not self._waiting and not self._running:
