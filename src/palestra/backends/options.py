@@ -23,6 +23,14 @@ TRUST_REMOTE_CODE_HELP = (
     "The code comes from the --revision loaded."
 )
 
+# One flag, two backends (the measurements are in benchmarks/README.md): torch's small
+# parallel regions lose more to the serving work beside them than a second thread gains,
+# llama.cpp's kernels gain from every core.
+THREADS_HELP = (
+    "CPU threads for the model; 0: hf, OMP_NUM_THREADS when set, else the usable cores "
+    "less one (left to tokenizing and HTTP); llamacpp, all cores."
+)
+
 
 def given_options(
     cls: type[OptionsT], options: OptionsT | None, values: dict[str, Any]
@@ -90,6 +98,7 @@ class HFOptions(Settings):
     prefix_cache_tokens: int = option(
         -1, "Prompt key/values kept for reuse; -1: 1/4 of what --kv-cache-memory holds, 0: off."
     )
+    threads: int = option(0, THREADS_HELP)
 
     @field_validator("kv_cache_memory")
     @classmethod
@@ -123,7 +132,7 @@ class LlamaCppOptions(Settings):
         "Sequences decoded together in one context (continuous batching); each has its own "
         "key/values of --context-length tokens.",
     )
-    threads: int = option(0, "CPU threads; 0: all cores.")
+    threads: int = option(0, THREADS_HELP)
     context_length: int = option(0, "Context length per sequence (n_ctx); 0: the model's own.")
     gpu_layers: int = option(0, "Layers offloaded to the GPU; -1: all.")
     repack_weights: Literal["auto", "on", "off"] = option(

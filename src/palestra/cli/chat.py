@@ -30,6 +30,9 @@ def run(parsed: Parsed) -> None:
         get_template(model.conv_template)
     path = model.local_path(0)  # a Hub id is fetched now: its errors come before torch loads
 
+    from palestra.backends.hf.cpu_threads import load_torch_teamless
+
+    load_torch_teamless()  # before torch loads: no OpenMP team on the main thread
     from palestra.backends.hf.loading import quiet_transformers
     from palestra.terminal.console import make_io
     from palestra.terminal.loop import run_chat

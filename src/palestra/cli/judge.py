@@ -101,6 +101,9 @@ def _answer(parsed: Parsed) -> None:
         )  # fmt: skip
         chat_model = ChatModel.open(source)
     else:
+        from palestra.backends.hf.cpu_threads import load_torch_teamless
+
+        load_torch_teamless()  # before torch loads: no OpenMP team on the main thread
         from palestra.backends.hf.loading import quiet_transformers
 
         quiet_transformers()

@@ -77,6 +77,9 @@ def controller_command() -> Callable[..., None]:
 
 # ---------------------------------------------------------------------- worker
 def _run_worker(parsed: Parsed) -> None:
+    from palestra.backends.hf.cpu_threads import load_torch_teamless
+
+    load_torch_teamless()  # before torch loads: no OpenMP team on the main thread
     from palestra.backends.hf.loading import quiet_transformers
     from palestra.serve.runner import Endpoint, reserve, run_servers
     from palestra.serve.worker.app import WorkerIdentity, build_worker_app

@@ -24,6 +24,7 @@ import torch
 from palestra.backends.base import Backend, BackendHealth
 from palestra.backends.chunk_stream import ChunkStream, start_thread
 from palestra.backends.hf.constraints import GrammarFactory
+from palestra.backends.hf.cpu_threads import run_with_threads, use_threads
 from palestra.backends.hf.engine import BatchEngine, BatchLimits, batch_limits
 from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel, load_model
@@ -77,6 +78,7 @@ class HFBackend(Backend):
         self._grammar_factory: GrammarFactory | None = None
         self._engine: BatchEngine | None = None
         limits = limits or batch_limits(HFOptions())
+        self._threads = limits.threads  # torch work outside the engine: cpu_threads.py
         if loaded.info.kind in ("chat", "vision"):  # causal LMs; seq2seq decodes serially
             if not supports_batching(self.model):  # e.g. sliding-window caches
                 limits = replace(limits, max_batch_size=1, prefix_cache_tokens=0)
@@ -104,7 +106,7 @@ class HFBackend(Backend):
 
         options = given_options(HFOptions, options, option_values)
         path = resolve_model_path(model_path)
-        loaded = load_model(path, options)
+        loaded = run_with_threads(options.threads, lambda: load_model(path, options))
         family = loaded.info.family
         if loaded.info.kind in SCORING_KINDS:
             template = resolve_template("raw")
@@ -264,6 +266,7 @@ class HFBackend(Backend):
     def _prompt_logprobs(self, ids: list[int], top: int, adapter: str | None) -> PromptLogprobs:
         """vLLM's prompt_logprobs: each prompt token's logprob and rank given the tokens
         before it, with the `top` likeliest tokens at that place (one forward pass)."""
+        use_threads(self._threads)
         with self._model_lock, torch.inference_mode():
             self._select_adapter(adapter)
             device = self.model.device
@@ -348,6 +351,7 @@ class HFBackend(Backend):
     def _decode_seq2seq(
         self, sequence: Sequence, emit: Callable[[GenerationChunk], object]
     ) -> None:
+        use_threads(self._threads)
         with self._model_lock, torch.inference_mode():
             self._select_adapter(sequence.adapter)
             self._seq2seq_loop(sequence, emit)
@@ -381,6 +385,7 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self._embed_locked, list(texts))
 
     def _embed_locked(self, texts: list[str]) -> list[list[float]]:
+        use_threads(self._threads)
         if self.loaded.info.kind == "cross-encoder":
             raise UnsupportedError(
                 f"{self.model_name} is a cross-encoder: it scores text pairs "
@@ -406,6 +411,7 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self._cross_encode, list(pairs), activation)
 
     def _cross_encode(self, pairs: list[tuple[str, str]], activation: bool) -> list[float]:
+        use_threads(self._threads)
         encoded = self.tokenizer(
             [first for first, _ in pairs],
             [second for _, second in pairs],

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from palestra.backends.delivery import EngineThread, Entry, flush, unique
+from palestra.backends.hf.cpu_threads import use_threads
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
 from palestra.backends.hf.kv_budget import kv_slots
 from palestra.backends.hf.prefix_cache import PrefixCache
@@ -44,6 +45,7 @@ class BatchLimits:
     max_cached_tokens: int
     prefix_cache_tokens: int
     kv_cache_memory: str = "auto"
+    threads: int = 0  # CPU threads for torch; 0: cpu_threads.torch_threads' choice
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_cached_tokens < 0:
@@ -56,6 +58,7 @@ def batch_limits(options: HFOptions) -> BatchLimits:
         options.max_cached_tokens,
         options.prefix_cache_tokens,
         options.kv_cache_memory,
+        options.threads,
     )
 
 
@@ -103,6 +106,7 @@ class BatchEngine(EngineThread[Sequence]):
 
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
+        use_threads(self.limits.threads)
         while True:
             with self._wake:
                 while not self._closed and not self._waiting and not self._running:
