@@ -101,6 +101,8 @@ def test_debug_prints_the_exact_prompt_and_system_is_used() -> None:
         (["--device", "quantum"], "unknown device"),
         (["--load-8bit", "--device", "cpu"], "needs a CUDA GPU"),
         (["--temperature", "-1"], "temperature must be >= 0"),
+        (["--max-batch-size", "0"], "--max-batch-size: Input should be greater than or equal to 1"),
+        (["--threads", "-1"], "--threads: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_input_is_one_actionable_line(args: list[str], message: str) -> None:

@@ -85,7 +85,9 @@ class HFOptions(Settings):
     trust_remote_code: bool = option(False, TRUST_REMOTE_CODE_HELP)
     adapter: list[str] = option([], "NAME=PATH: a PEFT adapter on the first model (repeatable).")
     max_batch_size: int = option(
-        256, "Most sequences decoded together (continuous batching); memory may admit fewer."
+        256,
+        "Most sequences decoded together (continuous batching); memory may admit fewer.",
+        minimum=1,
     )
     kv_cache_memory: str = option(
         "auto",
@@ -93,12 +95,14 @@ class HFOptions(Settings):
         "auto: half of what the loaded model leaves free (on a CPU at most 4GiB).",
     )
     max_cached_tokens: int = option(
-        0, "Key/value slots for running sequences; 0: 3/4 of what --kv-cache-memory holds."
+        0,
+        "Key/value slots for running sequences; 0: 3/4 of what --kv-cache-memory holds.",
+        minimum=0,
     )
     prefix_cache_tokens: int = option(
         -1, "Prompt key/values kept for reuse; -1: 1/4 of what --kv-cache-memory holds, 0: off."
     )
-    threads: int = option(0, THREADS_HELP)
+    threads: int = option(0, THREADS_HELP, minimum=0)
 
     @field_validator("kv_cache_memory")
     @classmethod
@@ -131,8 +135,9 @@ class LlamaCppOptions(Settings):
         4,
         "Sequences decoded together in one context (continuous batching); each has its own "
         "key/values of --context-length tokens.",
+        minimum=1,
     )
-    threads: int = option(0, THREADS_HELP)
+    threads: int = option(0, THREADS_HELP, minimum=0)
     context_length: int = option(0, "Context length per sequence (n_ctx); 0: the model's own.")
     gpu_layers: int = option(0, "Layers offloaded to the GPU; -1: all.")
     repack_weights: Literal["auto", "on", "off"] = option(

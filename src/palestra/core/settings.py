@@ -30,10 +30,12 @@ def option(
     comma: bool = False,
     secondary: str | None = None,
     hidden: bool = False,
+    minimum: int | None = None,
 ) -> Any:
     """A settings field. `flag` overrides the `--field-name` spelling; `positional` makes it
     an argument; `comma` lets one flag carry a comma list (`--api-keys a,b`); `secondary` is
-    the off switch of a boolean that defaults to on (`--no-clean`)."""
+    the off switch of a boolean that defaults to on (`--no-clean`); `minimum` is the least
+    number it takes (a smaller one is refused as the settings are read)."""
     extra: dict[str, Any] = {}
     if flag:
         extra["flag"] = flag
@@ -45,7 +47,7 @@ def option(
         extra["secondary"] = secondary
     if hidden:
         extra["hidden"] = True
-    return Field(default, description=help, json_schema_extra=extra or None)
+    return Field(default, description=help, json_schema_extra=extra or None, ge=minimum)
 
 
 def field_extra(model: type[BaseModel], name: str) -> dict[str, Any]:

@@ -84,6 +84,22 @@ def test_backend_options_reach_only_their_backend() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "flag", "least"),
+    [(["--parallel", "0"], "--parallel", 1), (["--threads", "-1"], "--threads", 0)],
+)
+def test_a_number_below_its_minimum_is_refused_naming_the_flag(
+    args: list[str], flag: str, least: int
+) -> None:
+    sections = [Section("backend:llamacpp", LlamaCppOptions, optional=True, label="llamacpp")]
+    app, seen = _app(*sections)
+    CliRunner().invoke(app, ["run", *args])
+    with pytest.raises(InvalidRequestError) as caught:
+        seen[-1].optional_settings("backend:llamacpp", sections)
+    assert str(caught.value) == f"{flag}: Input should be greater than or equal to {least}"
+    assert LlamaCppOptions(parallel=1, threads=0).parallel == 1  # the minimum itself is taken
+
+
 def test_a_bad_value_names_the_flag() -> None:
     app, _ = _app(Section("sample", Sample))
     result = CliRunner().invoke(app, ["run", "--size", "many"])
