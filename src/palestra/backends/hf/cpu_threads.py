@@ -7,15 +7,16 @@ OpenMP threads than cores, libgomp stops busy-waiting between parallel regions (
 instead of about 3 ms: its `env.c`), so each small operation of a decode step waits for a
 sleeping helper to be woken.
 
-So a command that serves (`palestra worker`, `palestra chat`) calls `load_torch_teamless()`
-before torch is imported: torch loads with one OpenMP thread, and no team starts on the
-main thread. The threads that run the model (the engine thread, model loading, embeddings,
-scores, prompt logprobs, encoder-decoder decoding) call `use_threads()`, which gives them
-`--threads`, else the user's OMP_NUM_THREADS, else the usable cores less one. The core left
-over tokenizes, renders templates and serves HTTP beside the engine, as vLLM's CPU backend
-reserves one for its serving process (VLLM_CPU_NUM_OF_RESERVED_CPU); on 2 cores the engine
-then runs on one thread, with no team and nothing spinning. The environment is left as it
-was, for the processes the command starts.
+So a command that runs the model (`palestra worker`, `chat`, `judge answer`) calls
+`load_torch_teamless()` before torch is imported: torch loads with one OpenMP thread, and
+no team starts on the main thread. The threads that run the model (the engine thread, model
+loading, embeddings, scores, prompt logprobs, encoder-decoder decoding) call
+`use_threads()`, which gives them `--threads`, else the user's OMP_NUM_THREADS, else the
+usable cores less one. The core left over tokenizes, renders templates and serves HTTP
+beside the engine, as vLLM's CPU backend reserves one for its serving process
+(VLLM_CPU_NUM_OF_RESERVED_CPU); on 2 cores the engine then runs on one thread, with no team
+and nothing spinning. The environment is left as it was, for the processes the command
+starts.
 """
 
 from __future__ import annotations
