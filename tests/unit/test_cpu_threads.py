@@ -27,7 +27,7 @@ engine_threads = []
 decode = engine.BatchEngine._decode
 
 def counting(self):
-    engine_threads.append(torch.get_num_threads())
+    engine_threads.append((len(self._running), torch.get_num_threads()))
     return decode(self)
 
 engine.BatchEngine._decode = counting
@@ -38,29 +38,37 @@ request = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=4, 
 async def generate():
     return "".join([chunk.text async for chunk in backend.generate(request)])
 
-text = asyncio.run(generate())
+async def burst():  # sys.argv[2] requests at once
+    return await asyncio.gather(*(generate() for _ in range(int(sys.argv[2]))))
+
+texts = asyncio.run(burst())
 print(json.dumps({"main": main_threads, "main_after": torch.get_num_threads(),
                   "engine": sorted(set(engine_threads)),
-                  "env": os.environ.get("OMP_NUM_THREADS"), "text": text}))
+                  "env": os.environ.get("OMP_NUM_THREADS"), "texts": texts}))
 """
 
 
+SMALL = max(1, cpu_threads.usable_cpus() - 1)
+
+
 @pytest.mark.parametrize(
-    ("given_env", "option", "expected"),
+    ("given_env", "option", "burst", "below", "from_64"),
     [
-        (None, 0, max(1, cpu_threads.usable_cpus() - 1)),  # one core left to HTTP
-        ("3", 0, 3),  # the user's OMP_NUM_THREADS
-        ("3", 2, 2),  # --threads over OMP_NUM_THREADS
+        # one core left to the serving work; every core from 64 running sequences
+        (None, 0, 1, SMALL, cpu_threads.usable_cpus()),
+        (None, 0, 70, SMALL, cpu_threads.usable_cpus()),
+        ("3", 0, 70, 3, 3),  # the user's OMP_NUM_THREADS, whatever the batch
+        ("3", 2, 1, 2, 2),  # --threads over OMP_NUM_THREADS
     ],
 )
 def test_the_engine_thread_gets_the_threads_and_the_environment_is_kept(
-    given_env: str | None, option: int, expected: int
+    given_env: str | None, option: int, burst: int, below: int, from_64: int
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if given_env is not None:
         env["OMP_NUM_THREADS"] = given_env
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(option)],
+        [sys.executable, "-c", SCRIPT, str(option), str(burst)],
         capture_output=True,
         text=True,
         env=env,
@@ -69,9 +77,15 @@ def test_the_engine_thread_gets_the_threads_and_the_environment_is_kept(
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["main"] == seen["main_after"] == 1  # no OpenMP team on the main thread
-    assert seen["engine"] == [expected]  # every decode step
+    steps = [tuple(step) for step in seen["engine"]]  # (running, threads) of each decode
+    assert steps and all(
+        threads == (from_64 if running >= cpu_threads.ALL_CORES_FROM else below)
+        for running, threads in steps
+    ), steps
+    if burst >= cpu_threads.ALL_CORES_FROM:
+        assert max(running for running, _ in steps) >= cpu_threads.ALL_CORES_FROM
     assert seen["env"] == given_env  # what child processes inherit is unchanged
-    assert seen["text"]
+    assert len(seen["texts"]) == burst and all(seen["texts"])
 
 
 def test_the_count_follows_option_then_environment_then_cores(
@@ -85,7 +99,13 @@ def test_the_count_follows_option_then_environment_then_cores(
     assert cpu_threads.torch_threads(0) == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "junk")
     assert cpu_threads.torch_threads(0) == 7
+    assert cpu_threads.step_threads(0, 63) == 7
+    assert cpu_threads.step_threads(0, 64) == 8  # every core for a big batch
+    assert cpu_threads.step_threads(5, 200) == 5  # the user's count stands
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert cpu_threads.step_threads(0, 200) == 4
     monkeypatch.setattr(cpu_threads, "usable_cpus", lambda: 1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
     assert cpu_threads.torch_threads(0) == 1  # never none
 
 

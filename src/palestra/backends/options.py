@@ -28,7 +28,8 @@ TRUST_REMOTE_CODE_HELP = (
 # llama.cpp's kernels gain from every core.
 THREADS_HELP = (
     "CPU threads for the model; 0: hf, OMP_NUM_THREADS when set, else the usable cores "
-    "less one (left to tokenizing and HTTP); llamacpp, all cores."
+    "less one (left to tokenizing and HTTP), all of them from 64 running sequences; "
+    "llamacpp, all cores."
 )
 
 

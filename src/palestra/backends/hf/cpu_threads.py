@@ -15,8 +15,9 @@ loading, embeddings, scores, prompt logprobs, encoder-decoder decoding) call
 usable cores less one. The core left over tokenizes, renders templates and serves HTTP
 beside the engine, as vLLM's CPU backend reserves one for its serving process
 (VLLM_CPU_NUM_OF_RESERVED_CPU); on 2 cores the engine then runs on one thread, with no team
-and nothing spinning. The environment is left as it was, for the processes the command
-starts.
+and nothing spinning. From ALL_CORES_FROM running sequences, a step's matrices are large
+enough that the engine thread takes every core (`step_threads`), unless the user chose the
+count. The environment is left as it was, for the processes the command starts.
 """
 
 from __future__ import annotations
@@ -37,15 +38,33 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def torch_threads(requested: int) -> int:
-    """The threads for the model's torch work: `requested` (--threads) when above 0, else
-    OMP_NUM_THREADS as the user set it, else the usable cores less one (at least one)."""
+def _users_count(requested: int) -> int | None:
+    """`requested` (--threads) when above 0, else OMP_NUM_THREADS as the user set it."""
     if requested > 0:
         return requested
     given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
-        return int(given)
-    return max(1, usable_cpus() - 1)
+    return int(given) if given.isdigit() and int(given) > 0 else None
+
+
+def torch_threads(requested: int) -> int:
+    """The threads for the model's torch work: the user's count (--threads, else
+    OMP_NUM_THREADS), else the usable cores less one (at least one)."""
+    return _users_count(requested) or max(1, usable_cpus() - 1)
+
+
+# From this many running sequences a decode step's matrices are large enough that every core
+# pays, the serving work's core included: +10-35% at 200 clients on 2 cores, in each of 5
+# A/B rounds (benchmarks/README.md). Below it the serving work needs that core more.
+ALL_CORES_FROM = 64
+
+
+def step_threads(requested: int, running: int) -> int:
+    """The threads for an engine step with `running` sequences: as `torch_threads`, and every
+    usable core from ALL_CORES_FROM sequences when neither --threads nor OMP_NUM_THREADS
+    chose the count."""
+    if running >= ALL_CORES_FROM and _users_count(requested) is None:
+        return usable_cpus()
+    return torch_threads(requested)
 
 
 def load_torch_teamless() -> None:

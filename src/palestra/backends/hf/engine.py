@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from palestra.backends.delivery import EngineThread, Entry, flush, unique
-from palestra.backends.hf.cpu_threads import use_threads
+from palestra.backends.hf.cpu_threads import step_threads
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
 from palestra.backends.hf.kv_budget import kv_slots
 from palestra.backends.hf.prefix_cache import PrefixCache
@@ -106,7 +106,7 @@ class BatchEngine(EngineThread[Sequence]):
 
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
-        use_threads(self.limits.threads)
+        threads = 0  # torch's count in this thread: cpu_threads.step_threads
         while True:
             with self._wake:
                 while not self._closed and not self._waiting and not self._running:
@@ -118,6 +118,10 @@ class BatchEngine(EngineThread[Sequence]):
                     flush([*self._running, *self._waiting])
                     return
                 newcomers = self._admit()
+            wanted = step_threads(self.limits.threads, len(self._running) + len(newcomers))
+            if wanted != threads:
+                torch.set_num_threads(wanted)
+                threads = wanted
             try:
                 with torch.inference_mode(), self._model_lock:
                     self._drop_cancelled()
