@@ -99,11 +99,11 @@ def test_the_count_follows_option_then_environment_then_cores(
     assert cpu_threads.torch_threads(0) == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "junk")
     assert cpu_threads.torch_threads(0) == 7
-    assert cpu_threads.step_threads(0, 63) == 7
-    assert cpu_threads.step_threads(0, 64) == 8  # every core for a big batch
-    assert cpu_threads.step_threads(5, 200) == 5  # the user's count stands
+    auto = cpu_threads.engine_threads(0)
+    assert (auto.for_batch(63), auto.for_batch(64)) == (7, 8)  # every core for a big batch
+    assert cpu_threads.engine_threads(5).for_batch(200) == 5  # the user's count stands
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    assert cpu_threads.step_threads(0, 200) == 4
+    assert cpu_threads.engine_threads(0).for_batch(200) == 4
     monkeypatch.setattr(cpu_threads, "usable_cpus", lambda: 1)
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert cpu_threads.torch_threads(0) == 1  # never none

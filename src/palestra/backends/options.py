@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import field_validator
 
+from palestra.backends.hf.cpu_threads import ALL_CORES_FROM
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import Settings, option
 
@@ -28,8 +29,8 @@ TRUST_REMOTE_CODE_HELP = (
 # llama.cpp's kernels gain from every core.
 THREADS_HELP = (
     "CPU threads for the model; 0: hf, OMP_NUM_THREADS when set, else the usable cores "
-    "less one (left to tokenizing and HTTP), all of them from 64 running sequences; "
-    "llamacpp, all cores."
+    f"less one (left to tokenizing and HTTP), all of them from {ALL_CORES_FROM} running "
+    "sequences; llamacpp, all cores."
 )
 
 

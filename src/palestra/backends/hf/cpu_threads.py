@@ -16,8 +16,8 @@ usable cores less one. The core left over tokenizes, renders templates and serve
 beside the engine, as vLLM's CPU backend reserves one for its serving process
 (VLLM_CPU_NUM_OF_RESERVED_CPU); on 2 cores the engine then runs on one thread, with no team
 and nothing spinning. From ALL_CORES_FROM running sequences, a step's matrices are large
-enough that the engine thread takes every core (`step_threads`), unless the user chose the
-count. The environment is left as it was, for the processes the command starts.
+enough that the engine thread takes every core (`engine_threads`), unless the user chose
+the count. The environment is left as it was, for the processes the command starts.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -58,13 +59,26 @@ def torch_threads(requested: int) -> int:
 ALL_CORES_FROM = 64
 
 
-def step_threads(requested: int, running: int) -> int:
-    """The threads for an engine step with `running` sequences: as `torch_threads`, and every
-    usable core from ALL_CORES_FROM sequences when neither --threads nor OMP_NUM_THREADS
-    chose the count."""
-    if running >= ALL_CORES_FROM and _users_count(requested) is None:
-        return usable_cpus()
-    return torch_threads(requested)
+@dataclass(frozen=True)
+class EngineThreads:
+    """The engine thread's counts, resolved once: `small` below ALL_CORES_FROM running
+    sequences, `big` from there on."""
+
+    small: int
+    big: int
+
+    def for_batch(self, running: int) -> int:
+        return self.big if running >= ALL_CORES_FROM else self.small
+
+
+def engine_threads(requested: int) -> EngineThreads:
+    """The user's count at every batch size (--threads, else OMP_NUM_THREADS); else the
+    usable cores less one, and every usable core from ALL_CORES_FROM sequences."""
+    chosen = _users_count(requested)
+    if chosen is not None:
+        return EngineThreads(chosen, chosen)
+    cores = usable_cpus()
+    return EngineThreads(max(1, cores - 1), cores)
 
 
 def load_torch_teamless() -> None:

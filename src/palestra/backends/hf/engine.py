@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from palestra.backends.delivery import EngineThread, Entry, flush, unique
-from palestra.backends.hf.cpu_threads import step_threads
+from palestra.backends.hf.cpu_threads import engine_threads
 from palestra.backends.hf.kv_batch import KVBatch, LayerKV
 from palestra.backends.hf.kv_budget import kv_slots
 from palestra.backends.hf.prefix_cache import PrefixCache
@@ -45,7 +45,7 @@ class BatchLimits:
     max_cached_tokens: int
     prefix_cache_tokens: int
     kv_cache_memory: str = "auto"
-    threads: int = 0  # CPU threads for torch; 0: cpu_threads.torch_threads' choice
+    threads: int = 0  # CPU threads for torch; 0: cpu_threads.engine_threads' choice
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_cached_tokens < 0:
@@ -106,7 +106,8 @@ class BatchEngine(EngineThread[Sequence]):
 
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
-        threads = 0  # torch's count in this thread: cpu_threads.step_threads
+        counts = engine_threads(self.limits.threads)
+        threads = 0  # torch's count in this thread, changed only when the batch crosses
         while True:
             with self._wake:
                 while not self._closed and not self._waiting and not self._running:
@@ -118,7 +119,7 @@ class BatchEngine(EngineThread[Sequence]):
                     flush([*self._running, *self._waiting])
                     return
                 newcomers = self._admit()
-            wanted = step_threads(self.limits.threads, len(self._running) + len(newcomers))
+            wanted = counts.for_batch(len(self._running) + len(newcomers))
             if wanted != threads:
                 torch.set_num_threads(wanted)
                 threads = wanted
