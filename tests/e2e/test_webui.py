@@ -459,11 +459,9 @@ def test_side_by_side_needs_two_models_and_starts_anew_on_a_change(page: Any, ar
     box = page.locator("#sbs-input textarea")
     wait_for(lambda: box.input_value() == "Hi", 10, "the refused message back in the box")
     pick(page, "sbs-model-b", "palestra-tiny")
-    # The pick starts a new round (which clears the notice and cancels a send in flight):
-    # send once it has, as a person would after seeing the page change.
-    page.locator("#sbs-notice").get_by_text("pick two different models").wait_for(state="hidden")
-    box.press("Enter")
+    box.press("Enter")  # right after the pick: the message is the new round's
     page.locator("#sbs-reveal").get_by_text("Model A: scripted").wait_for()
+    assert "pick two different models" not in page.locator("#sbs-notice").inner_text()
     page.locator("#sbs-chatbot-a").get_by_text("Scripted scripted heard: Hi").wait_for()
     wait_answered(page, "sbs")
     page.locator("#sbs-vote-tie").click()

@@ -169,8 +169,11 @@ def build_arena_page(
                 images=bool(images),
             )
 
+        def models_of(battle: Round) -> tuple[str, str]:
+            return battle.pair[0].model, battle.pair[1].model
+
         def names(battle: Round) -> str:
-            a, b = battle.pair[0].model, battle.pair[1].model
+            a, b = models_of(battle)
             return f"**Model A: {a}** · **Model B: {b}**"
 
         def hidden(text: str, battle: Round) -> str:
@@ -199,6 +202,8 @@ def build_arena_page(
                 if not terms_agreed:
                     raise InvalidRequestError("agree to the terms of use above first")
                 text, images = images_of(message)
+                if battle is not None and not anonymous and models_of(battle) != (a, b):
+                    battle = None  # the models were changed since: a new round
                 if battle is not None and battle.voted:
                     raise InvalidRequestError("you voted on this round: press New round")
                 fresh = battle is None or (bool(images) and not battle.images)
@@ -221,7 +226,8 @@ def build_arena_page(
                        votes=locked, labels=not anonymous)  # fmt: skip
             try:
                 async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
-                    yield view(battle)
+                    # The names again: a model pick's late reset must not leave them blank.
+                    yield view(battle, reveal=shown or None, labels=not anonymous)
             finally:
                 if judging is not None:
                     try:
@@ -290,14 +296,14 @@ def build_arena_page(
 
             return record
 
-        def clear() -> tuple[Any, ...]:
+        def clear(notice: Any = "") -> tuple[Any, ...]:
             """A new round: both panes empty, their headers anonymous, votes reset (what is
-            typed in the box stays)."""
+            typed in the box stays), the notice `notice`."""
             placeholder = "Type a message for both models and press Enter"
             box = streaming(False, interactive=True, placeholder=placeholder)
             fresh = [gr.update(value=[], label="Model A"), gr.update(value=[], label="Model B")]
             reset = gr.update(interactive=False, variant="secondary", elem_classes=[])
-            return (None, *fresh, box, "", "", False, *([reset] * len(VOTES)))
+            return (None, *fresh, box, "", notice, False, *([reset] * len(VOTES)))
 
         pick_inputs = [pick_a or gr.State(None), pick_b or gr.State(None)]
         # Enter moves the message out of the box in the browser (TAKE_JS), then it is sent.
@@ -318,9 +324,20 @@ def build_arena_page(
         for pane in (chat_a, chat_b):
             pane.clear(clear, None, panes.outputs, cancels=[sending], **service.api_access)
         if pick_a is not None and pick_b is not None:  # another model: another round
+
+            def picked(battle: Round | None, a: str | None, b: str | None) -> tuple[Any, ...]:
+                """The new round a pick starts. The pick's request may reach the server
+                after a message sent right after it (they travel apart): a round already
+                on these models is that message's, and is left as it is (`send` starts
+                a new round itself when the models differ from its round's)."""
+                if battle is not None and models_of(battle) == (a, b):
+                    return tuple(gr.skip() for _ in panes.outputs)
+                return clear(notice=gr.skip())  # the browser has cleared it
+
             for pick in (pick_a, pick_b):
-                pick.input(
-                    clear, None, panes.outputs, cancels=[sending], queue=False,
-                    **service.api_access,
-                )  # fmt: skip  # unqueued: done before a message sent right after the pick
+                # The notice is cleared in the browser, so in the order of what the person
+                # did: a refusal of a message sent right after the pick is not wiped.
+                pick.input(None, None, [status], js="() => ''", cancels=[sending]).then(
+                    picked, [state, pick_a, pick_b], panes.outputs, **service.api_access
+                )
     return pick_a, pick_b, outages, box
