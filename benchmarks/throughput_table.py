@@ -30,9 +30,12 @@ def free_port() -> int:
 
 
 def start_server(
-    model_path: str | None, backend: str = "hf", extra: list[str] | None = None
+    model_path: str | None,
+    backend: str = "hf",
+    extra: list[str] | None = None,
+    worker_port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
-    port, controller, worker = free_port(), free_port(), free_port()
+    port, controller, worker = free_port(), free_port(), worker_port or free_port()
     command = [
         sys.executable, "-m", "palestra.cli.main", "serve", "--port", str(port),
         "--controller-port", str(controller), "--worker-port", str(worker),
