@@ -29,12 +29,37 @@ import os
 import signal
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 import serve_throughput
 import throughput_table
 
 PROMPT = "Hello! Who are you?"  # serve_throughput's prompt
+
+
+@dataclass
+class Tally:
+    """One layer's load in one round: tokens received and each request's first token."""
+
+    started: float = field(default_factory=time.perf_counter)
+    tokens: int = 0
+    first_tokens: list[float] = field(default_factory=list)
+
+    def received(self, sent: float, tokens: int, first: bool) -> bool:
+        """Count `tokens` of a request sent at `sent`; returns whether the first has come."""
+        self.tokens += tokens
+        if first or not tokens:
+            return first
+        self.first_tokens.append(time.perf_counter() - sent)
+        return True
+
+    def figures(self) -> tuple[float, float | None]:
+        """(tokens/s, p50 time to first token in seconds)."""
+        elapsed = time.perf_counter() - self.started
+        ttft = statistics.median(self.first_tokens) if self.first_tokens else None
+        return self.tokens / elapsed, ttft
 
 
 def load_backend(model_path: str | None) -> object:
@@ -49,7 +74,7 @@ def load_backend(model_path: str | None) -> object:
     return HFBackend.load(model_path, device="cpu")
 
 
-def raw(backend: object, clients: int, max_tokens: int, threads: int) -> float:
+def raw(backend: object, clients: int, max_tokens: int, threads: int) -> tuple[float, None]:
     """`model.generate` tokens/s at batch `clients` on `threads` torch threads (the median
     of 3 runs: one run is as short as one wave of the other layers)."""
     import torch
@@ -76,31 +101,30 @@ def raw(backend: object, clients: int, max_tokens: int, threads: int) -> float:
             )
         speeds.append(clients * max_tokens / (time.perf_counter() - started))
     torch.set_num_threads(1)  # the main thread's team rests while the other layers run
-    return statistics.median(speeds)
+    return statistics.median(speeds), None
 
 
 async def engine(
     backend: object, clients: int, requests: int, max_tokens: int, together: bool
-) -> float:
-    """The in-process backend's tokens/s: `clients` requests at once, or `clients` loops."""
+) -> tuple[float, float | None]:
+    """The in-process backend: `clients` requests at once, or `clients` loops."""
     from palestra.core.types import GenerationRequest, Message, SamplingParams
 
     prompt = backend.chat_prompt([Message("user", PROMPT)])  # type: ignore[attr-defined]
     sampling = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
-    tokens = 0
+    tally = Tally()
 
     async def one() -> None:
-        nonlocal tokens
+        sent, first = time.perf_counter(), False
         request = GenerationRequest(prompt, sampling)
         async for chunk in backend.generate(request):  # type: ignore[attr-defined]
-            tokens += len(chunk.token_ids)
+            first = tally.received(sent, len(chunk.token_ids), first)
 
-    started = time.perf_counter()
     if together:
         await asyncio.gather(*(one() for _ in range(clients)))
     else:
         await loops(clients, requests, one)
-    return tokens / (time.perf_counter() - started)
+    return tally.figures()
 
 
 async def loops(clients: int, requests: int, send: object) -> None:
@@ -117,19 +141,19 @@ async def loops(clients: int, requests: int, send: object) -> None:
 
 async def worker_http(
     worker: str, model: str, clients: int, requests: int, max_tokens: int
-) -> float:
-    """Tokens/s of the load against the worker's /generate stream."""
+) -> tuple[float, float | None]:
+    """The load against the worker's /generate stream."""
     body = {
         "model": model,
         "messages": [{"role": "user", "content": PROMPT}],
         "sampling": {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True},
     }
-    tokens = 0
     connector = aiohttp.TCPConnector(limit=clients + 4)
     async with aiohttp.ClientSession(connector=connector) as session:
+        tally = Tally()
 
         async def one() -> None:
-            nonlocal tokens
+            sent, first = time.perf_counter(), False
             async with session.post(f"{worker}/generate", json=body) as response:
                 response.raise_for_status()
                 async for line in serve_throughput.sse_lines(response.content):
@@ -137,11 +161,10 @@ async def worker_http(
                         message = json.loads(line)
                         if "error" in message:
                             raise RuntimeError(message["error"]["message"])
-                        tokens += len(message.get("token_ids", ()))
+                        first = tally.received(sent, len(message.get("token_ids", ())), first)
 
-        started = time.perf_counter()
         await loops(clients, requests, one)
-    return tokens / (time.perf_counter() - started)
+    return tally.figures()
 
 
 def main() -> None:
@@ -160,17 +183,15 @@ def main() -> None:
     worker_port = throughput_table.free_port()
     server, base, model = throughput_table.start_server(args.model_path, worker_port=worker_port)
     worker = f"http://127.0.0.1:{worker_port}"
-    layers = {
+    layers: dict[str, Callable[[], tuple[float, float | None]]] = {
         f"raw, all threads ({cores})": lambda: raw(backend, clients, tokens, cores or 1),
         "raw, one thread": lambda: raw(backend, clients, tokens, 1),
         "engine, together": lambda: asyncio.run(engine(backend, clients, 0, tokens, True)),
         "engine, clients": lambda: asyncio.run(engine(backend, clients, requests, tokens, False)),
         "worker HTTP": lambda: asyncio.run(worker_http(worker, model, clients, requests, tokens)),
-        "OpenAI API": lambda: asyncio.run(
-            serve_throughput.level(base, model, clients, requests, tokens, "unused")
-        )["tokens_per_s"],
+        "OpenAI API": lambda: api(base, model, clients, requests, tokens),
     }
-    figures: dict[str, list[float]] = {name: [] for name in layers}
+    figures: dict[str, list[tuple[float, float | None]]] = {name: [] for name in layers}
     try:
         for measure in layers.values():  # warm-up: first calls, caches, the server's pool
             measure()
@@ -181,17 +202,33 @@ def main() -> None:
     finally:
         os.kill(server.pid, signal.SIGINT)
         server.wait(30)
-    ceiling = statistics.median(figures[next(iter(layers))])
+    ceiling = statistics.median(speed for speed, _ in figures[next(iter(layers))])
     print(
         f"\nmodel: {args.model_path or 'bundled palestra-tiny'}, {clients} clients, "
         f"{requests} requests of {tokens} new tokens, {cores} cores, {args.rounds} rounds"
     )
-    print("| layer | tok/s (median) | each round | of raw, all threads |")
-    print("|---|---|---|---|")
+    print(
+        "| layer | tok/s (median) | each round | of raw, all threads | decode step "
+        "| p50 TTFT (median) | TTFT in steps |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, values in figures.items():
-        middle = statistics.median(values)
-        rounds = " / ".join(f"{v:.0f}" for v in values)
-        print(f"| {name} | {middle:.0f} | {rounds} | {middle / ceiling:.2f} |")
+        speed = statistics.median(v for v, _ in values)
+        rounds = " / ".join(f"{v:.0f}" for v, _ in values)
+        step = clients / speed  # seconds a decode step of the whole batch takes, at most
+        firsts = [ttft for _, ttft in values if ttft is not None]
+        ttft = f"{1000 * statistics.median(firsts):.0f} ms" if firsts else ""
+        in_steps = f"{statistics.median(firsts) / step:.1f}" if firsts else ""
+        print(
+            f"| {name} | {speed:.0f} | {rounds} | {speed / ceiling:.2f} | "
+            f"{1000 * step:.1f} ms | {ttft} | {in_steps} |"
+        )
+
+
+def api(base: str, model: str, clients: int, requests: int, tokens: int) -> tuple[float, float]:
+    """The load through the OpenAI API (serve_throughput's client)."""
+    row = asyncio.run(serve_throughput.level(base, model, clients, requests, tokens, "unused"))
+    return row["tokens_per_s"], row["p50_ttft"]
 
 
 if __name__ == "__main__":
