@@ -7,14 +7,17 @@ batch 16, generating exactly --max-tokens new tokens per sequence.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from typing import Any
+
+PROMPT = "Hello! Who are you?"
 
 
 def measure(
     model_path: str | None, batch_sizes: list[int], max_tokens: int, repeats: int
 ) -> dict[int, float]:
     """Greedy `model.generate` tokens/s per batch size (median of `repeats` after a warm-up)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -23,33 +26,39 @@ def measure(
     hf_logging.set_verbosity_error()
     path = resolve_model_path(model_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Hello! Who are you?"}],
-        tokenize=False,
-        add_generation_prompt=True,
+        [{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True
     )
-    speeds: dict[int, float] = {}
-    for batch in batch_sizes:
-        encoded = tokenizer(
-            [prompt] * batch, return_tensors="pt", add_special_tokens=False, padding=True
-        )
-        timings = []
-        for _ in range(repeats + 1):  # the first is a warm-up
-            started = time.perf_counter()
-            with torch.inference_mode():
-                model.generate(
-                    **encoded,
-                    max_new_tokens=max_tokens,
-                    min_new_tokens=max_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            timings.append(time.perf_counter() - started)
-        best = sorted(timings[1:])[len(timings[1:]) // 2]
-        speeds[batch] = batch * max_tokens / best
-    return speeds
+    return {
+        batch: speed(model, tokenizer, prompt, batch, max_tokens, repeats) for batch in batch_sizes
+    }
+
+
+def speed(
+    model: Any, tokenizer: Any, prompt: str, batch: int, max_tokens: int, repeats: int
+) -> float:
+    """Greedy `model.generate` tokens/s of `batch` copies of `prompt`, exactly `max_tokens`
+    new tokens each (median of `repeats` after a warm-up), on torch's current threads."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    encoded = tokenizer(
+        [prompt] * batch, return_tensors="pt", add_special_tokens=False, padding=True
+    )
+    timings = []
+    for _ in range(repeats + 1):  # the first is a warm-up
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(
+                **encoded,
+                max_new_tokens=max_tokens,
+                min_new_tokens=max_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        timings.append(time.perf_counter() - started)
+    return batch * max_tokens / statistics.median(timings[1:])
 
 
 def main() -> None:

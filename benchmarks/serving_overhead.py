@@ -29,14 +29,20 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
+import raw_generate
 import serve_throughput
 import throughput_table
+from raw_generate import PROMPT  # serve_throughput's prompt too
 
-PROMPT = "Hello! Who are you?"  # serve_throughput's prompt
+from palestra.core.types import GenerationRequest, Message, SamplingParams
+
+if TYPE_CHECKING:
+    from palestra.backends.hf.backend import HFBackend
 
 
 @dataclass
@@ -62,7 +68,7 @@ class Tally:
         return self.tokens / elapsed, ttft
 
 
-def load_backend(model_path: str | None) -> object:
+def load_backend(model_path: str | None) -> HFBackend:
     from palestra.backends.hf.cpu_threads import load_torch_teamless
 
     load_torch_teamless()  # as `palestra worker` does: the engine thread owns the threads
@@ -74,50 +80,31 @@ def load_backend(model_path: str | None) -> object:
     return HFBackend.load(model_path, device="cpu")
 
 
-def raw(backend: object, clients: int, max_tokens: int, threads: int) -> tuple[float, None]:
-    """`model.generate` tokens/s at batch `clients` on `threads` torch threads (the median
-    of 3 runs: one run is as short as one wave of the other layers)."""
+def raw(backend: HFBackend, clients: int, max_tokens: int, threads: int) -> tuple[float, None]:
+    """`model.generate` tokens/s at batch `clients` on `threads` torch threads."""
     import torch
 
-    from palestra.core.types import Message
-
-    tokenizer = backend.tokenizer  # type: ignore[attr-defined]
-    tokenizer.padding_side = "left"
-    prompt = backend.chat_prompt([Message("user", PROMPT)])  # type: ignore[attr-defined]
-    encoded = tokenizer(
-        [prompt] * clients, return_tensors="pt", add_special_tokens=False, padding=True
-    )
+    prompt = backend.chat_prompt([Message("user", PROMPT)])
     torch.set_num_threads(threads)
-    speeds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        with torch.inference_mode():
-            backend.model.generate(  # type: ignore[attr-defined]
-                **encoded,
-                max_new_tokens=max_tokens,
-                min_new_tokens=max_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        speeds.append(clients * max_tokens / (time.perf_counter() - started))
+    tokens_per_s = raw_generate.speed(
+        backend.model, backend.tokenizer, prompt, clients, max_tokens, repeats=3
+    )
     torch.set_num_threads(1)  # the main thread's team rests while the other layers run
-    return statistics.median(speeds), None
+    return tokens_per_s, None
 
 
 async def engine(
-    backend: object, clients: int, requests: int, max_tokens: int, together: bool
+    backend: HFBackend, clients: int, requests: int, max_tokens: int, together: bool
 ) -> tuple[float, float | None]:
     """The in-process backend: `clients` requests at once, or `clients` loops."""
-    from palestra.core.types import GenerationRequest, Message, SamplingParams
-
-    prompt = backend.chat_prompt([Message("user", PROMPT)])  # type: ignore[attr-defined]
+    prompt = backend.chat_prompt([Message("user", PROMPT)])
     sampling = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
     tally = Tally()
 
     async def one() -> None:
         sent, first = time.perf_counter(), False
         request = GenerationRequest(prompt, sampling)
-        async for chunk in backend.generate(request):  # type: ignore[attr-defined]
+        async for chunk in backend.generate(request):
             first = tally.received(sent, len(chunk.token_ids), first)
 
     if together:
@@ -127,14 +114,14 @@ async def engine(
     return tally.figures()
 
 
-async def loops(clients: int, requests: int, send: object) -> None:
+async def loops(clients: int, requests: int, send: Callable[[], Awaitable[None]]) -> None:
     """`clients` loops sending `requests` in all, each the next when its last one ends."""
     left = [requests]
 
     async def loop() -> None:
         while left[0] > 0:
             left[0] -= 1
-            await send()  # type: ignore[operator]
+            await send()
 
     await asyncio.gather(*(loop() for _ in range(clients)))
 

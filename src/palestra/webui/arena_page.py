@@ -226,14 +226,16 @@ def build_arena_page(
                        votes=locked, labels=not anonymous)  # fmt: skip
             try:
                 async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
-                    # The names again: a model pick's late reset must not leave them blank.
-                    yield view(battle, reveal=shown or None, labels=not anonymous)
+                    yield view(battle)
             finally:
                 if judging is not None:
                     try:
                         battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
                     except (TimeoutError, asyncio.CancelledError):
                         judging.cancel()  # a slow judge is not waited for
+            # The last update names the models again (reveal, labels): a model pick's reset
+            # that came late, after this round began, cannot leave them blank.
+            again = shown or None
             failed = [(side, c.error) for side, c in zip("AB", battle.pair, strict=True) if c.error]
             if failed:  # the exchange leaves both sides; the question returns to the box
                 for conversation in battle.pair:
@@ -241,14 +243,15 @@ def build_arena_page(
                         conversation.fail("")
                 said = "; ".join(f"Model {side}: {hidden(error, battle)}" for side, error in failed)
                 back = {"text": text, "files": (message or {}).get("files") or []}
-                yield view(battle, box=streaming(False, value=back), busy=False,
-                           status=notice(f"no answer ({said}). Your message is back in the box: "
-                                         "send it again or start a new round", "error"),
+                refused = notice(f"no answer ({said}). Your message is back in the box: send "
+                                 "it again or start a new round", "error")  # fmt: skip
+                yield view(battle, box=streaming(False, value=back), busy=False, status=refused,
+                           reveal=again, labels=not anonymous,
                            votes=gr.update(interactive=bool(battle.pair[0].messages)))  # fmt: skip
                 return
             hint = notice("vote for the better answer, or keep chatting", "info")
-            yield view(battle, box=streaming(False), status=hint, busy=False,
-                       votes=gr.update(interactive=True))  # fmt: skip
+            yield view(battle, box=streaming(False), status=hint, busy=False, reveal=again,
+                       labels=not anonymous, votes=gr.update(interactive=True))  # fmt: skip
 
         def stopped(battle: Round | None) -> tuple[Any, ...]:
             """Stop: the replies so far stay, marked as stopped; votes open on them."""
