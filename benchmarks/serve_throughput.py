@@ -123,6 +123,7 @@ async def level(
         "p95_latency": percentile(latencies, 0.95),
         "p50_ttft": percentile(ttfts, 0.5),
         "p95_ttft": percentile(ttfts, 0.95),
+        "mean_ttft": statistics.mean(ttfts) if ttfts else 0.0,
         "mean_tokens": statistics.mean(r[2] for r in results),
     }
 

@@ -17,7 +17,9 @@ Each layer runs --clients streams of --max-tokens new tokens, greedy, same promp
 - OpenAI API: that load through `palestra serve`'s /v1/chat/completions (streamed SSE).
 
 Comparing neighbours says what each layer costs: the client pattern (continuous batching),
-the worker's HTTP path, the API server's hop.
+the worker's HTTP path, the API server's hop. For the API layer a second table splits the
+mean wait for the first token by where it was timed: by the client, by the API server
+(from its handler) and by the worker (from its handler), read from their /metrics.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
+import httpx
 import raw_generate
 import serve_throughput
 import throughput_table
@@ -176,12 +179,14 @@ def main() -> None:
         "engine, together": lambda: asyncio.run(engine(backend, clients, 0, tokens, True)),
         "engine, clients": lambda: asyncio.run(engine(backend, clients, requests, tokens, False)),
         "worker HTTP": lambda: asyncio.run(worker_http(worker, model, clients, requests, tokens)),
-        "OpenAI API": lambda: api(base, model, clients, requests, tokens),
+        "OpenAI API": lambda: api(servers, model, clients, requests, tokens, waits),
     }
+    servers, waits = (base.removesuffix("/v1"), worker), FirstTokenWaits()
     figures: dict[str, list[tuple[float, float | None]]] = {name: [] for name in layers}
     try:
         for measure in layers.values():  # warm-up: first calls, caches, the server's pool
             measure()
+        waits = FirstTokenWaits()  # the rounds' only (the lambdas read the name at call time)
         for round_number in range(args.rounds):
             for name, measure in layers.items():
                 figures[name].append(measure())
@@ -210,11 +215,55 @@ def main() -> None:
             f"| {name} | {speed:.0f} | {rounds} | {speed / ceiling:.2f} | "
             f"{1000 * step:.1f} ms | {ttft} | {in_steps} |"
         )
+    client, api_server, in_worker = (
+        statistics.median(w) for w in (waits.client, waits.api_server, waits.worker)
+    )
+    print("\nOpenAI API layer, mean wait for the first token (median of the rounds), in ms:")
+    print("| client | API server | worker | client to API handler and back | API to worker |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {1000 * client:.1f} | {1000 * api_server:.1f} | {1000 * in_worker:.1f} "
+        f"| {1000 * (client - api_server):.1f} | {1000 * (api_server - in_worker):.1f} |"
+    )
 
 
-def api(base: str, model: str, clients: int, requests: int, tokens: int) -> tuple[float, float]:
-    """The load through the OpenAI API (serve_throughput's client)."""
-    row = asyncio.run(serve_throughput.level(base, model, clients, requests, tokens, "unused"))
+@dataclass
+class FirstTokenWaits:
+    """Mean waits for the first token in the API layer's rounds, in seconds, as timed by
+    the client, by the API server from its handler and by the worker from its handler."""
+
+    client: list[float] = field(default_factory=list)
+    api_server: list[float] = field(default_factory=list)
+    worker: list[float] = field(default_factory=list)
+
+
+def first_token_totals(server: str, prefix: str) -> tuple[float, float]:
+    """(sum of seconds, count) of a server's time-to-first-token histogram."""
+    text = httpx.get(f"{server}/metrics", timeout=10).text
+    totals = {}
+    for suffix in ("sum", "count"):
+        name = f"{prefix}_time_to_first_token_seconds_{suffix} "
+        totals[suffix] = sum(float(line.split()[-1]) for line in text.splitlines()
+                             if line.startswith(name))  # fmt: skip
+    return totals["sum"], totals["count"]
+
+
+def api(
+    servers: tuple[str, str], model: str, clients: int, requests: int, tokens: int,
+    waits: FirstTokenWaits,
+) -> tuple[float, float]:  # fmt: skip
+    """The load through the OpenAI API (serve_throughput's client); `servers` are the
+    API server's and the worker's addresses, whose /metrics split the first token's wait."""
+    base, worker = servers
+    before = first_token_totals(base, "palestra_api"), first_token_totals(worker, "palestra_worker")
+    row = asyncio.run(serve_throughput.level(f"{base}/v1", model, clients, requests, tokens, "-"))
+    after = first_token_totals(base, "palestra_api"), first_token_totals(worker, "palestra_worker")
+    (api_sum, api_count), (worker_sum, worker_count) = (
+        (a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)
+    )
+    waits.client.append(row["mean_ttft"])
+    waits.api_server.append(api_sum / max(api_count, 1))
+    waits.worker.append(worker_sum / max(worker_count, 1))
     return row["tokens_per_s"], row["p50_ttft"]
 
 

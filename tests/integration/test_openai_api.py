@@ -295,6 +295,7 @@ def _metric(text: str, name: str, default: float | None = None, **labels: str) -
 def test_prometheus_metrics(stack: dict[str, Process], client: openai.OpenAI) -> None:
     url = stack["api"].url
     before = httpx.get(url + "/metrics").text
+    worker_before = httpx.get(stack["worker"].url + "/metrics").text
     sent = _metric(
         before,
         "palestra_api_requests_total",
@@ -326,6 +327,23 @@ def test_prometheus_metrics(stack: dict[str, Process], client: openai.OpenAI) ->
     assert (
         _metric(worker, "palestra_worker_requests_total", endpoint="/generate", status="200") >= 1
     )
+
+    # The worker times the same first token from its own receipt of the request: inside
+    # the API server's span, so a shorter wait; the difference is the hop between them.
+    def grew(text: str, was: str, name: str) -> float:
+        return _metric(text, name, 0.0) - _metric(was, name, 0.0)
+
+    ttft = "time_to_first_token_seconds"
+    assert grew(worker, worker_before, f"palestra_worker_{ttft}_count") == 1
+    assert grew(after, before, f"palestra_api_{ttft}_count") == 1
+    assert (
+        0
+        < grew(worker, worker_before, f"palestra_worker_{ttft}_sum")
+        < grew(after, before, f"palestra_api_{ttft}_sum")
+    )
+    generated = grew(after, before, "palestra_api_generated_tokens_total")
+    assert grew(worker, worker_before, "palestra_worker_generated_tokens_total") == generated >= 1
+    assert grew(worker, worker_before, "palestra_worker_generation_tokens_per_second_count") == 1
 
 
 def test_response_format_json_schema(client: openai.OpenAI) -> None:

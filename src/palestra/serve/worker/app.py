@@ -4,6 +4,9 @@
     POST /embed       EmbedRequest -> EmbedResponse;  POST /score  ScoreRequest -> ScoreResponse
     POST /tokenize    TokenizeRequest -> TokenizeResponse;  POST /detokenize
     GET  /status      WorkerStatus (models, capacity, queue length);  GET /health
+    GET  /metrics     Prometheus: requests, errors, and for /generate the time to first
+                      token from the request's arrival here (the API server's own figure
+                      less this one is what the hop between them costs) and the speed
 
 Validation (unknown model, context overflow, bad sampling values) answers before the
 stream starts, with the right status; an error mid-stream becomes a final error line.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -154,6 +158,7 @@ def build_worker_app(
 
     @app.post("/generate")
     async def generate(body: GenerateRequest, http_request: Request) -> StreamingResponse:
+        received = time.monotonic()  # the worker's share of the first token's wait
         model = table.get(body.model)
         release_model = await model.backend.hold()
         try:
@@ -185,10 +190,18 @@ def build_worker_app(
             source = model.backend.generate(request)
             stream = paced(source, stream_interval)
             first = True
+            first_token: float | None = None
             try:
                 async for chunk in stream:
                     message = ChunkMessage.from_chunk(chunk, prompt if first else None)
                     first = False
+                    if first_token is None and (message.text or message.token_ids):
+                        first_token = time.monotonic()
+                        metrics.time_to_first_token.observe(first_token - received)
+                    if message.finish_reason:
+                        metrics.generation_done(
+                            received, first_token, message.completion_tokens or 0
+                        )
                     yield (message.model_dump_json(exclude_defaults=True) + "\n").encode()
             except PalestraError as exc:  # the status travels with the envelope
                 yield (_json({**error_envelope(exc), "status": exc.http_status}) + "\n").encode()
