@@ -219,7 +219,9 @@ def main() -> None:
         statistics.median(w) for w in (waits.client, waits.api_server, waits.worker)
     )
     print("\nOpenAI API layer, mean wait for the first token (median of the rounds), in ms:")
-    print("| client | API server | worker | client to API handler and back | API to worker |")
+    print(
+        "| client | API server | worker | client to API handler and back | API to worker and back |"
+    )
     print("|---|---|---|---|---|")
     print(
         f"| {1000 * client:.1f} | {1000 * api_server:.1f} | {1000 * in_worker:.1f} "
