@@ -233,6 +233,8 @@ def build_arena_page(
                         battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
                     except (TimeoutError, asyncio.CancelledError):
                         judging.cancel()  # a slow judge is not waited for
+            if any(c.reply_stopped for c in battle.pair):  # Stop's handler showed the round
+                return
             # The last update names the models again (reveal, labels): a model pick's reset
             # that came late, after this round began, cannot leave them blank.
             again = shown or None

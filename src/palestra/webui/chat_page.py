@@ -139,6 +139,8 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
                    same, same, same)  # fmt: skip
             async for _ in service.stream(conversation, sampling, user):
                 yield conversation, bubbles(conversation), same, same, same, same, same, same
+            if conversation.reply_stopped:  # Stop's handler has shown the reply as it ends
+                return
             if conversation.error:
                 back = question if question is not None else same
                 box = streaming(False, value=back)

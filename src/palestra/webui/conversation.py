@@ -84,6 +84,11 @@ class Conversation:
         if self.messages and self.messages[-1].role == "assistant":
             self.stopped.add(len(self.messages) - 1)
 
+    @property
+    def reply_stopped(self) -> bool:
+        """Whether the person stopped the reply being written (the last message)."""
+        return bool(self.messages) and len(self.messages) - 1 in self.stopped
+
     def truncate(self, index: int) -> None:
         """Keep the messages before `index` (an edit rewrites history from there)."""
         del self.messages[index:]

@@ -162,6 +162,8 @@ class ArenaService:
             chunks = entry.backend.generate(request)
             try:
                 async for chunk in chunks:
+                    if conversation.reply_stopped:  # Stop: the reply ends as it was shown
+                        return
                     if chunk.text:  # the last chunk (usage only) changes nothing on the page
                         text += chunk.text
                         conversation.set_reply(text)

@@ -341,3 +341,38 @@ def test_the_user_salt_lives_outside_the_store(tmp_path: Path) -> None:
     short.write_text("abc\n")
     with pytest.raises(InvalidRequestError, match="at least 16 characters"):
         build_service(WebUISettings(store=str(tmp_path / "c.db"), user_salt_file=short))
+
+
+def test_stop_ends_the_reply_where_the_page_showed_it(tmp_path: Path) -> None:
+    """Stop marks the reply while its stream still runs (the page's cancel of the stream
+    comes later): the stream ends at its next chunk without taking it, the model's
+    generation is closed, and the reply is logged as stopped with the text shown."""
+    closed: list[bool] = []
+
+    class Watched(ScriptedBackend):
+        async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+            try:
+                async for chunk in super().generate(request):
+                    yield chunk
+            finally:
+                closed.append(True)
+
+    entry = ModelEntry("alpha", Watched(["I am alpha, made by nobody."], "alpha"), "test")
+    svc = ArenaService(ModelDirectory.of([entry]), ArenaStore(tmp_path / "s.db"))
+    chat = Conversation("alpha")
+    chat.ask("Who are you?")
+
+    async def stopped_after_two_words() -> list[str]:
+        texts = []
+        async for text in svc.stream(chat, Sampling(), "u"):
+            texts.append(text)
+            if len(texts) == 2:
+                chat.mark_stopped()  # what the page's Stop handler does
+        return texts
+
+    texts = asyncio.run(stopped_after_two_words())
+    assert texts == ["I", "I am"] and closed == [True]
+    assert chat.reply == "I am" and chat.reply_stopped
+    (logged,) = svc.store.events_of("chat")
+    assert logged.flags["outcome"] == "stopped"
+    assert logged.states[0]["messages"][-1] == ["assistant", "I am"]
