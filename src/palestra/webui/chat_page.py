@@ -301,6 +301,9 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
             edited, [state, *controls, kept], outputs, concurrency_limit=None, **service.api_access
         )
         streams = [sending, retrying, editing]
+        # Gradio (6.31) turns its cancel's closing message (`output: {}`) into an update with
+        # no data, which its page fails to apply: the stream's outputs then read "Error"
+        # for a moment, or until the next event when the cancel's answer came first.
         box.stop(stopped, [state, kept], outputs, cancels=streams, **service.api_access)
         chatbot.like(feedback, [state], [chatbot, status], **service.api_access)
         blank = [state, chatbot, status, kept, sidebar.chats, sidebar.title]
