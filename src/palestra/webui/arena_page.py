@@ -233,7 +233,8 @@ def build_arena_page(
                         battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
                     except (TimeoutError, asyncio.CancelledError):
                         judging.cancel()  # a slow judge is not waited for
-            if any(c.reply_stopped for c in battle.pair):  # Stop's handler showed the round
+            if any(c.reply_stopped for c in battle.pair):  # Stop came first: this stream's
+                yield stopped_view(battle)  # last update is what Stop's showed
                 return
             # The last update names the models again (reveal, labels): a model pick's reset
             # that came late, after this round began, cannot leave them blank.
@@ -261,6 +262,9 @@ def build_arena_page(
                 return view(battle, box=streaming(False), busy=False)
             for conversation in battle.pair:
                 conversation.mark_stopped()
+            return stopped_view(battle)
+
+        def stopped_view(battle: Round) -> tuple[Any, ...]:
             answered = all(c.reply for c in battle.pair) and not battle.voted
             return view(battle, box=streaming(False), busy=False,
                         status=notice("stopped; vote, or keep chatting", "info"),

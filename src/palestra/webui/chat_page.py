@@ -139,7 +139,8 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
                    same, same, same)  # fmt: skip
             async for _ in service.stream(conversation, sampling, user):
                 yield conversation, bubbles(conversation), same, same, same, same, same, same
-            if conversation.reply_stopped:  # Stop's handler has shown the reply as it ends
+            if conversation.reply_stopped:  # Stop came first: this stream's last update is
+                yield stopped_view(conversation, same, same, same)  # what Stop's showed
                 return
             if conversation.error:
                 back = question if question is not None else same
@@ -227,9 +228,12 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
                 return (conversation, bubbles(None), streaming(False), "", False,
                         kept_now, gr.update(), gr.update())  # fmt: skip
             conversation.mark_stopped()
-            return (conversation, bubbles(conversation), streaming(False),
-                    notice("stopped: the reply so far is kept", "info"), False,
-                    *saved(conversation, kept_now))  # fmt: skip
+            return stopped_view(conversation, *saved(conversation, kept_now))
+
+        def stopped_view(conversation: Conversation, *history: Any) -> tuple[Any, ...]:
+            """The page once a reply is stopped (`history`: the history, list and title)."""
+            said = notice("stopped: the reply so far is kept", "info")
+            return conversation, bubbles(conversation), streaming(False), said, False, *history
 
         def feedback(
             conversation: Conversation | None, data: gr.LikeData, request: gr.Request
