@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -17,6 +18,9 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from palestra.serve.wire import ChunkMessage
 
 ERROR_TYPES_BY_STATUS = {
     400: "invalid_request_error",
@@ -68,6 +72,19 @@ class ServingMetrics:
         self.generated_tokens = Counter(
             f"{prefix}_generated_tokens", "Generated tokens", registry=self.registry
         )
+
+    def chunk_streamed(
+        self, started: float, first_token: float | None, chunk: ChunkMessage
+    ) -> float | None:
+        """Count one chunk of a generation asked for at `started` whose first token came at
+        `first_token` (None: not yet); returns the first token's time, now if it is in
+        this chunk."""
+        if first_token is None and (chunk.text or chunk.token_ids):
+            first_token = time.monotonic()
+            self.time_to_first_token.observe(first_token - started)
+        if chunk.finish_reason:
+            self.generation_done(started, first_token, chunk.completion_tokens or 0)
+        return first_token
 
     def generation_done(self, started: float, first_token: float | None, tokens: int) -> None:
         self.generated_tokens.inc(tokens)

@@ -97,14 +97,9 @@ class ChoiceStreams:
     def _observe(self, index: int, chunk: ChunkMessage) -> None:
         if self._metrics is None:
             return
-        now_ = time.monotonic()
-        if index not in self._first_token and (chunk.text or chunk.token_ids):
-            self._first_token[index] = now_
-            self._metrics.time_to_first_token.observe(now_ - self._started)
-        if chunk.finish_reason:
-            self._metrics.generation_done(
-                self._started, self._first_token.get(index), chunk.completion_tokens or 0
-            )
+        first = self._metrics.chunk_streamed(self._started, self._first_token.get(index), chunk)
+        if first is not None:
+            self._first_token[index] = first
 
     async def __aiter__(self) -> AsyncIterator[tuple[int, ChunkMessage]]:
         if self._peeked is not None:

@@ -195,13 +195,7 @@ def build_worker_app(
                 async for chunk in stream:
                     message = ChunkMessage.from_chunk(chunk, prompt if first else None)
                     first = False
-                    if first_token is None and (message.text or message.token_ids):
-                        first_token = time.monotonic()
-                        metrics.time_to_first_token.observe(first_token - received)
-                    if message.finish_reason:
-                        metrics.generation_done(
-                            received, first_token, message.completion_tokens or 0
-                        )
+                    first_token = metrics.chunk_streamed(received, first_token, message)
                     yield (message.model_dump_json(exclude_defaults=True) + "\n").encode()
             except PalestraError as exc:  # the status travels with the envelope
                 yield (_json({**error_envelope(exc), "status": exc.http_status}) + "\n").encode()
