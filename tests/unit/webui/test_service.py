@@ -347,15 +347,17 @@ def test_stop_ends_the_reply_where_the_page_showed_it(tmp_path: Path) -> None:
     """Stop marks the reply while its stream still runs (the page's cancel of the stream
     comes later): the stream ends at its next chunk without taking it, the model's
     generation is closed, and the reply is logged as stopped with the text shown."""
-    closed: list[bool] = []
+    closed_after: list[int] = []  # chunks the model had written when its stream closed
 
     class Watched(ScriptedBackend):
         async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+            written = 0
             try:
                 async for chunk in super().generate(request):
+                    written += 1
                     yield chunk
             finally:
-                closed.append(True)
+                closed_after.append(written)
 
     entry = ModelEntry("alpha", Watched(["I am alpha, made by nobody."], "alpha"), "test")
     svc = ArenaService(ModelDirectory.of([entry]), ArenaStore(tmp_path / "s.db"))
@@ -371,7 +373,8 @@ def test_stop_ends_the_reply_where_the_page_showed_it(tmp_path: Path) -> None:
         return texts
 
     texts = asyncio.run(stopped_after_two_words())
-    assert texts == ["I", "I am"] and closed == [True]
+    # closed at the third chunk (taken, not used), not after all six words and the end
+    assert texts == ["I", "I am"] and closed_after == [3]
     assert chat.reply == "I am" and chat.reply_stopped
     (logged,) = svc.store.events_of("chat")
     assert logged.flags["outcome"] == "stopped"
