@@ -497,7 +497,9 @@ def test_streaming_shows_its_state(page: Any, arena: Arena) -> None:
     box.locator(".stop-button").click()
     chatbot.get_by_text("(stopped)").wait_for()
     stopped = bubbles(page, "chat-chatbot", "bot")  # the replies, not the status badge
-    page.wait_for_timeout(2000)  # a chunk that came after Stop would show by now
+    # A chunk that came after Stop would show by now, and so would Gradio's "Error" label
+    # that a cancelled event can leave on its outputs.
+    assert not error_label_within(page, 2.0)
     assert bubbles(page, "chat-chatbot", "bot") == stopped and "word40" not in stopped[-1]
     assert box.locator("textarea").input_value() == "my next question"  # kept
     assert box.locator(".submit-button").count() == 1
@@ -506,6 +508,34 @@ def test_streaming_shows_its_state(page: Any, arena: Arena) -> None:
         10,
         "the stopped reply in the store",
     )
+    # A round stopped while one model still writes; the next question goes at once.
+    open_tab(page, arena, "Side by side")
+    pick(page, "sbs-model-a", "scripted-slow")
+    pick(page, "sbs-model-b", "scripted")
+    box = page.locator("#sbs-input")
+    send(page, "sbs", "Count slowly")
+    page.locator("#sbs-chatbot-a").get_by_text("word2", exact=False).wait_for(timeout=15_000)
+    box.locator(".stop-button").click()
+    page.locator("#sbs-notice").get_by_text("stopped; vote, or keep chatting").wait_for()
+    send(page, "sbs", "And now?")
+    page.locator("#sbs-chatbot-b").get_by_text("heard: And now?", exact=False).wait_for()
+    wait_for(lambda: "word1" in bubbles(page, "sbs-chatbot-a", "bot")[-1], 15, "A's new reply")
+    box.locator(".stop-button").click()
+    page.locator("#sbs-notice").get_by_text("stopped; vote, or keep chatting").wait_for()
+    assert not error_label_within(page, 2.0)
+    first, second = bubbles(page, "sbs-chatbot-a", "bot")
+    assert "(stopped)" in first and "word2" in first and "word40" not in first
+    assert "(stopped)" in second and "word40" not in second
+
+
+def error_label_within(page: Any, seconds: float) -> bool:
+    """Whether a Gradio status tracker reads "Error" at any moment within `seconds`."""
+    label = page.get_by_text("Error", exact=True).locator("visible=true")
+    for _ in range(int(seconds / 0.05)):
+        if label.count():
+            return True
+        page.wait_for_timeout(50)
+    return False
 
 
 def test_chat_history_in_the_browser(page: Any, arena: Arena, tmp_path: Path) -> None:

@@ -217,6 +217,7 @@ def build_arena_page(
             first_turn = not battle.pair[0].messages
             for conversation in battle.pair:
                 conversation.ask(text, images)
+            tickets = (battle.pair[0].begin_reply(), battle.pair[1].begin_reply())
             # The judge labels the round's first prompt while the models answer it.
             judged = first_turn and service.settings.category_judge
             judging = asyncio.ensure_future(service.judge_categories(text)) if judged else None
@@ -225,7 +226,8 @@ def build_arena_page(
             yield view(battle, box=streaming(True), reveal=shown, status="", busy=True,
                        votes=locked, labels=not anonymous)  # fmt: skip
             try:
-                async for _ in service.stream_pair(battle.pair, Sampling(t, p, int(n)), user):
+                sampling = Sampling(t, p, int(n))
+                async for _ in service.stream_pair(battle.pair, sampling, user, tickets):
                     yield view(battle)
             finally:
                 if judging is not None:
@@ -233,8 +235,13 @@ def build_arena_page(
                         battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
                     except (TimeoutError, asyncio.CancelledError):
                         judging.cancel()  # a slow judge is not waited for
-            if any(c.reply_stopped for c in battle.pair):  # Stop came first: this stream's
-                yield stopped_view(battle)  # last update is what Stop's showed
+            # Gradio ends an event with its last update again, so a stream that Stop ended
+            # ends with what Stop showed, and one a newer stream took over changes nothing.
+            if not all(c.owns_reply(k) for c, k in zip(battle.pair, tickets, strict=True)):
+                yield tuple(gr.skip() for _ in panes.outputs)
+                return
+            if any(c.reply_stopped for c in battle.pair):
+                yield stopped_view(battle)
                 return
             # The last update names the models again (reveal, labels): a model pick's reset
             # that came late, after this round began, cannot leave them blank.
@@ -325,7 +332,9 @@ def build_arena_page(
         )  # fmt: skip
         if outages is not None:  # a battle may have found a provider down, or back
             sending.then(service.outage_notice, None, outages, queue=False, **service.api_access)
-        box.stop(stopped, [state], panes.outputs, cancels=[sending], **service.api_access)
+        # Stop marks the replies and the streams end themselves (chat_page.py says why
+        # Gradio's cancel is not used for it).
+        box.stop(stopped, [state], panes.outputs, **service.api_access)
         for button, (_, kind, _) in zip(vote_buttons, VOTES, strict=True):
             button.click(vote(kind), [state], panes.outputs, **service.api_access)
         new_round.click(clear, None, panes.outputs, cancels=[sending], **service.api_access)

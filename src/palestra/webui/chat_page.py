@@ -133,14 +133,20 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
         ) -> AsyncIterator[tuple[Any, ...]]:
             """Stream the reply; outputs are (state, chatbot, box, status, busy, history,
             list, title). A failed reply is a notice; its question goes back to the box."""
+            ticket = conversation.begin_reply()  # first: no stream writes a reply not its own
             user = user_of(service, request)
             same = gr.update()
             yield (conversation, bubbles(conversation), streaming(True), "", True,
                    same, same, same)  # fmt: skip
-            async for _ in service.stream(conversation, sampling, user):
+            async for _ in service.stream(conversation, sampling, user, ticket):
                 yield conversation, bubbles(conversation), same, same, same, same, same, same
-            if conversation.reply_stopped:  # Stop came first: this stream's last update is
-                yield stopped_view(conversation, same, same, same)  # what Stop's showed
+            # Gradio ends an event with its last update again, so a stream that Stop ended
+            # ends with what Stop showed, and one a newer stream took over changes nothing.
+            if not conversation.owns_reply(ticket):
+                yield tuple(gr.skip() for _ in range(8))
+                return
+            if conversation.reply_stopped:
+                yield stopped_view(conversation, same, same, same)
                 return
             if conversation.error:
                 back = question if question is not None else same
@@ -305,10 +311,12 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
             edited, [state, *controls, kept], outputs, concurrency_limit=None, **service.api_access
         )
         streams = [sending, retrying, editing]
-        # Gradio (6.31) turns its cancel's closing message (`output: {}`) into an update with
-        # no data, which its page fails to apply: the stream's outputs then read "Error"
-        # for a moment, or until the next event when the cancel's answer came first.
-        box.stop(stopped, [state, kept], outputs, cancels=streams, **service.api_access)
+        # Stop marks the reply and its stream ends itself (webui/stoppable.py), rather than
+        # being cancelled: Gradio (6.31) turns a cancel's closing message (`output: {}`)
+        # into an update with no data, which its page fails to apply, and the stream's
+        # outputs read "Error" when that message lands last. What replaces the chat
+        # (clear, new, open, delete) still cancels the stream.
+        box.stop(stopped, [state, kept], outputs, **service.api_access)
         chatbot.like(feedback, [state], [chatbot, status], **service.api_access)
         blank = [state, chatbot, status, kept, sidebar.chats, sidebar.title]
         chatbot.clear(fresh, [kept], blank, cancels=streams, **service.api_access)

@@ -30,6 +30,7 @@ class Conversation:
     stopped: set[int] = field(default_factory=set)  # indices of replies stopped by the user
     error: str = ""  # the last exchange's failure, for the page's notice
     feedback: dict[int, tuple[str, int]] = field(default_factory=dict)  # reply: (kind, event)
+    writer: int = 0  # the ticket of the stream that may write the last reply (not saved)
 
     @property
     def turns(self) -> int:
@@ -88,6 +89,22 @@ class Conversation:
     def reply_stopped(self) -> bool:
         """Whether the person stopped the reply being written (the last message)."""
         return bool(self.messages) and len(self.messages) - 1 in self.stopped
+
+    def begin_reply(self) -> int:
+        """A ticket for the stream about to write the last reply. It supersedes any earlier
+        stream still ending: Stop does not wait for a stream, so a new question can come
+        before a stopped stream has noticed, and that stream must not write into it."""
+        self.writer += 1
+        return self.writer
+
+    def owns_reply(self, ticket: int) -> bool:
+        """Whether the stream holding `ticket` is still the last reply's writer."""
+        return ticket == self.writer
+
+    def writes(self, ticket: int) -> bool:
+        """Whether the stream holding `ticket` may go on writing: it is the writer and its
+        reply was not stopped."""
+        return self.owns_reply(ticket) and not self.reply_stopped
 
     def truncate(self, index: int) -> None:
         """Keep the messages before `index` (an edit rewrites history from there)."""

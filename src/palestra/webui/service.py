@@ -31,6 +31,7 @@ from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.render import user_error
 from palestra.webui.safety import Moderator, RateLimiter
 from palestra.webui.settings import WebUISettings
+from palestra.webui.stoppable import until_ended
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +144,21 @@ class ArenaService:
         )
 
     async def stream(
-        self, conversation: Conversation, sampling: Sampling, user: str
+        self,
+        conversation: Conversation,
+        sampling: Sampling,
+        user: str,
+        ticket: int | None = None,
     ) -> AsyncIterator[str]:
         """The reply so far, after each chunk; logged as a chat event when it ends. A reply
         that fails is logged, then taken out of the conversation with its question
-        (`Conversation.fail`: `conversation.error` says why, without internal addresses)."""
+        (`Conversation.fail`: `conversation.error` says why, without internal addresses).
+
+        `ticket` (from `conversation.begin_reply`; a new one when not given) binds the
+        stream to its reply: it ends, without waiting for the model's next chunk, once the
+        reply is stopped or a newer stream took the conversation over, and it never writes
+        into a reply that is not its own."""
+        ticket = conversation.begin_reply() if ticket is None else ticket
         entry = self.directory.get(conversation.model)
         params = self._sampling(entry, sampling)
         messages = conversation.prompt_messages()
@@ -156,29 +167,28 @@ class ArenaService:
         started, text, outcome = time.time(), "", "stopped"
         conversation.error = ""
         error: BaseException | None = None
+
+        def ended() -> bool:
+            return not conversation.writes(ticket)
+
         try:
             params = await self._fit_output(entry, messages, params)
             request = GenerationRequest(sampling=params, conversation=Chat(tuple(messages)))
-            chunks = entry.backend.generate(request)
-            try:
-                async for chunk in chunks:
-                    if conversation.reply_stopped:  # Stop: the reply ends as it was shown
-                        return
-                    if chunk.text:  # the last chunk (usage only) changes nothing on the page
-                        text += chunk.text
-                        conversation.set_reply(text)
-                        yield text
-            finally:
-                await chunks.aclose()  # type: ignore[attr-defined]  # stops the model's work
-            outcome = "finished"
+            async for chunk in until_ended(entry.backend.generate(request), ended):
+                if chunk.text:  # the last chunk (usage only) changes nothing on the page
+                    text += chunk.text
+                    conversation.set_reply(text)
+                    yield text
+            outcome = "stopped" if ended() else "finished"
         except Exception as exc:  # one request's failure never ends the session
             if not isinstance(exc, PalestraError):
                 logger.exception("%s failed to answer", conversation.model)
             error, outcome = exc, "error"
         finally:
-            conversation.set_reply(text)
+            if conversation.owns_reply(ticket):  # Stop keeps the reply as it was shown
+                conversation.set_reply(text)
             self._log_chat(conversation, params, started, user, outcome)
-        if error is not None:
+        if error is not None and conversation.owns_reply(ticket):
             conversation.fail(user_error(error, conversation.model))
 
     async def _fit_output(
@@ -222,15 +232,20 @@ class ArenaService:
         )
 
     async def stream_pair(
-        self, pair: tuple[Conversation, Conversation], sampling: Sampling, user: str
+        self,
+        pair: tuple[Conversation, Conversation],
+        sampling: Sampling,
+        user: str,
+        tickets: tuple[int, int] | None = None,
     ) -> AsyncIterator[tuple[str, str]]:
-        """Both replies so far, whenever either grows."""
+        """Both replies so far, whenever either grows (`tickets`: as for `stream`)."""
         texts = ["", ""]
         queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+        tickets = tickets or (pair[0].begin_reply(), pair[1].begin_reply())
 
         async def pump(side: int) -> None:
             try:
-                async for text in self.stream(pair[side], sampling, user):
+                async for text in self.stream(pair[side], sampling, user, tickets[side]):
                     await queue.put((side, text))
             finally:
                 await queue.put(None)

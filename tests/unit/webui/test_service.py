@@ -344,9 +344,9 @@ def test_the_user_salt_lives_outside_the_store(tmp_path: Path) -> None:
 
 
 def test_stop_ends_the_reply_where_the_page_showed_it(tmp_path: Path) -> None:
-    """Stop marks the reply while its stream still runs (the page's cancel of the stream
-    comes later): the stream ends at its next chunk without taking it, the model's
-    generation is closed, and the reply is logged as stopped with the text shown."""
+    """Stop marks the reply while its stream still runs (the page does not cancel the
+    stream): the stream ends without taking another chunk, the model's generation is
+    closed, and the reply is logged as stopped with the text shown."""
     closed_after: list[int] = []  # chunks the model had written when its stream closed
 
     class Watched(ScriptedBackend):
@@ -373,9 +373,76 @@ def test_stop_ends_the_reply_where_the_page_showed_it(tmp_path: Path) -> None:
         return texts
 
     texts = asyncio.run(stopped_after_two_words())
-    # closed at the third chunk (taken, not used), not after all six words and the end
-    assert texts == ["I", "I am"] and closed_after == [3]
+    # closed after the two chunks shown, not after all six words and the end
+    assert texts == ["I", "I am"] and closed_after == [2]
     assert chat.reply == "I am" and chat.reply_stopped
     (logged,) = svc.store.events_of("chat")
     assert logged.flags["outcome"] == "stopped"
     assert logged.states[0]["messages"][-1] == ["assistant", "I am"]
+
+
+class Stalling(ScriptedBackend):
+    """Writes one word, then waits for a next token that never comes (a long prompt being
+    read, a provider that hangs); records whether its generation was closed."""
+
+    def __init__(self) -> None:
+        super().__init__(["unused"], "stalling")
+        self.closed = False
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        try:
+            yield GenerationChunk(text="I")
+            await asyncio.Event().wait()
+            yield GenerationChunk(text=" never")
+        finally:
+            self.closed = True
+
+
+def stalling_chat(tmp_path: Path) -> tuple[ArenaService, Conversation, Stalling]:
+    """A service with a stalling model, and a chat with one question to it."""
+    backend = Stalling()
+    svc = ArenaService(
+        ModelDirectory.of([ModelEntry("slow", backend, "test")]), ArenaStore(tmp_path / "s.db")
+    )
+    chat = Conversation("slow")
+    chat.ask("Who are you?")
+    return svc, chat, backend
+
+
+def test_stop_ends_a_reply_whose_model_is_silent(tmp_path: Path) -> None:
+    """Stop ends the stream while the model sends nothing: the page no longer cancels the
+    stream, so the stream must notice the mark without a next chunk to look at."""
+    svc, chat, backend = stalling_chat(tmp_path)
+
+    async def stop_during_the_silence() -> list[str]:
+        texts = []
+        async for text in svc.stream(chat, Sampling(), "u"):
+            texts.append(text)
+            asyncio.get_running_loop().call_later(0.2, chat.mark_stopped)
+        return texts
+
+    texts = asyncio.run(asyncio.wait_for(stop_during_the_silence(), 10))
+    assert texts == ["I"] and backend.closed
+    assert chat.reply == "I" and chat.reply_stopped
+    (logged,) = svc.store.events_of("chat")
+    assert logged.flags["outcome"] == "stopped"
+
+
+def test_a_newer_reply_ends_the_stream_that_wrote_the_last(tmp_path: Path) -> None:
+    """A question sent right after Stop, before the stopped stream noticed, starts a new
+    reply: the old stream ends and never writes into it or takes its exchange out."""
+    svc, chat, backend = stalling_chat(tmp_path)
+
+    async def ask_again_while_it_streams() -> list[str]:
+        texts = []
+        async for text in svc.stream(chat, Sampling(), "u", chat.begin_reply()):
+            texts.append(text)
+            chat.mark_stopped()
+            chat.ask("And now?")  # the next question, before the stream looked again
+            chat.begin_reply()
+        return texts
+
+    texts = asyncio.run(asyncio.wait_for(ask_again_while_it_streams(), 10))
+    assert texts == ["I"] and backend.closed
+    assert [m.content for m in chat.messages] == ["Who are you?", "I", "And now?", ""]
+    assert not chat.reply_stopped
