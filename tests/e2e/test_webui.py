@@ -286,7 +286,8 @@ def test_chat_streams_feedback_and_regenerate(page: Any, arena: Arena) -> None:
 
 def test_clearing_clears_what_the_model_is_sent(page: Any, arena: Arena) -> None:
     """1. The chat's trash icon clears the conversation, not only the screen; in a battle
-    it clears both sides and starts a new round."""
+    it clears both sides and starts a new round. Cleared while a reply streams, the chat
+    and the round stay empty and the box takes a message again."""
     open_tab(page, arena, "Chat")
     pick(page, "chat-model", "scripted")
     send(page, "chat", "What is the capital of Italy?")
@@ -308,6 +309,35 @@ def test_clearing_clears_what_the_model_is_sent(page: Any, arena: Arena) -> None
     wait_answered(page, "battle")
     last = bodies(arena, "scripted")[-1]["messages"]
     assert [m["content"] for m in last if m["role"] == "user"] == ["Second question"]
+
+    open_tab(page, arena, "Chat")
+    pick(page, "chat-model", "scripted-slow")
+    page.locator("#chat-model-card strong").get_by_text("scripted-slow").wait_for()
+    send(page, "chat", "Count slowly")
+    page.locator("#chat-chatbot").get_by_text("word2", exact=False).wait_for(timeout=15_000)
+    page.locator("#chat-chatbot").get_by_label("Clear").click()
+    cleared_while_streaming(page, "chat", ["chat-chatbot"])
+    open_tab(page, arena, "Side by side")
+    pick(page, "sbs-model-a", "scripted-slow")
+    pick(page, "sbs-model-b", "scripted")
+    send(page, "sbs", "Count slowly")
+    page.locator("#sbs-chatbot-a").get_by_text("word2", exact=False).wait_for(timeout=15_000)
+    page.locator("#sbs-new-round").click()
+    cleared_while_streaming(page, "sbs", ["sbs-chatbot-a", "sbs-chatbot-b"])
+
+
+def cleared_while_streaming(page: Any, prefix: str, chatbots: list[str]) -> None:
+    """The page after a clear during a stream: the panes stay empty (no late chunk, no
+    "Error" label) and the box shows Send and takes the next message."""
+    box = page.locator(f"#{prefix}-input")
+    box.locator(".submit-button").wait_for(timeout=5_000)
+    assert not error_label_within(page, 2.0)
+    assert all(bubbles(page, chatbot, "bot") == [] for chatbot in chatbots)
+    send(page, prefix, "Anyone there?")
+    page.locator(f"#{chatbots[0]}").get_by_text("Anyone there?").wait_for()
+    assert page.locator(f"#{prefix}-notice").inner_text().strip() == ""
+    box.locator(".stop-button").click()
+    box.locator(".submit-button").wait_for(timeout=5_000)
 
 
 def test_errors_are_notices_and_output_fits_the_context(page: Any, arena: Arena) -> None:

@@ -321,6 +321,14 @@ def build_arena_page(
             reset = gr.update(interactive=False, variant="secondary", elem_classes=[])
             return (None, *fresh, box, "", notice, False, *([reset] * len(VOTES)))
 
+        def left(battle: Round | None, notice: Any = "") -> tuple[Any, ...]:
+            """A new round instead of `battle`, whose replies, if still streaming, end
+            first (the way Stop ends them: chat_page.py says why not Gradio's cancel)."""
+            if battle is not None:
+                for conversation in battle.pair:
+                    conversation.end_streams()
+            return clear(notice)
+
         pick_inputs = [pick_a or gr.State(None), pick_b or gr.State(None)]
         # Enter moves the message out of the box in the browser (TAKE_JS), then it is sent.
         sending = box.submit(
@@ -337,10 +345,10 @@ def build_arena_page(
         box.stop(stopped, [state], panes.outputs, **service.api_access)
         for button, (_, kind, _) in zip(vote_buttons, VOTES, strict=True):
             button.click(vote(kind), [state], panes.outputs, **service.api_access)
-        new_round.click(clear, None, panes.outputs, cancels=[sending], **service.api_access)
+        new_round.click(left, [state], panes.outputs, **service.api_access)
         # Gradio's trash icon on either pane clears the round, not only what is shown.
         for pane in (chat_a, chat_b):
-            pane.clear(clear, None, panes.outputs, cancels=[sending], **service.api_access)
+            pane.clear(left, [state], panes.outputs, **service.api_access)
         if pick_a is not None and pick_b is not None:  # another model: another round
 
             def picked(battle: Round | None, a: str | None, b: str | None) -> tuple[Any, ...]:
@@ -350,12 +358,12 @@ def build_arena_page(
                 a new round itself when the models differ from its round's)."""
                 if battle is not None and models_of(battle) == (a, b):
                     return tuple(gr.skip() for _ in panes.outputs)
-                return clear(notice=gr.skip())  # the browser has cleared it
+                return left(battle, notice=gr.skip())  # the browser has cleared it
 
             for pick in (pick_a, pick_b):
                 # The notice is cleared in the browser, so in the order of what the person
                 # did: a refusal of a message sent right after the pick is not wiped.
-                pick.input(None, None, [status], js="() => ''", cancels=[sending]).then(
+                pick.input(None, None, [status], js="() => ''").then(
                     picked, [state, pick_a, pick_b], panes.outputs, **service.api_access
                 )
     return pick_a, pick_b, outages, box

@@ -9,7 +9,7 @@ current one; the sidebar starts, opens, renames, deletes and exports them."""
 # parameters by their annotations at run time.
 import json
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,9 +256,20 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
             return bubbles(conversation), notice(f"reply {said[kind]}; thank you", "ok")
 
         def fresh(kept_now: chats.History) -> tuple[Any, ...]:
-            """A new chat (the box keeps what is typed)."""
+            """A new chat (the box keeps what is typed, and takes messages again)."""
             kept_now = {**kept_now, "current": None}
-            return None, bubbles(None), "", kept_now, listing(kept_now), ""
+            return None, bubbles(None), "", kept_now, listing(kept_now), "", streaming(False), False
+
+        def leaving(handler: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any, ...]]:
+            """`handler`, for an event that replaces the chat shown (its first input is the
+            chat being left): a reply still streaming into that chat ends first."""
+
+            def replace_chat(conversation: Conversation | None, *inputs: Any) -> tuple[Any, ...]:
+                if conversation is not None:
+                    conversation.end_streams()
+                return handler(*inputs)
+
+            return replace_chat
 
         def open_chat(chat_id: str | None, kept_now: chats.History) -> tuple[Any, ...]:
             found = chats.find(kept_now, chat_id)
@@ -269,15 +280,18 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
             picked = gr.update(value=conversation.model) if conversation.model else gr.update()
             system_prompt = gr.update(value=conversation.system)
             return (conversation, bubbles(conversation), "", kept_now, listing(kept_now),
-                    found.get("title", ""), picked, system_prompt)  # fmt: skip
+                    found.get("title", ""), streaming(False), False,
+                    picked, system_prompt)  # fmt: skip
 
         def restore(kept_now: chats.History) -> tuple[Any, ...]:
             """A page load: the browser's current chat, if it has one; then the picker and
             the box may be used."""
             kept_now = kept_now or chats.empty()
-            *shown, picked, system_prompt = open_chat(kept_now.get("current"), kept_now)
+            *shown, box_now, busy_now, picked, system_prompt = open_chat(
+                kept_now.get("current"), kept_now
+            )
             ready = gr.update(interactive=True)
-            return (*shown, {**picked, **ready}, system_prompt, ready)
+            return (*shown, {**box_now, **ready}, busy_now, {**picked, **ready}, system_prompt)
 
         def renamed(title: str, kept_now: chats.History) -> tuple[Any, Any]:
             kept_now = chats.rename(kept_now, kept_now.get("current"), title)
@@ -298,43 +312,42 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
         controls = [temperature, top_p, max_tokens]
         outputs = [state, chatbot, box, status, busy, kept, sidebar.chats, sidebar.title]
         # Enter moves the message out of the box in the browser (TAKE_JS), then it is sent.
-        sending = box.submit(
+        box.submit(
             None, [box, busy], [sent, box, status], js=TAKE_JS, trigger_mode="multiple"
         ).then(
             send, [sent, state, model, system, *controls, kept], outputs,
             concurrency_limit=None, **service.api_access,
         )  # fmt: skip
-        retrying = chatbot.retry(
+        chatbot.retry(
             again, [state, *controls, kept], outputs, concurrency_limit=None, **service.api_access
         )
-        editing = chatbot.edit(
+        chatbot.edit(
             edited, [state, *controls, kept], outputs, concurrency_limit=None, **service.api_access
         )
-        streams = [sending, retrying, editing]
         # Stop marks the reply and its stream ends itself (webui/stoppable.py), rather than
         # being cancelled: Gradio (6.31) turns a cancel's closing message (`output: {}`)
         # into an update with no data, which its page fails to apply, and the stream's
-        # outputs read "Error" when that message lands last. What replaces the chat
-        # (clear, new, open, delete) still cancels the stream.
+        # outputs read "Error" when that message lands last.
         box.stop(stopped, [state, kept], outputs, **service.api_access)
         chatbot.like(feedback, [state], [chatbot, status], **service.api_access)
-        blank = [state, chatbot, status, kept, sidebar.chats, sidebar.title]
-        chatbot.clear(fresh, [kept], blank, cancels=streams, **service.api_access)
-        sidebar.new_chat.click(fresh, [kept], blank, cancels=streams, **service.api_access)
+        # What replaces the chat ends its stream the same way (`leaving`), and sets the box
+        # back to Send.
+        blank = [state, chatbot, status, kept, sidebar.chats, sidebar.title, box, busy]
+        chatbot.clear(leaving(fresh), [state, kept], blank, **service.api_access)
+        sidebar.new_chat.click(leaving(fresh), [state, kept], blank, **service.api_access)
         sidebar.chats.input(
-            open_chat,
-            [sidebar.chats, kept],
+            leaving(open_chat),
+            [state, sidebar.chats, kept],
             [*blank, model, system],
-            cancels=streams,
             **service.api_access,
         )
         sidebar.rename.click(
             renamed, [sidebar.title, kept], [kept, sidebar.chats], **service.api_access
         )
-        sidebar.delete.click(deleted, [kept], blank, cancels=streams, **service.api_access)
+        sidebar.delete.click(leaving(deleted), [state, kept], blank, **service.api_access)
         sidebar.export.click(exported, [kept], [sidebar.exported], **service.api_access)
         model.change(lambda name: model_card(service, name), [model], [card], **service.api_access)
         # Only a user's pick starts a new conversation: `change` also fires when a page load
         # refreshes the list, and would wipe a chat that had just begun.
-        model.input(fresh, [kept], blank, **service.api_access)
-        return model, card, restore, ([kept], [*blank, model, system, box])
+        model.input(leaving(fresh), [state, kept], blank, **service.api_access)
+        return model, card, restore, ([kept], [*blank, model, system])

@@ -97,6 +97,11 @@ class Conversation:
         self.writer += 1
         return self.writer
 
+    def end_streams(self) -> None:
+        """End any stream still writing this conversation, which the page no longer shows
+        (a new chat, another chat opened, a new round): it stops and writes nothing more."""
+        self.writer += 1
+
     def owns_reply(self, ticket: int) -> bool:
         """Whether the stream holding `ticket` is still the last reply's writer."""
         return ticket == self.writer

@@ -258,6 +258,8 @@ class ArenaService:
                 if item is None:
                     running -= 1
                     continue
+                if not all(c.owns_reply(t) for c, t in zip(pair, tickets, strict=True)):
+                    continue  # the page left the round: what was queued is not shown
                 texts[item[0]] = item[1]
                 yield texts[0], texts[1]
         finally:

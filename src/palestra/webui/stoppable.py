@@ -1,13 +1,14 @@
-"""`until_ended`: a model's stream that a person's Stop ends at once, even while the model
-is silent (a long prompt being read, a slow provider).
+"""`until_ended`: a model's stream that the page ends at once (Stop, a new chat, a new
+round), even while the model is silent (a long prompt being read, a slow provider).
 
-The web UI's Stop does not cancel the Gradio event that streams the reply (Gradio's cancel
-leaves the stream's outputs reading "Error" when its closing message lands first): it marks
-the reply stopped, and the stream ends itself. Checking the mark at each chunk is not
-enough, because a stalled model sends no chunk; so the stream's next chunk is awaited in a
-task of its own while the mark is checked every `POLL_S`. That task reads the model's
-stream one chunk at a time, when asked: it never reads ahead of what is shown, and it
-closes the model's stream (ending its generation) whichever way the stream ends.
+The web UI never cancels the Gradio event that streams a reply (Gradio's cancel leaves the
+stream's outputs reading "Error" when its closing message lands last). Stop marks the
+reply stopped, and what replaces the chat ends its streams (`Conversation.end_streams`);
+the stream then ends itself. Checking at each chunk is not enough, because a stalled model
+sends no chunk; so the stream's next chunk is awaited in a task of its own while the page's
+word is checked every `POLL_S`. That task reads the model's stream one chunk at a time,
+when asked: it never reads ahead of what is shown, and it closes the model's stream
+(ending its generation) whichever way the stream ends.
 """
 
 from __future__ import annotations

@@ -446,3 +446,34 @@ def test_a_newer_reply_ends_the_stream_that_wrote_the_last(tmp_path: Path) -> No
     assert texts == ["I"] and backend.closed
     assert [m.content for m in chat.messages] == ["Who are you?", "I", "And now?", ""]
     assert not chat.reply_stopped
+
+
+def test_leaving_a_round_ends_both_streams_and_shows_nothing_queued(tmp_path: Path) -> None:
+    """A new round while one side still writes: the round's streams end, and replies the
+    other side had already written are not shown over the new round."""
+    backend = Stalling()
+    entries = [
+        ModelEntry("alpha", ScriptedBackend(["I am alpha, made by nobody."], "alpha"), "test"),
+        ModelEntry("slow", backend, "test"),
+    ]
+    svc = ArenaService(ModelDirectory.of(entries), ArenaStore(tmp_path / "s.db"))
+    pair = (Conversation("alpha"), Conversation("slow"))
+    for conversation in pair:
+        conversation.ask("Who are you?")
+
+    async def leave_after_the_first_update() -> list[tuple[str, str]]:
+        updates = []
+        async for update in svc.stream_pair(pair, Sampling(), "u"):
+            updates.append(update)
+            if len(updates) == 1:
+                await asyncio.sleep(0.3)  # alpha writes all it has meanwhile
+                for conversation in pair:
+                    conversation.end_streams()  # what New round does
+        return updates
+
+    updates = asyncio.run(asyncio.wait_for(leave_after_the_first_update(), 10))
+    assert len(updates) == 1 and backend.closed
+    assert {e.models[0]: e.flags.get("outcome") for e in svc.store.events_of("chat")} == {
+        "alpha": None,  # it had finished
+        "slow": "stopped",
+    }
