@@ -83,10 +83,11 @@ class ServingMetrics:
             first_token = time.monotonic()
             self.time_to_first_token.observe(first_token - started)
         if chunk.finish_reason:
-            self.generation_done(started, first_token, chunk.completion_tokens or 0)
+            self._generation_done(first_token, chunk.completion_tokens or 0)
         return first_token
 
-    def generation_done(self, started: float, first_token: float | None, tokens: int) -> None:
+    def _generation_done(self, first_token: float | None, tokens: int) -> None:
+        """Count a generation's tokens, and its speed after the first token."""
         self.generated_tokens.inc(tokens)
         if first_token is not None and tokens > 1:
             elapsed = time.monotonic() - first_token
