@@ -52,6 +52,27 @@ class Round:
     images: bool = False  # drawn among vision models
     categories: list[str] = field(default_factory=list)  # the category judge's labels
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the person stopped the replies being written."""
+        return any(c.reply_stopped for c in self.pair)
+
+    async def label(self, judging: asyncio.Future[list[str]], wait: float) -> None:
+        """Take the category judge's labels: waiting up to `wait` seconds for them (the
+        answers are in; the votes open next), or with `wait` 0 (the person stopped the
+        replies: the page does not wait) whenever the judge answers."""
+        if wait <= 0:
+            judging.add_done_callback(self._take_labels)
+            return
+        try:
+            self.categories = await asyncio.wait_for(judging, wait)
+        except (TimeoutError, asyncio.CancelledError):
+            judging.cancel()  # a slow judge is not waited for
+
+    def _take_labels(self, judging: asyncio.Future[list[str]]) -> None:
+        if not judging.cancelled() and judging.exception() is None:
+            self.categories = judging.result()
+
 
 @dataclass
 class Panes:
@@ -218,6 +239,10 @@ def build_arena_page(
             for conversation in battle.pair:
                 conversation.ask(text, images)
             tickets = (battle.pair[0].begin_reply(), battle.pair[1].begin_reply())
+
+            def taken_over() -> bool:  # the page went on to a new round, or a newer question
+                return not all(c.owns_reply(k) for c, k in zip(battle.pair, tickets, strict=True))
+
             # The judge labels the round's first prompt while the models answer it.
             judged = first_turn and service.settings.category_judge
             judging = asyncio.ensure_future(service.judge_categories(text)) if judged else None
@@ -231,16 +256,13 @@ def build_arena_page(
                     yield view(battle)
             finally:
                 if judging is not None:
-                    try:
-                        battle.categories = await asyncio.wait_for(judging, JUDGE_WAIT)
-                    except (TimeoutError, asyncio.CancelledError):
-                        judging.cancel()  # a slow judge is not waited for
+                    await battle.label(judging, 0 if taken_over() or battle.stopped else JUDGE_WAIT)
             # Gradio ends an event with its last update again, so a stream that Stop ended
             # ends with what Stop showed, and one a newer stream took over changes nothing.
-            if not all(c.owns_reply(k) for c, k in zip(battle.pair, tickets, strict=True)):
+            if taken_over():
                 yield tuple(gr.skip() for _ in panes.outputs)
                 return
-            if any(c.reply_stopped for c in battle.pair):
+            if battle.stopped:
                 yield stopped_view(battle)
                 return
             # The last update names the models again (reveal, labels): a model pick's reset
@@ -321,7 +343,7 @@ def build_arena_page(
             reset = gr.update(interactive=False, variant="secondary", elem_classes=[])
             return (None, *fresh, box, "", notice, False, *([reset] * len(VOTES)))
 
-        def left(battle: Round | None, notice: Any = "") -> tuple[Any, ...]:
+        def leave(battle: Round | None, notice: Any = "") -> tuple[Any, ...]:
             """A new round instead of `battle`, whose replies, if still streaming, end
             first (the way Stop ends them: chat_page.py says why not Gradio's cancel)."""
             if battle is not None:
@@ -345,10 +367,10 @@ def build_arena_page(
         box.stop(stopped, [state], panes.outputs, **service.api_access)
         for button, (_, kind, _) in zip(vote_buttons, VOTES, strict=True):
             button.click(vote(kind), [state], panes.outputs, **service.api_access)
-        new_round.click(left, [state], panes.outputs, **service.api_access)
+        new_round.click(leave, [state], panes.outputs, **service.api_access)
         # Gradio's trash icon on either pane clears the round, not only what is shown.
         for pane in (chat_a, chat_b):
-            pane.clear(left, [state], panes.outputs, **service.api_access)
+            pane.clear(leave, [state], panes.outputs, **service.api_access)
         if pick_a is not None and pick_b is not None:  # another model: another round
 
             def picked(battle: Round | None, a: str | None, b: str | None) -> tuple[Any, ...]:
@@ -358,7 +380,7 @@ def build_arena_page(
                 a new round itself when the models differ from its round's)."""
                 if battle is not None and models_of(battle) == (a, b):
                     return tuple(gr.skip() for _ in panes.outputs)
-                return left(battle, notice=gr.skip())  # the browser has cleared it
+                return leave(battle, notice=gr.skip())  # the browser has cleared it
 
             for pick in (pick_a, pick_b):
                 # The notice is cleared in the browser, so in the order of what the person
