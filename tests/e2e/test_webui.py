@@ -761,12 +761,26 @@ def test_terms_gate_and_a_salt_kept_apart(page: Any, arena: Arena, gated: tuple[
     open after a reload); a salt file keeps the salt out of the store, and the server
     warns when the salt is in the store."""
     url, log = gated
+    # The page's load events are held until after "I agree" (a busy server): their late
+    # answer must not close the box again.
+    held: list[Any] = []
+    holding = [True]
+    page.route(
+        "**/queue/join*", lambda route: held.append(route) if holding[0] else route.continue_()
+    )
     page.goto(url)
     page.locator("#terms-text").get_by_text("Do not share personal data").wait_for()
     box = page.locator("#battle-input textarea")
     wait_for(lambda: box.is_disabled(), 10, "the box closed until the terms are agreed")
+    wait_for(lambda: bool(held), 10, "the page's load events")
+    holding[0] = False
     page.locator("#terms-agree").click()
     wait_for(lambda: not box.is_disabled(), 10, "the box open")
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(2000)  # the load's answers land
+    assert not box.is_disabled(), "a late page-load event closed the box again"
+    page.unroute("**/queue/join*")
     assert not page.locator("#terms-text").is_visible()
     page.reload()
     box.wait_for()

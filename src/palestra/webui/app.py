@@ -69,14 +69,16 @@ def build_ui(service: ArenaService) -> Any:
             """The tab this browser was on, unless a tab was chosen while the page loaded."""
             return gr.update(selected=tab) if tab in TABS[1:] and not chosen else gr.update()
 
-        def gated(kept: str) -> tuple[Any, ...]:
-            """The gate and the arena boxes as this browser's agreement says."""
-            ok = not terms or kept == terms_digest(terms)
+        def gated(kept: str, agreed_here: bool) -> tuple[Any, ...]:
+            """The gate and the arena boxes as this browser's agreement says. An "I agree"
+            clicked before this page-load event ran counts too (`agreed_here`): without
+            it, a load slower than the click closed the boxes the click had opened."""
+            ok = agreed_here or not terms or kept == terms_digest(terms)
             box = gr.update(interactive=ok)
             return ok, gr.update(visible=not ok), box, box
 
         def agree_now() -> tuple[Any, ...]:
-            return (terms_digest(terms), *gated(terms_digest(terms)))
+            return (terms_digest(terms), *gated(terms_digest(terms), True))
 
         loading = page.load(
             refresh_models, None, [chat_model, chat_card, sbs_a, sbs_b], **service.api_access
@@ -85,7 +87,9 @@ def build_ui(service: ArenaService) -> Any:
         loading.then(back_to_tab, [tab_kept, picked], [tabs], **service.api_access)
         page.load(leaderboard, board_inputs, board_outputs, **service.api_access)
         page.load(service.outage_notice, None, outages, **service.api_access)
-        page.load(gated, [agreed_kept], [agreed, gate, battle_box, sbs_box], **service.api_access)
+        page.load(
+            gated, [agreed_kept, agreed], [agreed, gate, battle_box, sbs_box], **service.api_access
+        )
         agree.click(
             agree_now, None, [agreed_kept, agreed, gate, battle_box, sbs_box], **service.api_access
         )
