@@ -16,7 +16,7 @@ import gradio as gr
 
 from palestra.arena.battles import BATTLE_VOTES
 from palestra.core.errors import InvalidRequestError, PalestraError
-from palestra.webui.conversation import Conversation
+from palestra.webui.conversation import Conversation, owns_replies
 from palestra.webui.service import ArenaService, Sampling
 from palestra.webui.widgets import (
     TAKE_JS,
@@ -239,10 +239,6 @@ def build_arena_page(
             for conversation in battle.pair:
                 conversation.ask(text, images)
             tickets = (battle.pair[0].begin_reply(), battle.pair[1].begin_reply())
-
-            def taken_over() -> bool:  # the page went on to a new round, or a newer question
-                return not all(c.owns_reply(k) for c, k in zip(battle.pair, tickets, strict=True))
-
             # The judge labels the round's first prompt while the models answer it.
             judged = first_turn and service.settings.category_judge
             judging = asyncio.ensure_future(service.judge_categories(text)) if judged else None
@@ -256,10 +252,15 @@ def build_arena_page(
                     yield view(battle)
             finally:
                 if judging is not None:
-                    await battle.label(judging, 0 if taken_over() or battle.stopped else JUDGE_WAIT)
+                    await battle.label(
+                        judging,
+                        0
+                        if battle.stopped or not owns_replies(battle.pair, tickets)
+                        else JUDGE_WAIT,
+                    )
             # Gradio ends an event with its last update again, so a stream that Stop ended
             # ends with what Stop showed, and one a newer stream took over changes nothing.
-            if taken_over():
+            if not owns_replies(battle.pair, tickets):
                 yield tuple(gr.skip() for _ in panes.outputs)
                 return
             if battle.stopped:

@@ -143,7 +143,7 @@ def build_chat_page(service: ArenaService, sidebar: Sidebar) -> tuple[Any, Any, 
             # Gradio ends an event with its last update again, so a stream that Stop ended
             # ends with what Stop showed, and one a newer stream took over changes nothing.
             if not conversation.owns_reply(ticket):
-                yield tuple(gr.skip() for _ in range(8))
+                yield tuple(gr.skip() for _ in outputs)
                 return
             if conversation.reply_stopped:
                 yield stopped_view(conversation, same, same, same)

@@ -175,3 +175,9 @@ class Conversation:
             "conv_id": self.conv_id,
             "model_name": self.model,
         }
+
+
+def owns_replies(pair: tuple[Conversation, Conversation], tickets: tuple[int, int]) -> bool:
+    """Whether a battle's two streams (holding `tickets`) still write its replies: the page
+    did not go on to a new round or a newer question."""
+    return all(c.owns_reply(t) for c, t in zip(pair, tickets, strict=True))

@@ -26,7 +26,7 @@ from palestra.arena.store import ArenaEvent, ArenaStore
 from palestra.core.errors import InvalidRequestError, OverloadedError, PalestraError
 from palestra.core.types import Conversation as Chat
 from palestra.core.types import GenerationRequest, Message, SamplingParams
-from palestra.webui.conversation import Conversation
+from palestra.webui.conversation import Conversation, owns_replies
 from palestra.webui.models import ModelDirectory, ModelEntry
 from palestra.webui.render import user_error
 from palestra.webui.safety import Moderator, RateLimiter
@@ -258,7 +258,7 @@ class ArenaService:
                 if item is None:
                     running -= 1
                     continue
-                if not all(c.owns_reply(t) for c, t in zip(pair, tickets, strict=True)):
+                if not owns_replies(pair, tickets):
                     continue  # the page left the round: what was queued is not shown
                 texts[item[0]] = item[1]
                 yield texts[0], texts[1]
