@@ -14,7 +14,10 @@ Each layer runs --clients streams of --max-tokens new tokens, greedy, same promp
   running batch;
 - worker HTTP: that load against `palestra worker`'s /generate stream (newline-delimited
   JSON), no API server;
-- OpenAI API: that load through `palestra serve`'s /v1/chat/completions (streamed SSE).
+- OpenAI API: that load through `palestra serve`'s /v1/chat/completions (streamed SSE);
+- with --engine-process, the last two again against a second `palestra serve` whose
+  engine runs in a process of its own (`--engine-process on`; the first server's engine
+  runs in its worker, `off`).
 
 Comparing neighbours says what each layer costs: the client pattern (continuous batching),
 the worker's HTTP path, the API server's hop. For the API layer a second table splits the
@@ -30,6 +33,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -164,15 +168,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=0, help="default: 4 per client")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--engine-process", action="store_true", help="add a server with --engine-process on"
+    )
     args = parser.parse_args()
     clients, tokens = args.clients, args.max_tokens
     requests = args.requests or 4 * clients
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
     backend = load_backend(args.model_path)
-    worker_port = throughput_table.free_port()
-    server, base, model = throughput_table.start_server(args.model_path, worker_port=worker_port)
-    worker = f"http://127.0.0.1:{worker_port}"
+    started = [Server.start(args.model_path, ["--engine-process", "off"])]
+    if args.engine_process:
+        started.append(Server.start(args.model_path, ["--engine-process", "on"]))
+    (_, base, model, worker), waits = started[0].parts, started[0].waits
     layers: dict[str, Callable[[], tuple[float, float | None]]] = {
         f"raw, all threads ({cores})": lambda: raw(backend, clients, tokens, cores or 1),
         "raw, one thread": lambda: raw(backend, clients, tokens, 1),
@@ -181,20 +189,31 @@ def main() -> None:
         "worker HTTP": lambda: asyncio.run(worker_http(worker, model, clients, requests, tokens)),
         "OpenAI API": lambda: api(servers, model, clients, requests, tokens, waits),
     }
-    servers, waits = (base.removesuffix("/v1"), worker), FirstTokenWaits()
+    servers = (base.removesuffix("/v1"), worker)
+    for other in started[1:]:
+        _, other_base, _, other_worker = other.parts
+        layers |= {
+            "worker HTTP, engine process": lambda w=other_worker: asyncio.run(
+                worker_http(w, model, clients, requests, tokens)
+            ),
+            "OpenAI API, engine process": lambda o=other, b=other_base, w=other_worker: api(
+                (b.removesuffix("/v1"), w), model, clients, requests, tokens, o.waits
+            ),
+        }
     figures: dict[str, list[tuple[float, float | None]]] = {name: [] for name in layers}
     try:
         for measure in layers.values():  # warm-up: first calls, caches, the server's pool
             measure()
-        for warm_up in (waits.client, waits.api_server, waits.worker):
-            warm_up.clear()  # the table is of the rounds' waits only
+        for each in started:
+            each.waits.clear()  # the table is of the rounds' waits only
         for round_number in range(args.rounds):
             for name, measure in layers.items():
                 figures[name].append(measure())
             print(f"... round {round_number + 1} done", flush=True)
     finally:
-        os.kill(server.pid, signal.SIGINT)
-        server.wait(30)
+        for each in started:
+            os.kill(each.parts[0].pid, signal.SIGINT)
+            each.parts[0].wait(30)
     ceiling = statistics.median(speed for speed, _ in figures[next(iter(layers))])
     print(
         f"\nmodel: {args.model_path or 'bundled palestra-tiny'}, {clients} clients, "
@@ -216,18 +235,42 @@ def main() -> None:
             f"| {name} | {speed:.0f} | {rounds} | {speed / ceiling:.2f} | "
             f"{1000 * step:.1f} ms | {ttft} | {in_steps} |"
         )
-    client, api_server, in_worker = (
-        statistics.median(w) for w in (waits.client, waits.api_server, waits.worker)
-    )
     print("\nOpenAI API layer, mean wait for the first token (median of the rounds), in ms:")
     print(
-        "| client | API server | worker | client to API handler and back | API to worker and back |"
+        "| server | client | API server | worker | client to API handler and back "
+        "| API to worker and back |"
     )
-    print("|---|---|---|---|---|")
-    print(
-        f"| {1000 * client:.1f} | {1000 * api_server:.1f} | {1000 * in_worker:.1f} "
-        f"| {1000 * (client - api_server):.1f} | {1000 * (api_server - in_worker):.1f} |"
-    )
+    print("|---|---|---|---|---|---|")
+    for each in started:
+        client, api_server, in_worker = (
+            statistics.median(w) for w in (each.waits.client, each.waits.api_server,
+                                           each.waits.worker)
+        )  # fmt: skip
+        print(
+            f"| {' '.join(each.flags) or 'default'} | {1000 * client:.1f} "
+            f"| {1000 * api_server:.1f} | {1000 * in_worker:.1f} "
+            f"| {1000 * (client - api_server):.1f} | {1000 * (api_server - in_worker):.1f} |"
+        )
+
+
+@dataclass
+class Server:
+    """A `palestra serve` under test: its process, API base, model, worker address and
+    the first-token waits of its API layer."""
+
+    parts: tuple[subprocess.Popen[bytes], str, str, str]
+    flags: list[str]
+    waits: FirstTokenWaits
+
+    @classmethod
+    def start(cls, model_path: str | None, flags: list[str]) -> Server:
+        worker_port = throughput_table.free_port()
+        server, base, model = throughput_table.start_server(
+            model_path, extra=flags, worker_port=worker_port
+        )
+        return cls(
+            (server, base, model, f"http://127.0.0.1:{worker_port}"), flags, FirstTokenWaits()
+        )
 
 
 @dataclass
@@ -238,6 +281,10 @@ class FirstTokenWaits:
     client: list[float] = field(default_factory=list)
     api_server: list[float] = field(default_factory=list)
     worker: list[float] = field(default_factory=list)
+
+    def clear(self) -> None:
+        for waits in (self.client, self.api_server, self.worker):
+            waits.clear()
 
 
 def first_token_totals(server: str, prefix: str) -> tuple[float, float]:

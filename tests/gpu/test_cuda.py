@@ -99,4 +99,4 @@ def test_cuda_batch_matches_solo_runs() -> None:
 
     solo, together = asyncio.run(scenario())
     assert together == solo
-    assert backend._engine is not None and backend._engine.peak_batch > 1
+    assert backend.engine is not None and backend.engine.peak_batch > 1

@@ -1,9 +1,11 @@
-"""`palestra serve` keeps its model worker in a child process: the worker registers and
-serves, and it never outlives the command, even when the command is killed outright."""
+"""`palestra serve` keeps its model worker in a child process, and the worker its engine
+in one of its own: the worker registers and serves, and neither outlives the command,
+even when the command is killed outright."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -18,6 +20,14 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def _serve(api: int, *options: str) -> subprocess.Popen[str]:
@@ -48,7 +58,9 @@ def test_killed_serve_takes_its_worker_down(tmp_path: Path) -> None:
     models_url = f"http://127.0.0.1:{api}/v1/models"
     try:
         assert httpx.get(models_url).json()["data"][0]["id"] == "palestra-tiny"
-        assert _answers(f"http://127.0.0.1:{worker}/health")
+        (health,) = httpx.get(f"http://127.0.0.1:{worker}/health").json()["models"]
+        engine = health["engine_process"]  # a worker runs its engine apart by default
+        assert not _gone(engine)
         holder = {"Authorization": "Bearer serve-token-1"}
         for internal in (f"{controller}/workers", f"{worker}/status"):
             assert httpx.get(f"http://127.0.0.1:{internal}").status_code == 401
@@ -56,6 +68,7 @@ def test_killed_serve_takes_its_worker_down(tmp_path: Path) -> None:
         serve.kill()  # SIGKILL: no chance to clean up
         serve.wait(10)
         wait_for(lambda: not _answers(f"http://127.0.0.1:{worker}/health"), 30, "worker exit")
+        wait_for(lambda: _gone(engine), 30, "the engine process to exit")
     finally:
         if serve.poll() is None:
             serve.kill()

@@ -64,6 +64,18 @@ async def collect(backend: HFBackend, request: GenerationRequest, delay: float =
     return "".join(c.text for c in chunks), ids, chunks[-1].finish_reason, logprobs
 
 
+async def abandon(backend: HFBackend, request: GenerationRequest, after: int = 3) -> int:
+    """Read `request`'s stream until `after` tokens came, then close it."""
+    stream = backend.generate(request)
+    received = 0
+    async for chunk in stream:
+        received += len(chunk.token_ids)
+        if received >= after:
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    return received
+
+
 def together(backend: HFBackend, request: GenerationRequest, copies: int) -> list[Any]:
     """`copies` identical requests submitted in one event-loop turn."""
 
@@ -75,7 +87,7 @@ def together(backend: HFBackend, request: GenerationRequest, copies: int) -> lis
 
 def test_batched_requests_match_solo_runs_token_for_token(tiny: HFBackend) -> None:
     batch = requests(tiny)
-    engine = tiny._engine
+    engine = tiny.engine
     assert engine is not None
 
     async def solo() -> list[Any]:
@@ -102,7 +114,7 @@ def test_batched_requests_match_solo_runs_token_for_token(tiny: HFBackend) -> No
 
 def test_batch_size_cap_holds_and_everyone_finishes() -> None:
     capped = HFBackend.load(None, device="cpu", max_batch_size=2)
-    engine = capped._engine
+    engine = capped.engine
     assert engine is not None
     prompt = capped.chat_prompt([{"role": "user", "content": "What color is the sky?"}])
     request = GenerationRequest(
@@ -117,7 +129,7 @@ def test_batch_size_cap_holds_and_everyone_finishes() -> None:
 
 def test_cached_token_cap_admits_one_long_request_at_a_time() -> None:
     capped = HFBackend.load(None, device="cpu", max_batch_size=8, max_cached_tokens=60)
-    engine = capped._engine
+    engine = capped.engine
     assert engine is not None
     prompt = capped.chat_prompt([{"role": "user", "content": "Hi"}])
     request = GenerationRequest(
@@ -132,7 +144,7 @@ def test_the_memory_budget_sizes_the_batch_and_the_prefix_cache() -> None:
     # The bundled model caches 4 layers x (key + value) x 256 floats = 8 KiB per token, so
     # 1 MiB holds 128 slots: 96 for running sequences (3/4), 32 for the prefix cache.
     budgeted = HFBackend.load(None, device="cpu", kv_cache_memory="1MiB")
-    engine = budgeted._engine
+    engine = budgeted.engine
     assert engine is not None
     assert (engine.max_cached_tokens, engine.prefix_cache.max_tokens) == (96, 32)
     prompt = budgeted.chat_prompt([{"role": "user", "content": "Hi"}])
@@ -159,7 +171,7 @@ def test_memory_sizes_are_read_as_people_write_them() -> None:
 
 
 def test_identical_prompts_admitted_together_share_one_prefill(tiny: HFBackend) -> None:
-    engine = tiny._engine
+    engine = tiny.engine
     assert engine is not None
     prompt = tiny.chat_prompt([{"role": "user", "content": "What is the capital of Norland?"}])
     params = SamplingParams(temperature=0.9, seed=None, max_tokens=6, ignore_eos=True)
@@ -175,7 +187,7 @@ def test_identical_prompts_admitted_together_share_one_prefill(tiny: HFBackend) 
 
 
 def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBackend) -> None:
-    engine = tiny._engine
+    engine = tiny.engine
     assert engine is not None
     batch = requests(tiny)[:3]
 
@@ -185,17 +197,7 @@ def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBack
             batch[0].prompt, SamplingParams(temperature=0, max_tokens=200, ignore_eos=True)
         )
 
-        async def abandon() -> int:
-            stream = tiny.generate(long_one)
-            received = 0
-            async for chunk in stream:
-                received += len(chunk.token_ids)
-                if received >= 3:
-                    break
-            await stream.aclose()  # type: ignore[attr-defined]
-            return received
-
-        results = await asyncio.gather(abandon(), *(collect(tiny, r) for r in batch))
+        results = await asyncio.gather(abandon(tiny, long_one), *(collect(tiny, r) for r in batch))
         assert results[1:] == alone
         for _ in range(100):  # the engine drops it at its next step
             if engine.running == 0:
@@ -210,8 +212,8 @@ def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBack
 def test_multi_turn_chat_reuses_the_cached_history_and_answers_the_same() -> None:
     cached = HFBackend.load(None, device="cpu")
     plain = HFBackend.load(None, device="cpu", prefix_cache_tokens=0)
-    assert cached._engine is not None and plain._engine is not None
-    cache = cached._engine.prefix_cache
+    assert cached.engine is not None and plain.engine is not None
+    cache = cached.engine.prefix_cache
     params = SamplingParams(temperature=0, max_tokens=40)
 
     async def conversation(backend: HFBackend) -> list[str]:
@@ -238,7 +240,7 @@ def test_multi_turn_chat_reuses_the_cached_history_and_answers_the_same() -> Non
         )
     )
     assert cache.reused_tokens >= second_prompt_tokens - 2
-    assert plain._engine.prefix_cache.hits == 0
+    assert plain.engine.prefix_cache.hits == 0
 
 
 def test_a_stream_interval_hands_on_tokens_in_groups_with_the_same_text(tiny: HFBackend) -> None:

@@ -203,7 +203,7 @@ def test_peft_adapters_share_one_base(random_llama_dir: Path, tmp_path: Path) ->
         import torch
 
         ids = torch.tensor([[5, 6, 7, 8]])
-        shared._select_adapter(adapter)
+        shared.local._select_adapter(adapter)
         with torch.inference_mode():
             return shared.model(input_ids=ids).logits[0, -1]
 

@@ -61,7 +61,7 @@ def test_images_and_text_in_one_batch_answer_as_alone(backend: HFBackend) -> Non
     alone, together = asyncio.run(run())
     assert together == alone
     assert "Rome" in alone[0] and "Paris" in alone[1]
-    engine = backend._engine
+    engine = backend.engine
     assert engine is not None and engine.peak_batch >= 2
     image_id = backend.tokenizer.convert_tokens_to_ids("<image>")
     cached = [entry.ids.tolist() for entry in engine.prefix_cache._entries.values()]

@@ -3,7 +3,9 @@ decode thread that requests are submitted to, cancelled in and closed; and the h
 of chunks to the requests' event loops. Each request's chunks collect in an outbox during
 a step, and `flush` delivers every outbox that is due (`pacing.due`: every step, or every
 `stream_interval` tokens) with one `call_soon_threadsafe` per event loop, so a loop wakes
-at most once per step, not once per sequence."""
+at most once per step, not once per sequence. Where no event loop waits (an engine
+process), a `Handoff` takes a step's chunks instead: whatever `call_soon_threadsafe` it
+is given, once per step."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from palestra.backends.pacing import due, has_text
 from palestra.core.types import GenerationChunk
@@ -23,13 +25,20 @@ Deliver = Callable[[GenerationChunk | BaseException], None]
 SequenceT = TypeVar("SequenceT")
 
 
+class Handoff(Protocol):
+    """Where a request's chunks are handed over from the engine thread: its event loop,
+    or anything that runs the callback it is given (the engine process's outbox)."""
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Any: ...
+
+
 @dataclass
 class Entry(Generic[SequenceT]):
     """One request inside an engine: its decoding state, where its chunks go, and the
     chunks of this step not yet delivered."""
 
     sequence: SequenceT
-    loop: asyncio.AbstractEventLoop
+    loop: Handoff
     deliver: Deliver
     stream_interval: int = 1
     outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
@@ -45,7 +54,7 @@ def unique(entries: list[Entry[Any]]) -> list[Entry[Any]]:
 
 def flush(entries: list[Entry[Any]]) -> None:
     """Deliver every pending chunk that is due with one wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[Entry[Any]]] = {}
+    by_loop: dict[Handoff, list[Entry[Any]]] = {}
     for entry in unique(entries):
         if entry.outbox and entry.due():
             by_loop.setdefault(entry.loop, []).append(entry)
@@ -55,10 +64,10 @@ def flush(entries: list[Entry[Any]]) -> None:
             entry.started = entry.started or has_text(entry.outbox)
             entry.outbox = []
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-            loop.call_soon_threadsafe(_deliver_all, batch)
+            loop.call_soon_threadsafe(deliver_all, batch)
 
 
-def _deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
+def deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
     for deliver, items in batch:
         for item in items:
             deliver(item)
@@ -76,10 +85,16 @@ class EngineThread(Generic[SequenceT]):
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def submit(self, sequence: SequenceT, deliver: Deliver, stream_interval: int = 1) -> None:
-        """Queue a sequence; `deliver` is called on the caller's event loop per chunk (or,
-        with a `stream_interval`, per chunks of that many tokens)."""
-        entry = Entry(sequence, asyncio.get_running_loop(), deliver, stream_interval)
+    def submit(
+        self,
+        sequence: SequenceT,
+        deliver: Deliver,
+        stream_interval: int = 1,
+        handoff: Handoff | None = None,
+    ) -> None:
+        """Queue a sequence; `deliver` is called through `handoff` (by default the caller's
+        event loop) per chunk, or, with a `stream_interval`, per chunks of that many tokens."""
+        entry = Entry(sequence, handoff or asyncio.get_running_loop(), deliver, stream_interval)
         with self._wake:
             if self._closed:
                 raise RuntimeError("the engine is closed")

@@ -9,6 +9,7 @@ their classes the same way.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal, TypeVar
 
 from pydantic import field_validator
@@ -105,6 +106,12 @@ class HFOptions(Settings):
         -1, "Prompt key/values kept for reuse; -1: 1/4 of what --kv-cache-memory holds, 0: off."
     )
     threads: int = option(0, THREADS_HELP, minimum=0)
+    engine_process: Literal["auto", "on", "off"] = option(
+        "auto",
+        "Run a text model's batch engine in a process of its own (vLLM's EngineCore), so "
+        "the worker's HTTP work never holds it back. auto: on in `palestra worker` and "
+        "`serve` (not on Windows), off where a command runs the model itself (chat, judge).",
+    )
 
     @field_validator("kv_cache_memory")
     @classmethod
@@ -127,6 +134,14 @@ class HFOptions(Settings):
     @property
     def capacity(self) -> int:
         return self.max_batch_size
+
+    def serving(self) -> HFOptions:
+        """A worker serves many requests at once: there `auto` runs the engine apart (POSIX
+        only: the engine process gets its socket as a file descriptor)."""
+        if self.engine_process != "auto":
+            return self
+        wanted = "off" if sys.platform == "win32" else "on"
+        return self.model_copy(update={"engine_process": wanted})
 
 
 class LlamaCppOptions(Settings):

@@ -10,7 +10,7 @@ only records, per field, the flag's spelling and whether a value is a comma list
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,11 @@ class Settings(BaseModel):
     """Typed, immutable settings of one room. Unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    def serving(self) -> Self:
+        """These settings as a server (`palestra worker`) uses them: a backend's options
+        resolve here what `auto` means for a server, where it differs."""
+        return self
 
 
 def option(

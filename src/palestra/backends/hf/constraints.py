@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import torch
@@ -29,16 +29,23 @@ def _require_llguidance() -> None:
 
 
 class GrammarFactory:
-    """Per tokenizer: turns JSON schema text into fresh per-request constraints."""
+    """Per tokenizer: turns JSON schema text into fresh per-request constraints. It needs
+    llguidance from the first grammar on, not before."""
 
     def __init__(self, tokenizer: Any, vocab_size: int, eos_token_id: int | None):
+        self._tokenizer = tokenizer
+        self._vocab_size = vocab_size
+        self._eos_token_id = eos_token_id
+        self.grammar = lru_cache(maxsize=128)(self._grammar)
+
+    @cached_property
+    def _lltokenizer(self) -> Any:
         _require_llguidance()
         import llguidance.hf
 
-        self._lltokenizer = llguidance.hf.from_tokenizer(
-            tokenizer, n_vocab=vocab_size, eos_token=eos_token_id
+        return llguidance.hf.from_tokenizer(
+            self._tokenizer, n_vocab=self._vocab_size, eos_token=self._eos_token_id
         )
-        self.grammar = lru_cache(maxsize=128)(self._grammar)
 
     def _grammar(self, schema: str, kind: str = "json") -> str:
         import llguidance

@@ -141,9 +141,7 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
     if info.adapter_base:
         adapters = {Path(info.path).name: info.path, **adapters}
         base_path = info.adapter_base
-    tokenizer_path = (
-        info.path if (Path(info.path) / "tokenizer_config.json").is_file() else base_path
-    )
+    tokenizer_path = _tokenizer_path(info)
     remote_code = check_remote_code(
         [base_path, tokenizer_path], options.trust_remote_code, "--trust-remote-code"
     )
@@ -182,9 +180,35 @@ def load_model(model_path: str, options: HFOptions | None = None) -> LoadedModel
     loaded_adapters: list[str] = []
     if adapters:
         model, loaded_adapters = _attach_adapters(model, adapters)
+    _pad_with_eos(tokenizer)
+    return LoadedModel(model, tokenizer, info, device, loaded_adapters, processor)
+
+
+def load_tokenizer(info: ModelInfo, options: HFOptions) -> Any:
+    """The tokenizer `load_model` gives a text model, without its weights (the worker's
+    front of an engine process)."""
+    from transformers import AutoTokenizer
+
+    path = _tokenizer_path(info)
+    remote_code = check_remote_code([path], options.trust_remote_code, "--trust-remote-code")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **remote_code)
+    except OSError as exc:
+        raise ModelNotFoundError(f"could not load the tokenizer of {path}: {exc}") from exc
+    _pad_with_eos(tokenizer)
+    return tokenizer
+
+
+def _tokenizer_path(info: ModelInfo) -> str:
+    """An adapter folder's own tokenizer if it has one, else its base model's."""
+    if (Path(info.path) / "tokenizer_config.json").is_file() or not info.adapter_base:
+        return info.path
+    return info.adapter_base
+
+
+def _pad_with_eos(tokenizer: Any) -> None:
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model, tokenizer, info, device, loaded_adapters, processor)
 
 
 def _attach_adapters(model: Any, adapters: dict[str, str]) -> tuple[Any, list[str]]:

@@ -1,10 +1,12 @@
 """One request's decoding state, independent of how its forward passes are batched: the
 sampler, stop conditions, structured-output constraint, detokeniser and the chunks it
 streams. The batch engine and the serial seq2seq loop both drive a `Sequence` one token
-at a time through `advance`."""
+at a time through `advance`. A request reaches the engine as a `SequenceSpec`, plain data
+that can cross to an engine process; the engine's side builds the `Sequence`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,38 +23,42 @@ from palestra.core.types import (
 )
 
 
+@dataclass(frozen=True)
+class SequenceSpec:
+    """A request as the engine takes it: the prompt's ids, its token budget, its sampling
+    and the model's and template's stops (`params` carries the request's own)."""
+
+    prompt_ids: list[int]
+    max_new: int
+    params: SamplingParams
+    stop_ids: frozenset[int]
+    stop_strings: tuple[str, ...]
+    adapter: str | None = None
+    # A vision model's pixel tensors for the prompt's first forward pass (None: text).
+    vision_inputs: dict[str, Any] | None = None
+
+
 class Sequence:
     """Feed it the logits for its next token; it samples, checks stops and says what to
-    stream. `finished` is set once the last chunk (with usage) has been returned."""
+    stream. `finished` is set once the last chunk (with usage) has been returned.
+    `constraint`: the structured-output grammar state built for `spec.params.structure`."""
 
-    def __init__(
-        self,
-        prompt_ids: list[int],
-        max_new: int,
-        params: SamplingParams,
-        *,
-        tokenizer: Any,
-        stop_ids: frozenset[int],
-        stop_strings: tuple[str, ...],
-        constraint: Any = None,
-        adapter: str | None = None,
-        vision_inputs: dict[str, Any] | None = None,
-    ):
-        self.prompt_ids = prompt_ids
-        self.max_new = max_new
+    def __init__(self, spec: SequenceSpec, *, tokenizer: Any, constraint: Any = None):
+        params = spec.params
+        self.prompt_ids = spec.prompt_ids
+        self.max_new = spec.max_new
         self.params = params
-        self.adapter = adapter
-        # A vision model's pixel tensors for the prompt's first forward pass (None: text).
-        self.vision_inputs = vision_inputs
-        self.has_images = vision_inputs is not None
+        self.adapter = spec.adapter
+        self.vision_inputs = spec.vision_inputs
+        self.has_images = spec.vision_inputs is not None
         # ignore_eos drops the model's and template's stop ids, never the request's own.
-        self.stop_ids = (frozenset() if params.ignore_eos else stop_ids) | frozenset(
+        self.stop_ids = (frozenset() if params.ignore_eos else spec.stop_ids) | frozenset(
             params.stop_token_ids
         )
         self.constraint = constraint
         self.sampler = TokenSampler(params)
         self.matcher = StopStringMatcher(
-            stop_strings + params.stop, include=params.include_stop_str_in_output
+            spec.stop_strings + params.stop, include=params.include_stop_str_in_output
         )
         self.detokenizer = IncrementalDetokenizer(tokenizer, params.skip_special_tokens)
         self.tokenizer = tokenizer

@@ -285,7 +285,7 @@ class LlamaCppBackend(Backend):
 
     # ------------------------------------------------------------------ generation
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
-        from palestra.backends.hf.sequence import Sequence
+        from palestra.backends.hf.sequence import Sequence, SequenceSpec
 
         request = self.prepare(request)
         self.check(request.sampling)
@@ -304,14 +304,14 @@ class LlamaCppBackend(Backend):
                 param="messages",
             )
         special = {self.tokenizer.eos_token, self.tokenizer.bos_token}
-        sequence = Sequence(
+        spec = SequenceSpec(
             prompt_ids,
             min(params.max_tokens, room),
             params,
-            tokenizer=self.tokenizer,
             stop_ids=self._stop_ids,
             stop_strings=tuple(s for s in self._template.stop_strings if s not in special),
         )
+        sequence = Sequence(spec, tokenizer=self.tokenizer)
         stream = ChunkStream()
         self._engine.submit(sequence, stream.put, request.stream_interval)
         try:

@@ -84,6 +84,7 @@ def build_model_table(
             "--model-path values; give one name per path"
         )
     adapters = getattr(backend_options, "adapters", {})
+    backend_options = backend_options.serving()
     for index, path in enumerate(paths):
         options = backend_options
         if index > 0 and adapters:  # adapters load on the first model only

@@ -1,0 +1,399 @@
+"""The transformers engine in a process of its own (vLLM V1's EngineCore): what
+`--engine-process` turns on, by default in a worker.
+
+In one process, the worker's event loop (HTTP, templates, relaying chunks) and the batch
+engine's thread share one interpreter lock: each time a small model's decode step lets
+go of it for a tensor operation, a busy event loop can take it and hold the engine back
+(benchmarks/README.md measured a Python thread busy 15% of the time slowing the engine by
+15-19% in-process, and by 0-8% from another process). Here the worker keeps the front
+(`HFBackend`: tokenizer, template, checks, the prompt's ids) and an `EngineProcess`
+drives a `LocalRunner` in a spawned child, which holds the weights.
+
+The engine process is `python -c` started by `subprocess` (not `multiprocessing`'s spawn,
+which would run the user's main script again), holding one end of a socket pair, which
+carries pickled tuples both ways (`multiprocessing.connection` framing):
+- to the engine: ("load", model path, options, name, template) first; then ("start", id,
+  SequenceSpec, stream_interval), ("stop", id), ("call", id, name, args) for prompt
+  logprobs, embeddings, scores and figures, and ("close",);
+- from it: ("ready", Ready) or ("failed", error) once loaded; then ("chunks", [(id, chunk
+  or error), ...]), one message per engine step for the whole batch, and ("result", id,
+  ok, value).
+A reader thread in the worker hands each step's chunks to the requests' event loops with
+one wake-up per loop. If the engine process dies, every open request and later call fails
+with a `BackendError` that says so, and the worker's health turns false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from palestra.backends.delivery import Deliver, Handoff, deliver_all
+from palestra.backends.hf.facts import ModelFacts
+from palestra.backends.hf.sequence import SequenceSpec
+from palestra.backends.options import HFOptions
+from palestra.core.errors import BackendError, PalestraError
+from palestra.core.types import GenerationChunk, PromptLogprobs
+from palestra.templates.spec import ChatTemplate
+
+if TYPE_CHECKING:
+    from palestra.backends.hf.backend import HFBackend
+    from palestra.backends.hf.runner import LocalRunner
+
+logger = logging.getLogger(__name__)
+
+Item = GenerationChunk | BaseException
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What the engine process tells the worker once the model is loaded."""
+
+    model_name: str
+    template: ChatTemplate
+    facts: ModelFacts
+    capacity: int
+
+
+def serves_in_process(model_path: str) -> str | None:
+    """Why this model's engine stays in the worker (None: it may run in its own process).
+    The engine process serves text generation; other kinds are rare on a busy server."""
+    from palestra.models.inspect import inspect_model
+
+    if sys.platform == "win32":
+        return "the engine process needs POSIX (its socket is passed as a file descriptor)"
+    kind = inspect_model(model_path).kind
+    if kind != "chat":
+        return f"the engine process serves text models, and this is a {kind} model"
+    return None
+
+
+# ---------------------------------------------------------------------------- worker side
+class EngineProcess:
+    """A `ModelRunner` whose `LocalRunner` lives in a child process."""
+
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection, capacity: int):
+        self._process = process
+        self._conn = conn
+        self._capacity = capacity
+        self._ids = itertools.count()
+        self._lock = threading.Lock()  # the two tables below, and sending
+        self._requests: dict[int, tuple[Handoff, Deliver]] = {}
+        self._calls: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._failure: BackendError | None = None
+        self._closing = False
+        self._reader = threading.Thread(
+            target=self._read, name="palestra-engine-reader", daemon=True
+        )
+        self._reader.start()
+
+    @classmethod
+    def backend(
+        cls,
+        model_path: str,
+        options: HFOptions,
+        model_name: str | None,
+        conv_template: str | None,
+    ) -> HFBackend:
+        """Start the engine process on `model_path` and return the worker's front for it;
+        a model that fails to load raises here, as it would in-process."""
+        from palestra.backends.hf.backend import HFBackend
+        from palestra.backends.hf.constraints import GrammarFactory
+        from palestra.backends.hf.loading import load_tokenizer
+        from palestra.models.inspect import inspect_model
+
+        ours, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-c", ENTRY, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        conn = Connection(ours.detach())
+        try:
+            conn.send(("load", model_path, options, model_name, conv_template))
+            tokenizer = load_tokenizer(inspect_model(model_path), options)  # while it loads
+            message = conn.recv()
+        except (EOFError, OSError):
+            raise BackendError(
+                f"the engine process exited while loading {model_path} (exit code "
+                f"{process.wait()}); see its messages above, or serve without "
+                "--engine-process"
+            ) from None
+        except BaseException:
+            process.kill()
+            raise
+        if message[0] == "failed":
+            process.wait()
+            raise message[1]
+        ready: Ready = message[1]
+        facts = ready.facts
+        return HFBackend(
+            tokenizer,
+            ready.template,
+            ready.model_name,
+            facts,
+            cls(process, conn, ready.capacity),
+            grammars=GrammarFactory(tokenizer, facts.vocab_size, tokenizer.eos_token_id),
+        )
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def start(
+        self, spec: SequenceSpec, deliver: Deliver, stream_interval: int = 1
+    ) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+        request = next(self._ids)
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            self._requests[request] = (loop, deliver)
+            self._conn.send(("start", request, spec, stream_interval))
+
+        def stop() -> None:
+            with self._lock:
+                if self._requests.pop(request, None) is not None and self._failure is None:
+                    self._conn.send(("stop", request))
+
+        return stop
+
+    async def prompt_logprobs(
+        self, ids: list[int], top: int, adapter: str | None
+    ) -> PromptLogprobs:
+        result: PromptLogprobs = await self._call("prompt_logprobs", ids, top, adapter)
+        return result
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        result: list[list[float]] = await self._call("embed", texts)
+        return result
+
+    async def cross_encode(self, pairs: list[tuple[str, str]], activation: bool) -> list[float]:
+        result: list[float] = await self._call("cross_encode", pairs, activation)
+        return result
+
+    async def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("stats")
+        return {**result, "engine_process": self._process.pid}
+
+    async def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            if self._failure is None:
+                with contextlib.suppress(OSError):
+                    self._conn.send(("close",))
+        try:
+            await asyncio.to_thread(self._process.wait, 30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        await asyncio.to_thread(self._reader.join, 5)
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        call = next(self._ids)
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            self._calls[call] = (loop, future)
+            self._conn.send(("call", call, name, args))
+        return await future
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] == "chunks":
+                self._deliver(message[1])
+            elif message[0] == "result":
+                _, call, ok, value = message
+                with self._lock:
+                    waiting = self._calls.pop(call, None)
+                if waiting is not None:
+                    loop, future = waiting
+                    with contextlib.suppress(RuntimeError):  # its loop has closed
+                        loop.call_soon_threadsafe(_settle, future, ok, value)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(5)
+        if self._closing:
+            failure = BackendError("the model is shutting down")
+        else:
+            failure = BackendError(
+                f"the engine process stopped (exit code {self._process.returncode}); "
+                "restart the worker"
+            )
+            logger.error("%s", failure)
+        self._fail_all(failure)
+
+    def _deliver(self, step: list[tuple[int, Item]]) -> None:
+        """One wake-up per event loop for a step's chunks."""
+        by_loop: dict[Handoff, list[tuple[Deliver, list[Item]]]] = {}
+        with self._lock:
+            for request, item in step:
+                target = self._requests.get(request)
+                if target is None:  # stopped by its consumer
+                    continue
+                if isinstance(item, BaseException) or item.finish_reason is not None:
+                    del self._requests[request]
+                loop, deliver = target
+                by_loop.setdefault(loop, []).append((deliver, [item]))
+        for loop, batch in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver_all, batch)
+
+    def _fail_all(self, failure: BackendError) -> None:
+        with self._lock:
+            self._failure = failure
+            requests, self._requests = self._requests, {}
+            calls, self._calls = self._calls, {}
+        for loop, deliver in requests.values():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver, failure)
+        for call_loop, future in calls.values():
+            with contextlib.suppress(RuntimeError):
+                call_loop.call_soon_threadsafe(_settle, future, False, failure)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # its caller went away
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+# ---------------------------------------------------------------------------- engine side
+ENTRY = "from palestra.backends.hf.engine_process import engine_main; engine_main()"
+
+
+def engine_main() -> None:
+    """The engine process (`python -c ENTRY FD`): load the model the worker names, say
+    so, then serve the worker until it closes the socket or asks to close."""
+    conn = Connection(int(sys.argv[1]))
+    try:
+        _, model_path, options, model_name, conv_template = conn.recv()
+    except (EOFError, OSError):
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the worker's to handle
+    from palestra.backends.hf.cpu_threads import load_torch_teamless
+
+    load_torch_teamless()
+    from palestra.backends.hf.backend import HFBackend
+    from palestra.backends.hf.loading import quiet_transformers
+
+    quiet_transformers()
+    try:
+        backend = HFBackend.load(
+            model_path,
+            options=options.model_copy(update={"engine_process": "off"}),
+            model_name=model_name,
+            conv_template=conv_template,
+        )
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("failed", _portable(exc)))
+        return
+    runner = backend.local
+    assert runner is not None  # loaded with the engine process off
+    ready = Ready(backend.model_name, backend.template, backend.facts, runner.capacity)
+    try:
+        conn.send(("ready", ready))
+    except OSError:  # the worker is gone
+        return
+    _EngineCore(conn, runner).serve()
+
+
+class _EngineCore:
+    """The engine process's side of the pipe. It is the engine's `Handoff`: the engine
+    thread hands it each step's chunks, which leave as one message."""
+
+    def __init__(self, conn: Connection, runner: LocalRunner):
+        self._conn = conn
+        self._runner = runner
+        self._send_lock = threading.Lock()  # the engine thread and call threads send
+        self._stops: dict[int, Callable[[], None]] = {}
+        self._step: list[tuple[int, Item]] = []  # filled and sent on the engine thread
+
+    def serve(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):  # the worker is gone
+                break
+            kind = message[0]
+            if kind == "start":
+                _, request, spec, interval = message
+                try:
+                    self._stops[request] = self._runner.start(
+                        spec, partial(self._collect, request), interval, handoff=self
+                    )
+                except Exception as exc:  # a bad grammar, say: that request's failure
+                    self._send(("chunks", [(request, _portable(exc))]))
+            elif kind == "stop":
+                stop = self._stops.pop(message[1], None)
+                if stop is not None:
+                    stop()
+            elif kind == "call":
+                threading.Thread(target=self._answer, args=message[1:], daemon=True).start()
+            elif kind == "close":
+                break
+        self._runner.close_sync()
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
+        """The engine thread's hand-over of a step: `callback` delivers each chunk to
+        `_collect`; the step then leaves as one message."""
+        callback(*args)
+        step, self._step = self._step, []
+        if step:
+            self._send(("chunks", step))
+
+    def _collect(self, request: int, item: Item) -> None:
+        if isinstance(item, BaseException) or item.finish_reason is not None:
+            self._stops.pop(request, None)
+            item = _portable(item) if isinstance(item, BaseException) else item
+        self._step.append((request, item))
+
+    def _answer(self, call: int, name: str, args: tuple[Any, ...]) -> None:
+        runner = self._runner
+        calls: dict[str, Callable[..., Any]] = {
+            "prompt_logprobs": runner.prompt_logprobs_sync,
+            "embed": runner.embed_sync,
+            "cross_encode": runner.cross_encode_sync,
+            "stats": runner.stats_sync,
+        }
+        work = calls[name]
+        try:
+            self._send(("result", call, True, work(*args)))
+        except Exception as exc:
+            self._send(("result", call, False, _portable(exc)))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock, contextlib.suppress(OSError):  # the worker is gone
+            self._conn.send(message)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc`, or, if it would not survive pickling, an error with its message."""
+    if isinstance(exc, PalestraError):
+        with contextlib.suppress(Exception):
+            pickle.loads(pickle.dumps(exc))
+            return exc
+        return BackendError(str(exc))
+    return RuntimeError(str(exc))
