@@ -106,8 +106,12 @@ def test_prompt_logprobs_embeddings_and_structured_output_cross_over(
     answer = asyncio.run(collect(apart, GenerationRequest(prompt, structured)))
     assert answer == asyncio.run(collect(inside, GenerationRequest(prompt, structured)))
     assert set(json.loads(answer[0])) == {"city", "sure"}
-    with pytest.raises(InvalidRequestError, match="schema"):  # refused before the engine
-        apart.check(SamplingParams(json_schema='{"type": "nonsense"}'))
+    nonsense = SamplingParams(json_schema='{"type": "nonsense"}')
+    with pytest.raises(InvalidRequestError, match="schema"):  # a worker refuses it here
+        apart.check(nonsense)
+    with pytest.raises(InvalidRequestError, match="schema"):  # else the engine's error
+        asyncio.run(collect(apart, GenerationRequest(prompt, nonsense)))
+    assert asyncio.run(collect(apart, asked))[2] == "length"  # and it serves on
 
 
 def test_a_stopped_stream_leaves_the_batch_and_the_others_finish(

@@ -90,7 +90,8 @@ class EngineProcess:
         self._conn = conn
         self._capacity = capacity
         self._ids = itertools.count()
-        self._lock = threading.Lock()  # the two tables below, and sending
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()  # the two tables below and `_failure`; never sends
         self._requests: dict[int, tuple[Handoff, Deliver]] = {}
         self._calls: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
         self._failure: BackendError | None = None
@@ -163,12 +164,13 @@ class EngineProcess:
             if self._failure is not None:
                 raise self._failure
             self._requests[request] = (loop, deliver)
-            self._conn.send(("start", request, spec, stream_interval))
+        self._send(("start", request, spec, stream_interval))
 
         def stop() -> None:
             with self._lock:
-                if self._requests.pop(request, None) is not None and self._failure is None:
-                    self._conn.send(("stop", request))
+                running = self._requests.pop(request, None) is not None
+            if running:
+                self._send(("stop", request))
 
         return stop
 
@@ -191,11 +193,8 @@ class EngineProcess:
         return {**result, "engine_process": self._process.pid}
 
     async def close(self) -> None:
-        with self._lock:
-            self._closing = True
-            if self._failure is None:
-                with contextlib.suppress(OSError):
-                    self._conn.send(("close",))
+        self._closing = True
+        self._send(("close",))
         try:
             await asyncio.to_thread(self._process.wait, 30)
         except subprocess.TimeoutExpired:
@@ -210,8 +209,13 @@ class EngineProcess:
             if self._failure is not None:
                 raise self._failure
             self._calls[call] = (loop, future)
-            self._conn.send(("call", call, name, args))
+        self._send(("call", call, name, args))
         return await future
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        """To the engine process; if it is gone, the reader fails what waits on it."""
+        with self._send_lock, contextlib.suppress(OSError):
+            self._conn.send(message)
 
     def _read(self) -> None:
         while True:
@@ -328,7 +332,10 @@ class _EngineCore:
         self._conn = conn
         self._runner = runner
         self._send_lock = threading.Lock()  # the engine thread and call threads send
-        self._stops: dict[int, Callable[[], None]] = {}
+        self._stops_lock = threading.Lock()  # the receiving and the engine thread
+        # Each running request's stop; None until `start` returns it (the engine may end
+        # a request first: then its entry is gone when `start` returns).
+        self._stops: dict[int, Callable[[], None] | None] = {}
         self._step: list[tuple[int, Item]] = []  # filled and sent on the engine thread
 
     def serve(self) -> None:
@@ -340,16 +347,25 @@ class _EngineCore:
             kind = message[0]
             if kind == "start":
                 _, request, spec, interval = message
+                with self._stops_lock:
+                    self._stops[request] = None
                 try:
-                    self._stops[request] = self._runner.start(
+                    stop = self._runner.start(
                         spec, partial(self._collect, request), interval, handoff=self
                     )
                 except Exception as exc:  # a bad grammar, say: that request's failure
+                    with self._stops_lock:
+                        del self._stops[request]
                     self._send(("chunks", [(request, _portable(exc))]))
+                    continue
+                with self._stops_lock:
+                    if request in self._stops:  # still running
+                        self._stops[request] = stop
             elif kind == "stop":
-                stop = self._stops.pop(message[1], None)
-                if stop is not None:
-                    stop()
+                with self._stops_lock:
+                    ending = self._stops.pop(message[1], None)
+                if ending is not None:
+                    ending()
             elif kind == "call":
                 threading.Thread(target=self._answer, args=message[1:], daemon=True).start()
             elif kind == "close":
@@ -366,7 +382,8 @@ class _EngineCore:
 
     def _collect(self, request: int, item: Item) -> None:
         if isinstance(item, BaseException) or item.finish_reason is not None:
-            self._stops.pop(request, None)
+            with self._stops_lock:
+                self._stops.pop(request, None)
             item = _portable(item) if isinstance(item, BaseException) else item
         self._step.append((request, item))
 
