@@ -10,17 +10,18 @@ go of it for a tensor operation, a busy event loop can take it and hold the engi
 drives a `LocalRunner` in a spawned child, which holds the weights.
 
 The engine process is `python -c` started by `subprocess` (not `multiprocessing`'s spawn,
-which would run the user's main script again), holding one end of a socket pair, which
-carries pickled tuples both ways (`multiprocessing.connection` framing):
+which would run the user's main script again), holding one end of two socket pairs
+(`Wire`), which carry pickled tuples, one pair each way:
 - to the engine: ("load", model path, options, name, template) first; then ("start", id,
   SequenceSpec, stream_interval), ("stop", id), ("call", id, name, args) for prompt
   logprobs, embeddings, scores and figures, and ("close",);
 - from it: ("ready", Ready) or ("failed", error) once loaded; then ("chunks", [(id, chunk
   or error), ...]), one message per engine step for the whole batch, and ("result", id,
   ok, value).
-A reader thread in the worker hands each step's chunks to the requests' event loops with
-one wake-up per loop. If the engine process dies, every open request and later call fails
-with a `BackendError` that says so, and the worker's health turns false.
+The worker's event loop reads the engine's messages itself (a reader on the socket, no
+thread of its own to wait for the interpreter lock): one wake-up per engine step. If the
+engine process dies, every open request and later call fails with a `BackendError` that
+says so, and the worker's health turns false.
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ import logging
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from palestra.backends.delivery import Deliver, Handoff, deliver_all
+from palestra.backends.delivery import Deliver, Handoff
 from palestra.backends.hf.facts import ModelFacts
 from palestra.backends.hf.sequence import SequenceSpec
 from palestra.backends.options import HFOptions
@@ -83,23 +84,21 @@ def serves_in_process(model_path: str) -> str | None:
 
 # ---------------------------------------------------------------------------- worker side
 class EngineProcess:
-    """A `ModelRunner` whose `LocalRunner` lives in a child process."""
+    """A `ModelRunner` whose `LocalRunner` lives in a child process. Its messages are read
+    by the event loop of the requests (one loop at a time; a later loop takes over once
+    the earlier one has closed), as vLLM's AsyncLLM reads its engine's output."""
 
-    def __init__(self, process: subprocess.Popen[bytes], conn: Connection, capacity: int):
+    def __init__(self, process: subprocess.Popen[bytes], wire: Wire, capacity: int):
         self._process = process
-        self._conn = conn
+        self._wire = wire
         self._capacity = capacity
         self._ids = itertools.count()
-        self._send_lock = threading.Lock()
         self._lock = threading.Lock()  # the two tables below and `_failure`; never sends
         self._requests: dict[int, tuple[Handoff, Deliver]] = {}
-        self._calls: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._calls: dict[int, asyncio.Future[Any]] = {}
         self._failure: BackendError | None = None
         self._closing = False
-        self._reader = threading.Thread(
-            target=self._read, name="palestra-engine-reader", daemon=True
-        )
-        self._reader.start()
+        self._listening: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def backend(
@@ -116,18 +115,18 @@ class EngineProcess:
         from palestra.backends.hf.loading import load_tokenizer
         from palestra.models.inspect import inspect_model
 
-        ours, theirs = socket.socketpair()
-        with theirs:
+        wire, theirs = Wire.pair()
+        with theirs[0], theirs[1]:
+            fds = [theirs[0].fileno(), theirs[1].fileno()]
             process = subprocess.Popen(
-                [sys.executable, "-c", ENTRY, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
+                [sys.executable, "-c", ENTRY, *map(str, fds)],
+                pass_fds=fds,
                 stdin=subprocess.DEVNULL,
             )
-        conn = Connection(ours.detach())
         try:
-            conn.send(("load", model_path, options, model_name, conv_template))
+            wire.send(("load", model_path, options, model_name, conv_template))
             tokenizer = load_tokenizer(inspect_model(model_path), options)  # while it loads
-            message = conn.recv()
+            message = wire.recv()
         except (EOFError, OSError):
             raise BackendError(
                 f"the engine process exited while loading {model_path} (exit code "
@@ -142,12 +141,13 @@ class EngineProcess:
             raise message[1]
         ready: Ready = message[1]
         facts = ready.facts
+        wire.stop_blocking()  # from now on its messages are read by an event loop
         return HFBackend(
             tokenizer,
             ready.template,
             ready.model_name,
             facts,
-            cls(process, conn, ready.capacity),
+            cls(process, wire, ready.capacity),
             grammars=GrammarFactory(tokenizer, facts.vocab_size, tokenizer.eos_token_id),
         )
 
@@ -158,19 +158,19 @@ class EngineProcess:
     def start(
         self, spec: SequenceSpec, deliver: Deliver, stream_interval: int = 1
     ) -> Callable[[], None]:
-        loop = asyncio.get_running_loop()
+        loop = self._listen()
         request = next(self._ids)
         with self._lock:
             if self._failure is not None:
                 raise self._failure
             self._requests[request] = (loop, deliver)
-        self._send(("start", request, spec, stream_interval))
+        self._wire.send(("start", request, spec, stream_interval))
 
         def stop() -> None:
             with self._lock:
                 running = self._requests.pop(request, None) is not None
             if running:
-                self._send(("stop", request))
+                self._wire.send(("stop", request))
 
         return stop
 
@@ -194,45 +194,60 @@ class EngineProcess:
 
     async def close(self) -> None:
         self._closing = True
-        self._send(("close",))
+        self._wire.send(("close",))
         try:
             await asyncio.to_thread(self._process.wait, 30)
         except subprocess.TimeoutExpired:
             self._process.kill()
-        await asyncio.to_thread(self._reader.join, 5)
+            await asyncio.to_thread(self._process.wait)
+        self._ended()
 
     async def _call(self, name: str, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = self._listen().create_future()
         call = next(self._ids)
         with self._lock:
             if self._failure is not None:
                 raise self._failure
-            self._calls[call] = (loop, future)
-        self._send(("call", call, name, args))
+            self._calls[call] = future
+        self._wire.send(("call", call, name, args))
         return await future
 
-    def _send(self, message: tuple[Any, ...]) -> None:
-        """To the engine process; if it is gone, the reader fails what waits on it."""
-        with self._send_lock, contextlib.suppress(OSError):
-            self._conn.send(message)
+    def _listen(self) -> asyncio.AbstractEventLoop:
+        """Have the running event loop read the engine's messages."""
+        loop = asyncio.get_running_loop()
+        if loop is self._listening or self._failure is not None:
+            return loop
+        if self._listening is not None and not self._listening.is_closed():
+            raise BackendError(
+                "an engine process serves one event loop at a time; close the other one, "
+                "or load the model with engine_process='off'"
+            )
+        self._listening = loop
+        loop.add_reader(self._wire.fileno(), self._readable)
+        return loop
 
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                break
+    def _readable(self) -> None:
+        try:
+            messages = self._wire.received()
+        except EOFError:
+            self._ended()
+            return
+        for message in messages:
             if message[0] == "chunks":
                 self._deliver(message[1])
             elif message[0] == "result":
                 _, call, ok, value = message
                 with self._lock:
-                    waiting = self._calls.pop(call, None)
-                if waiting is not None:
-                    loop, future = waiting
-                    with contextlib.suppress(RuntimeError):  # its loop has closed
-                        loop.call_soon_threadsafe(_settle, future, ok, value)
+                    future = self._calls.pop(call, None)
+                if future is not None:
+                    _settle(future, ok, value)
+
+    def _ended(self) -> None:
+        """The engine process closed its end: fail whatever still waits on it."""
+        if self._listening is not None and not self._listening.is_closed():
+            self._listening.remove_reader(self._wire.fileno())
+        if self._failure is not None:
+            return
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(5)
         if self._closing:
@@ -243,35 +258,101 @@ class EngineProcess:
                 "restart the worker"
             )
             logger.error("%s", failure)
-        self._fail_all(failure)
+        with self._lock:
+            self._failure = failure
+            requests, self._requests = self._requests, {}
+            calls, self._calls = self._calls, {}
+        for _, deliver in requests.values():
+            deliver(failure)
+        for future in calls.values():
+            _settle(future, False, failure)
 
     def _deliver(self, step: list[tuple[int, Item]]) -> None:
-        """One wake-up per event loop for a step's chunks."""
-        by_loop: dict[Handoff, list[tuple[Deliver, list[Item]]]] = {}
+        """A step's chunks, each to its request."""
         with self._lock:
+            ready = []
             for request, item in step:
                 target = self._requests.get(request)
                 if target is None:  # stopped by its consumer
                     continue
                 if isinstance(item, BaseException) or item.finish_reason is not None:
                     del self._requests[request]
-                loop, deliver = target
-                by_loop.setdefault(loop, []).append((deliver, [item]))
-        for loop, batch in by_loop.items():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver_all, batch)
+                ready.append((target[1], item))
+        for deliver, item in ready:
+            deliver(item)
 
-    def _fail_all(self, failure: BackendError) -> None:
-        with self._lock:
-            self._failure = failure
-            requests, self._requests = self._requests, {}
-            calls, self._calls = self._calls, {}
-        for loop, deliver in requests.values():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver, failure)
-        for call_loop, future in calls.values():
-            with contextlib.suppress(RuntimeError):
-                call_loop.call_soon_threadsafe(_settle, future, False, failure)
+
+class Wire:
+    """One end of the worker-engine link: two sockets (to the engine, from it) carrying
+    pickled messages, each framed by its length (8 bytes, big-endian). Sending blocks;
+    receiving blocks (`recv`) until `stop_blocking`, then takes what has come
+    (`received`, for an event loop's reader)."""
+
+    HEADER = struct.Struct("!Q")
+
+    def __init__(self, outgoing: socket.socket, incoming: socket.socket):
+        self._outgoing = outgoing
+        self._incoming = incoming
+        self._send_lock = threading.Lock()
+        self._buffer = bytearray()
+
+    @classmethod
+    def pair(cls) -> tuple[Wire, tuple[socket.socket, socket.socket]]:
+        """This end, and the two sockets of the other end (to hand to the engine process
+        as its `Wire(outgoing, incoming)`)."""
+        to_engine, engine_reads = socket.socketpair()
+        engine_writes, from_engine = socket.socketpair()
+        return cls(to_engine, from_engine), (engine_writes, engine_reads)
+
+    def fileno(self) -> int:
+        return self._incoming.fileno()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Send `message`; if the other end is gone, its reader will find out."""
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._send_lock, contextlib.suppress(OSError):
+            self._outgoing.sendall(self.HEADER.pack(len(payload)) + payload)
+
+    def recv(self) -> Any:
+        """The next message, waiting for it; EOFError once the other end has closed."""
+        while (message := self._parse()) is None:
+            data = self._incoming.recv(1 << 20)
+            if not data:
+                raise EOFError("the other end closed")
+            self._buffer += data
+        return message
+
+    def stop_blocking(self) -> None:
+        self._incoming.setblocking(False)
+
+    def received(self) -> list[Any]:
+        """Every whole message that has come (none if nothing has); EOFError once the
+        other end has closed."""
+        try:
+            data = self._incoming.recv(1 << 20)
+        except BlockingIOError:
+            data = None
+        except OSError:
+            data = b""
+        if data == b"":
+            raise EOFError("the other end closed")
+        if data:
+            self._buffer += data
+        messages = []
+        while (message := self._parse()) is not None:
+            messages.append(message)
+        return messages
+
+    def _parse(self) -> Any:
+        size = self.HEADER.size
+        if len(self._buffer) < size:
+            return None
+        (length,) = self.HEADER.unpack_from(self._buffer)
+        if len(self._buffer) < size + length:
+            return None
+        message = pickle.loads(self._buffer[size : size + length])
+        del self._buffer[: size + length]
+        return message
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -288,50 +369,51 @@ ENTRY = "from palestra.backends.hf.engine_process import engine_main; engine_mai
 
 
 def engine_main() -> None:
-    """The engine process (`python -c ENTRY FD`): load the model the worker names, say
-    so, then serve the worker until it closes the socket or asks to close."""
-    conn = Connection(int(sys.argv[1]))
+    """The engine process (`python -c ENTRY OUT IN`): load the model the worker names,
+    say so, then serve the worker until it closes its end or asks to close."""
+    wire = Wire(*(socket.socket(fileno=int(fd)) for fd in sys.argv[1:3]))
     try:
-        _, model_path, options, model_name, conv_template = conn.recv()
+        _, model_path, options, model_name, conv_template = wire.recv()
     except (EOFError, OSError):
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the worker's to handle
-    from palestra.backends.hf.cpu_threads import load_torch_teamless
+    from palestra.backends.hf.cpu_threads import load_torch_teamless, torch_threads
 
     load_torch_teamless()
     from palestra.backends.hf.backend import HFBackend
     from palestra.backends.hf.loading import quiet_transformers
 
     quiet_transformers()
+    # The cores less one at every batch size, unless the user chose: apart from the worker,
+    # HTTP work runs beside every decode step, not between them, and keeps its core busy;
+    # an engine that took every core from 64 sequences served 200 clients 14-21% slower.
+    options = options.model_copy(
+        update={"engine_process": "off", "threads": torch_threads(options.threads)}
+    )
     try:
         backend = HFBackend.load(
             model_path,
-            options=options.model_copy(update={"engine_process": "off"}),
+            options=options,
             model_name=model_name,
             conv_template=conv_template,
         )
     except Exception as exc:
-        with contextlib.suppress(OSError):
-            conn.send(("failed", _portable(exc)))
+        wire.send(("failed", _portable(exc)))
         return
     runner = backend.local
     assert runner is not None  # loaded with the engine process off
     ready = Ready(backend.model_name, backend.template, backend.facts, runner.capacity)
-    try:
-        conn.send(("ready", ready))
-    except OSError:  # the worker is gone
-        return
-    _EngineCore(conn, runner).serve()
+    wire.send(("ready", ready))  # if the worker is gone, `serve` ends at once
+    _EngineCore(wire, runner).serve()
 
 
 class _EngineCore:
     """The engine process's side of the pipe. It is the engine's `Handoff`: the engine
     thread hands it each step's chunks, which leave as one message."""
 
-    def __init__(self, conn: Connection, runner: LocalRunner):
-        self._conn = conn
+    def __init__(self, wire: Wire, runner: LocalRunner):
+        self._wire = wire  # sent to by the engine thread and call threads
         self._runner = runner
-        self._send_lock = threading.Lock()  # the engine thread and call threads send
         self._stops_lock = threading.Lock()  # the receiving and the engine thread
         # Each running request's stop; None until `start` returns it (the engine may end
         # a request first: then its entry is gone when `start` returns).
@@ -341,7 +423,7 @@ class _EngineCore:
     def serve(self) -> None:
         while True:
             try:
-                message = self._conn.recv()
+                message = self._wire.recv()
             except (EOFError, OSError):  # the worker is gone
                 break
             kind = message[0]
@@ -356,7 +438,7 @@ class _EngineCore:
                 except Exception as exc:  # a bad grammar, say: that request's failure
                     with self._stops_lock:
                         del self._stops[request]
-                    self._send(("chunks", [(request, _portable(exc))]))
+                    self._wire.send(("chunks", [(request, _portable(exc))]))
                     continue
                 with self._stops_lock:
                     if request in self._stops:  # still running
@@ -378,7 +460,7 @@ class _EngineCore:
         callback(*args)
         step, self._step = self._step, []
         if step:
-            self._send(("chunks", step))
+            self._wire.send(("chunks", step))
 
     def _collect(self, request: int, item: Item) -> None:
         if isinstance(item, BaseException) or item.finish_reason is not None:
@@ -397,13 +479,9 @@ class _EngineCore:
         }
         work = calls[name]
         try:
-            self._send(("result", call, True, work(*args)))
+            self._wire.send(("result", call, True, work(*args)))
         except Exception as exc:
-            self._send(("result", call, False, _portable(exc)))
-
-    def _send(self, message: tuple[Any, ...]) -> None:
-        with self._send_lock, contextlib.suppress(OSError):  # the worker is gone
-            self._conn.send(message)
+            self._wire.send(("result", call, False, _portable(exc)))
 
 
 def _portable(exc: BaseException) -> BaseException:
