@@ -176,3 +176,14 @@ def test_closing_ends_the_engine_process() -> None:
     prompt = closing.chat_prompt([{"role": "user", "content": "Hi"}])
     with pytest.raises(BackendError, match="shutting down"):
         asyncio.run(collect(closing, GenerationRequest(prompt, SamplingParams(max_tokens=4))))
+
+
+def test_the_engine_process_loads_torch_on_its_own_terms() -> None:
+    """Its entry module does not import torch: `engine_main` loads it with one OpenMP
+    thread first, so no thread team starts beside the engine's (cpu_threads.py)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, palestra.backends.hf.engine_process; print('torch' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert shown.stdout.strip() == "False", shown.stderr

@@ -44,15 +44,15 @@ from typing import TYPE_CHECKING, Any
 
 from palestra.backends.delivery import Deliver, Handoff
 from palestra.backends.hf.facts import ModelFacts
-from palestra.backends.hf.sequence import SequenceSpec
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, PalestraError
 from palestra.core.types import GenerationChunk, PromptLogprobs
 from palestra.templates.spec import ChatTemplate
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # they import torch: `engine_main` loads it with no OpenMP team first
     from palestra.backends.hf.backend import HFBackend
     from palestra.backends.hf.runner import LocalRunner
+    from palestra.backends.hf.sequence import SequenceSpec
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from palestra.backends.hf.loading import LoadedModel
+if TYPE_CHECKING:  # loading imports torch, which an engine process imports on its terms
+    from palestra.backends.hf.loading import LoadedModel
 
 
 @dataclass(frozen=True)
