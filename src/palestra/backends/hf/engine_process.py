@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from palestra.backends.delivery import Deliver, Handoff
+from palestra.backends.delivery import Deliver
 from palestra.backends.hf.facts import ModelFacts
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, PalestraError
@@ -93,8 +93,8 @@ class EngineProcess:
         self._wire = wire
         self._capacity = capacity
         self._ids = itertools.count()
-        self._lock = threading.Lock()  # the two tables below and `_failure`; never sends
-        self._requests: dict[int, tuple[Handoff, Deliver]] = {}
+        # What waits on the engine, touched on the listening event loop's thread only.
+        self._requests: dict[int, Deliver] = {}
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._failure: BackendError | None = None
         self._closing = False
@@ -158,18 +158,15 @@ class EngineProcess:
     def start(
         self, spec: SequenceSpec, deliver: Deliver, stream_interval: int = 1
     ) -> Callable[[], None]:
-        loop = self._listen()
+        self._listen()
+        if self._failure is not None:
+            raise self._failure
         request = next(self._ids)
-        with self._lock:
-            if self._failure is not None:
-                raise self._failure
-            self._requests[request] = (loop, deliver)
+        self._requests[request] = deliver
         self._wire.send(("start", request, spec, stream_interval))
 
         def stop() -> None:
-            with self._lock:
-                running = self._requests.pop(request, None) is not None
-            if running:
+            if self._requests.pop(request, None) is not None:  # still running
                 self._wire.send(("stop", request))
 
         return stop
@@ -204,11 +201,10 @@ class EngineProcess:
 
     async def _call(self, name: str, *args: Any) -> Any:
         future: asyncio.Future[Any] = self._listen().create_future()
+        if self._failure is not None:
+            raise self._failure
         call = next(self._ids)
-        with self._lock:
-            if self._failure is not None:
-                raise self._failure
-            self._calls[call] = future
+        self._calls[call] = future
         self._wire.send(("call", call, name, args))
         return await future
 
@@ -237,8 +233,7 @@ class EngineProcess:
                 self._deliver(message[1])
             elif message[0] == "result":
                 _, call, ok, value = message
-                with self._lock:
-                    future = self._calls.pop(call, None)
+                future = self._calls.pop(call, None)
                 if future is not None:
                     _settle(future, ok, value)
 
@@ -249,7 +244,7 @@ class EngineProcess:
         if self._failure is not None:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(5)
+            self._process.wait(1)  # it closed its end as it exited: for its exit code
         if self._closing:
             failure = BackendError("the model is shutting down")
         else:
@@ -258,27 +253,22 @@ class EngineProcess:
                 "restart the worker"
             )
             logger.error("%s", failure)
-        with self._lock:
-            self._failure = failure
-            requests, self._requests = self._requests, {}
-            calls, self._calls = self._calls, {}
-        for _, deliver in requests.values():
+        self._failure = failure
+        requests, self._requests = self._requests, {}
+        calls, self._calls = self._calls, {}
+        for deliver in requests.values():
             deliver(failure)
         for future in calls.values():
             _settle(future, False, failure)
 
     def _deliver(self, step: list[tuple[int, Item]]) -> None:
         """A step's chunks, each to its request."""
-        with self._lock:
-            ready = []
-            for request, item in step:
-                target = self._requests.get(request)
-                if target is None:  # stopped by its consumer
-                    continue
-                if isinstance(item, BaseException) or item.finish_reason is not None:
-                    del self._requests[request]
-                ready.append((target[1], item))
-        for deliver, item in ready:
+        for request, item in step:
+            deliver = self._requests.get(request)
+            if deliver is None:  # stopped by its consumer
+                continue
+            if isinstance(item, BaseException) or item.finish_reason is not None:
+                del self._requests[request]
             deliver(item)
 
 
