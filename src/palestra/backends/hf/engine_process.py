@@ -367,19 +367,14 @@ def engine_main() -> None:
     except (EOFError, OSError):
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the worker's to handle
-    from palestra.backends.hf.cpu_threads import load_torch_teamless, torch_threads
+    from palestra.backends.hf.cpu_threads import load_torch_teamless
 
     load_torch_teamless()
     from palestra.backends.hf.backend import HFBackend
     from palestra.backends.hf.loading import quiet_transformers
 
     quiet_transformers()
-    # The cores less one at every batch size, unless the user chose: apart from the worker,
-    # HTTP work runs beside every decode step, not between them, and keeps its core busy;
-    # an engine that took every core from 64 sequences served 200 clients 14-21% slower.
-    options = options.model_copy(
-        update={"engine_process": "off", "threads": torch_threads(options.threads)}
-    )
+    options = options.model_copy(update={"engine_process": "off"})
     try:
         backend = HFBackend.load(
             model_path,
