@@ -15,9 +15,9 @@ Each layer runs --clients streams of --max-tokens new tokens, greedy, same promp
 - worker HTTP: that load against `palestra worker`'s /generate stream (newline-delimited
   JSON), no API server;
 - OpenAI API: that load through `palestra serve`'s /v1/chat/completions (streamed SSE);
-- with --engine-process, the last two again against a second `palestra serve` whose
-  engine runs in a process of its own (`--engine-process on`; the first server's engine
-  runs in its worker, `off`).
+- with --engine-process, the first server's engine runs in its worker (`off`), and the
+  last two layers run again against a second server whose engine runs in a process of
+  its own (`on`, a worker's default).
 
 Comparing neighbours says what each layer costs: the client pattern (continuous batching),
 the worker's HTTP path, the API server's hop. For the API layer a second table splits the
@@ -177,7 +177,8 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
     backend = load_backend(args.model_path)
-    started = [Server.start(args.model_path, ["--engine-process", "off"])]
+    first = ["--engine-process", "off"] if args.engine_process else []  # else the default
+    started = [Server.start(args.model_path, first)]
     if args.engine_process:
         started.append(Server.start(args.model_path, ["--engine-process", "on"]))
     (_, base, model, worker), waits = started[0].parts, started[0].waits

@@ -64,10 +64,10 @@ def flush(entries: list[Entry[Any]]) -> None:
             entry.started = entry.started or has_text(entry.outbox)
             entry.outbox = []
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-            loop.call_soon_threadsafe(deliver_all, batch)
+            loop.call_soon_threadsafe(_deliver_all, batch)
 
 
-def deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
+def _deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
     for deliver, items in batch:
         for item in items:
             deliver(item)

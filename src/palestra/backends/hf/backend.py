@@ -63,18 +63,21 @@ class HFBackend(Backend):
         facts: ModelFacts,
         runner: ModelRunner,
         *,
-        grammars: GrammarFactory,
+        grammars: GrammarFactory | None = None,
         processor: Any = None,
     ):
-        """The front for the weights `runner` holds (see `in_process` and `load`)."""
+        """The front for the weights `runner` holds (see `in_process` and `load`);
+        `grammars`: the runner's, when it shares this process (one compile per schema)."""
         self.tokenizer = tokenizer
         self._template = template
         self._model_name = model_name
         self.facts = facts
         self._runner = runner
-        self._grammars = grammars  # shared with an in-process runner: one compile per schema
+        self._grammars = grammars or grammar_factory(tokenizer, facts)
         self._vision = VisionPrompts(processor) if processor is not None else None
         self._stop_ids = resolve_stop_ids(tokenizer, template, facts.eos_ids)
+        special = set(tokenizer.all_special_tokens)  # they stop as ids, not as text
+        self._stop_strings = tuple(s for s in template.stop_strings if s not in special)
 
     @classmethod
     def in_process(
@@ -86,7 +89,7 @@ class HFBackend(Backend):
     ) -> HFBackend:
         """A backend whose weights (`loaded`) run here, in a `LocalRunner`."""
         facts = ModelFacts.of(loaded)
-        grammars = GrammarFactory(loaded.tokenizer, facts.vocab_size, loaded.tokenizer.eos_token_id)
+        grammars = grammar_factory(loaded.tokenizer, facts)
         runner = LocalRunner(loaded, limits or batch_limits(HFOptions()), facts, grammars)
         return cls(
             loaded.tokenizer,
@@ -274,13 +277,12 @@ class HFBackend(Backend):
         else:
             vision_inputs = None
         prompt_ids, max_new = self._prompt_ids(request, params.max_tokens)
-        special = set(self.tokenizer.all_special_tokens)
         return SequenceSpec(
             prompt_ids,
             max_new,
             params,
             stop_ids=self._stop_ids,
-            stop_strings=tuple(s for s in self._template.stop_strings if s not in special),
+            stop_strings=self._stop_strings,
             adapter=request.adapter or self.facts.default_adapter,
             vision_inputs=vision_inputs,
         )
@@ -328,6 +330,10 @@ class HFBackend(Backend):
         if kind != "cross-encoder":
             return await super().score(pairs, activation)
         return await self._runner.cross_encode(list(pairs), activation)
+
+
+def grammar_factory(tokenizer: Any, facts: ModelFacts) -> GrammarFactory:
+    return GrammarFactory(tokenizer, facts.vocab_size, tokenizer.eos_token_id)
 
 
 def resolve_stop_ids(tokenizer: Any, template: ChatTemplate, eos_ids: Seq[int]) -> frozenset[int]:

@@ -111,7 +111,6 @@ class EngineProcess:
         """Start the engine process on `model_path` and return the worker's front for it;
         a model that fails to load raises here, as it would in-process."""
         from palestra.backends.hf.backend import HFBackend
-        from palestra.backends.hf.constraints import GrammarFactory
         from palestra.backends.hf.loading import load_tokenizer
         from palestra.models.inspect import inspect_model
 
@@ -140,16 +139,9 @@ class EngineProcess:
             process.wait()
             raise message[1]
         ready: Ready = message[1]
-        facts = ready.facts
         wire.stop_blocking()  # from now on its messages are read by an event loop
-        return HFBackend(
-            tokenizer,
-            ready.template,
-            ready.model_name,
-            facts,
-            cls(process, wire, ready.capacity),
-            grammars=GrammarFactory(tokenizer, facts.vocab_size, tokenizer.eos_token_id),
-        )
+        runner = cls(process, wire, ready.capacity)
+        return HFBackend(tokenizer, ready.template, ready.model_name, ready.facts, runner)
 
     @property
     def capacity(self) -> int:
@@ -393,7 +385,7 @@ def engine_main() -> None:
 
 
 class _EngineCore:
-    """The engine process's side of the pipe. It is the engine's `Handoff`: the engine
+    """The engine process's end of the `Wire`. It is the engine's `Handoff`: the engine
     thread hands it each step's chunks, which leave as one message."""
 
     def __init__(self, wire: Wire, runner: LocalRunner):
