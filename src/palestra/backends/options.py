@@ -106,6 +106,12 @@ class HFOptions(Settings):
         -1, "Prompt key/values kept for reuse; -1: 1/4 of what --kv-cache-memory holds, 0: off."
     )
     threads: int = option(0, THREADS_HELP, minimum=0)
+    torch_compile: bool = option(
+        False,
+        "Compile the batch engine's decode step with torch.compile (inductor, weights "
+        "frozen): 1.2-1.4x faster steps on a CPU, for about 40 s more at every start and a "
+        "second copy of the weights. Text models without adapters; a CPU needs g++.",
+    )
     engine_process: Literal["auto", "on", "off"] = option(
         "auto",
         "Run a text model's batch engine in a process of its own (vLLM's EngineCore), so "

@@ -39,13 +39,15 @@ from palestra.backends.options import HFOptions
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """The engine's limits (from `HFOptions`, whose fields say what each one means)."""
+    """The engine's limits and settings (from `HFOptions`, whose fields say what each one
+    means)."""
 
     max_batch_size: int
     max_cached_tokens: int
     prefix_cache_tokens: int
     kv_cache_memory: str = "auto"
     threads: int = 0  # CPU threads for torch; 0: cpu_threads.engine_threads' choice
+    torch_compile: bool = False  # decode steps through compiled.compile_decode
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_cached_tokens < 0:
@@ -59,6 +61,7 @@ def batch_limits(options: HFOptions) -> BatchLimits:
         options.prefix_cache_tokens,
         options.kv_cache_memory,
         options.threads,
+        options.torch_compile,
     )
 
 
@@ -79,6 +82,12 @@ class BatchEngine(EngineThread[Sequence]):
     ):
         super().__init__()
         self.model = model
+        self.decode_forward: Callable[..., Any] = model  # or its compiled step
+        if limits.torch_compile:
+            from palestra.backends.hf.compiled import compile_decode
+
+            counts = engine_threads(limits.threads)
+            self.decode_forward = compile_decode(model, device, (counts.small, counts.big))
         self.device = device
         self.limits = limits
         # Admission by memory: the key/value budget is split 3/4 for running sequences
@@ -139,7 +148,8 @@ class BatchEngine(EngineThread[Sequence]):
                 self._running, self._batch = [], None
                 continue
             flush([*self._running, *newcomers])
-            self._retire()
+            with torch.inference_mode():  # the cache stays inference tensors, as compiled
+                self._retire()
 
     def _admit(self) -> list[_Entry]:
         """Move waiting sequences that fit into the batch (called under the lock)."""
@@ -240,7 +250,7 @@ class BatchEngine(EngineThread[Sequence]):
         assert self._batch is not None
         self._select_adapter(self._adapter)
         tokens = [e.sequence.generated[-1] for e in self._running]
-        logits = self._batch.decode(self.model, tokens)
+        logits = self._batch.decode(self.decode_forward, tokens)
         self.steps += 1
         self.peak_batch = max(self.peak_batch, len(tokens))
         self._sample_into(self._running, logits)

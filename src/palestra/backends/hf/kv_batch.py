@@ -98,7 +98,8 @@ class KVBatch:
         ]
 
     def decode(self, model: Any, tokens: list[int]) -> torch.Tensor:
-        """Feed one new token per row; return the next logits, [B, V]."""
+        """Feed one new token per row; return the next logits, [B, V]. `model`: the model
+        or its compiled forward (compiled.py)."""
         device = self.attention_mask.device
         self.attention_mask = torch.cat(
             [self.attention_mask, self.attention_mask.new_ones((self.size, 1))], dim=1

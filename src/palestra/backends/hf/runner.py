@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from palestra.backends.delivery import Deliver, Handoff
+from palestra.backends.hf.compiled import compile_refusal
 from palestra.backends.hf.constraints import GrammarFactory
 from palestra.backends.hf.cpu_threads import use_threads
 from palestra.backends.hf.engine import BatchEngine, BatchLimits
@@ -76,6 +77,10 @@ class LocalRunner:
             self._select_adapter(None)
         self.grammars = grammars  # structured output's grammars, shared with the backend
         self.engine: BatchEngine | None = None
+        if limits.torch_compile:
+            refusal = compile_refusal(facts.kind, loaded.adapters, loaded.device)
+            if refusal:
+                raise UnsupportedError(refusal)
         if facts.kind in ("chat", "vision"):  # causal LMs; seq2seq decodes serially
             if not supports_batching(self.model):  # e.g. sliding-window caches
                 limits = replace(limits, max_batch_size=1, prefix_cache_tokens=0)
