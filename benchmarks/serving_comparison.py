@@ -8,6 +8,7 @@ this one run: this machine's speed drifts, so only figures measured together com
     python benchmarks/serving_comparison.py [--model-path DIR] [--clients 1,16,200]
         [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
         [--stream-interval N]   # also Palestra with N tokens per streamed frame
+        [--torch-compile]       # also Palestra's transformers engine with --torch-compile
 
 Each server is started on free loopback ports with its defaults except what makes it
 comparable (Palestra's llama.cpp backend and FastChat's worker may run --parallel /
@@ -163,6 +164,11 @@ def main() -> None:
         default=0,
         help="also run Palestra's engines with this many tokens per streamed frame",
     )
+    parser.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="also run Palestra's transformers engine with --torch-compile",
+    )
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     most = max(clients)
@@ -208,6 +214,9 @@ def main() -> None:
             palestra(str(gguf), "llamacpp", cpp_options + paced),
             raw_cpp,
         )
+    if args.torch_compile:
+        compiled = ["--torch-compile"]
+        run("Palestra, transformers, --torch-compile", palestra(folder, "hf", compiled), raw)
     if importlib.util.find_spec("sse_starlette") and importlib.util.find_spec("starlette_context"):
 
         def llama_server() -> tuple[list[subprocess.Popen[bytes]], str, str]:

@@ -48,7 +48,7 @@ def start_server(
     command += extra or []
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # --torch-compile compiles before it serves
     while time.monotonic() < deadline:
         try:
             models = httpx.get(base + "/models", timeout=2).json().get("data", [])
@@ -58,7 +58,7 @@ def start_server(
             pass
         time.sleep(0.5)
     server.kill()
-    raise SystemExit("palestra serve did not come up within 180 s")
+    raise SystemExit("palestra serve did not come up within 600 s")
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# How a server's processes (API, worker, engine process) write their log lines.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 class Settings(BaseModel):
     """Typed, immutable settings of one room. Unknown keys are an error."""

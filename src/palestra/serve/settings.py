@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Literal
 
-from palestra.core.settings import Settings, option
+from palestra.core.settings import LOG_FORMAT, Settings, option
 
 # The well-known ports (each command's default; `serve` picks free internal ones).
 API_PORT = 8000
@@ -31,5 +31,5 @@ class LogSettings(Settings):
         logging.basicConfig(
             level=self.log_level.upper(),
             stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            format=LOG_FORMAT,
         )

@@ -31,8 +31,10 @@ from palestra.backends.hf.kv_batch import KVBatch
 logger = logging.getLogger(__name__)
 
 # The prompts decoded while compiling: one row, two rows of different lengths (a padded
-# attention mask), two rows of the same length (none).
-WARM_UP_PROMPTS = ([[1, 2, 3]], [[1, 2, 3], [1, 2]], [[1, 2], [2, 1]])
+# attention mask), two rows of the same length (none). Inductor tunes its kernels to the
+# shapes it first sees, so they are as long as a short chat's prompt.
+_SHORT, _LONG = list(range(1, 25)), list(range(1, 33))
+WARM_UP_PROMPTS = ([_LONG], [_LONG, _SHORT], [_SHORT, _SHORT[::-1]])
 
 
 def compile_refusal(kind: str, adapters: Iterable[str], device: Any) -> str | None:
@@ -78,6 +80,12 @@ def compile_decode(model: Any, device: Any, thread_counts: Iterable[int]) -> Cal
                 for _ in range(2):
                     tokens = batch.decode(forward, tokens).argmax(-1).tolist()
 
+    print(  # a wait the user chose: said at every log level, as the engine hints are
+        "--torch-compile: compiling the decode step before serving (a minute or so on a "
+        "small CPU, at every start)",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.perf_counter()
     for threads in sorted(set(thread_counts)):
         run_with_threads(threads, warm_up)

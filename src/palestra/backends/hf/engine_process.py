@@ -12,7 +12,7 @@ drives a `LocalRunner` in a spawned child, which holds the weights.
 The engine process is `python -c` started by `subprocess` (not `multiprocessing`'s spawn,
 which would run the user's main script again), holding one end of two socket pairs
 (`Wire`), which carry pickled tuples, one pair each way:
-- to the engine: ("load", model path, options, name, template) first; then ("start", id,
+- to the engine: ("load", model path, options, name, template, log level) first; then ("start", id,
   SequenceSpec, stream_interval), ("stop", id), ("call", id, name, args) for prompt
   logprobs, embeddings, scores and figures, and ("close",);
 - from it: ("ready", Ready) or ("failed", error) once loaded; then ("chunks", [(id, chunk
@@ -46,6 +46,7 @@ from palestra.backends.delivery import Deliver
 from palestra.backends.hf.facts import ModelFacts
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, PalestraError
+from palestra.core.settings import LOG_FORMAT
 from palestra.core.types import GenerationChunk, PromptLogprobs
 from palestra.templates.spec import ChatTemplate
 
@@ -123,7 +124,8 @@ class EngineProcess:
                 stdin=subprocess.DEVNULL,
             )
         try:
-            wire.send(("load", model_path, options, model_name, conv_template))
+            level = logging.getLogger().getEffectiveLevel()  # the engine logs as we do
+            wire.send(("load", model_path, options, model_name, conv_template, level))
             tokenizer = load_tokenizer(inspect_model(model_path), options)  # while it loads
             message = wire.recv()
         except (EOFError, OSError):
@@ -355,9 +357,10 @@ def engine_main() -> None:
     say so, then serve the worker until it closes its end or asks to close."""
     wire = Wire(*(socket.socket(fileno=int(fd)) for fd in sys.argv[1:3]))
     try:
-        _, model_path, options, model_name, conv_template = wire.recv()
+        _, model_path, options, model_name, conv_template, level = wire.recv()
     except (EOFError, OSError):
         return
+    logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the worker's to handle
     from palestra.backends.hf.cpu_threads import load_torch_teamless
 
