@@ -1,7 +1,9 @@
 """Two `palestra serve` configurations against each other, in alternating rounds (this
 machine's speed drifts by 15-30% within minutes, so only pairs measured side by side
-compare): tok/s, time to first token, refusals, and the CPU time each process of the
-server spends per streamed token.
+compare): tok/s, time to first token, refusals, the CPU time each process of the server
+spends per streamed token, and the transformers engine's own clock (its mean decode step
+and prefill pass in the measured load, from the worker's /health), so the first token can
+be read against issue 19's bound: one prefill plus two decode steps.
 
     python benchmarks/serve_ab.py --a "--engine-process off" --b "--engine-process on" \\
         [--model-path PATH] [--clients 16] [--requests 160] [--pairs 4]
@@ -20,27 +22,47 @@ import signal
 import statistics
 import time
 
+import httpx
 import psutil
 import serve_throughput
 import throughput_table
 
 
 def one_round(model_path: str | None, flags: list[str], clients: int, requests: int) -> dict:
-    server, base, model = throughput_table.start_server(model_path, extra=flags)
+    worker_port = throughput_table.free_port()
+    server, base, model = throughput_table.start_server(
+        model_path, extra=flags, worker_port=worker_port
+    )
     try:
         asyncio.run(serve_throughput.level(base, model, clients, 2 * clients, 64, "-"))
         processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)]
         before = {p.pid: sum(p.cpu_times()[:2]) for p in processes}
+        clock_before = engine_clock(worker_port)
         started = time.perf_counter()
         row = asyncio.run(serve_throughput.level(base, model, clients, requests, 64, "-"))
         tokens = row["tokens_per_s"] * (time.perf_counter() - started)
         row["us_per_token"] = {
             _role(p): 1e6 * (sum(p.cpu_times()[:2]) - before[p.pid]) / tokens for p in processes
         }
+        clock = engine_clock(worker_port)
+        row["step"], row["prefill"] = (
+            (clock[1] - clock_before[1]) / max(1, clock[0] - clock_before[0]),
+            (clock[3] - clock_before[3]) / max(1, clock[2] - clock_before[2]),
+        )
         return row
     finally:
         os.kill(server.pid, signal.SIGINT)
         server.wait(30)
+
+
+def engine_clock(worker_port: int) -> tuple[int, float, int, float]:
+    """The transformers engine's decode steps and their seconds, prefill passes and theirs
+    (the worker's /health; zeros for an engine that does not keep them)."""
+    health = httpx.get(f"http://127.0.0.1:{worker_port}/health", timeout=10).json()
+    figures = health["models"][0]
+    names = ("decode_steps", "decode_seconds", "prefill_passes", "prefill_seconds")
+    steps, step_s, passes, pass_s = (figures.get(name, 0) for name in names)
+    return int(steps), float(step_s), int(passes), float(pass_s)
 
 
 def _role(process: psutil.Process) -> str:
@@ -61,16 +83,22 @@ def main() -> None:
     sides = {"a": args.a.split(), "b": args.b.split()}
     speeds: dict[str, list[float]] = {"a": [], "b": []}
     print(f"a: {args.a}\nb: {args.b}\n{args.clients} clients, {args.requests} requests")
-    print("| pair | side | tok/s | p50 TTFT | p95 TTFT | refused | CPU us per token, by process |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| pair | side | tok/s | p50 TTFT | p95 TTFT | decode step | prefill | p50 TTFT in "
+        "(prefill + 2 steps) | refused | CPU us per token, by process |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for pair in range(args.pairs):
         for side in ("a", "b") if pair % 2 == 0 else ("b", "a"):
             row = one_round(args.model_path, sides[side], args.clients, args.requests)
             speeds[side].append(row["tokens_per_s"])
             cpu = ", ".join(f"{name}: {us:.0f}" for name, us in row["us_per_token"].items())
+            goal = row["prefill"] + 2 * row["step"]  # issue 19's bound on the first token
             print(
                 f"| {pair + 1} | {side} | {row['tokens_per_s']:.1f} | "
                 f"{1000 * row['p50_ttft']:.0f} ms | {1000 * row['p95_ttft']:.0f} ms | "
+                f"{1000 * row['step']:.1f} ms | {1000 * row['prefill']:.1f} ms | "
+                f"{row['p50_ttft'] / goal if goal else float('nan'):.2f} | "
                 f"{row['refused']} | {cpu} |",
                 flush=True,
             )

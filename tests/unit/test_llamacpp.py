@@ -91,7 +91,8 @@ def test_greedy_answers_match_the_transformers_model(gguf: LlamaCppBackend, hf: 
 def test_streams_deltas_stops_and_lengths(gguf: LlamaCppBackend) -> None:
     full, last, chunks = ask(gguf, QUESTIONS[0], temperature=0, max_tokens=10, ignore_eos=True)
     assert last.finish_reason == "length" and last.usage.completion_tokens == 10
-    assert sum(len(c.token_ids) for c in chunks) == 10 and len(chunks) > 3
+    ids = [t for c in chunks for t in c.token_ids]  # deltas (merged when the reader lags)
+    assert len(ids) == 10 and gguf.detokenize(ids) == full
     stop = "Palestra"
     assert stop in full
     stopped, last, _ = ask(gguf, QUESTIONS[0], temperature=0, max_tokens=10, stop=(stop,))

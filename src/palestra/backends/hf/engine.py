@@ -22,6 +22,7 @@ flushed before the running batch's decode step, so the first token never waits a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +107,9 @@ class BatchEngine(EngineThread[Sequence]):
         self._adapter: str | None = None
         # Figures for tests, health and benchmarks.
         self.steps = 0  # decode steps run
+        self.decode_seconds = 0.0  # spent in them
+        self.prefill_passes = 0  # loop turns that prefilled newcomers (together)
+        self.prefill_seconds = 0.0  # spent in them
         self.fresh_prefills = 0  # prompts computed from scratch (resumed ones: cache hits)
         self.peak_batch = 0  # most sequences decoded together
 
@@ -136,10 +140,15 @@ class BatchEngine(EngineThread[Sequence]):
                 with torch.inference_mode(), self._model_lock:
                     self._drop_cancelled()
                     if newcomers:
+                        started = time.perf_counter()
                         self._prefill(newcomers)
+                        self.prefill_passes += 1
+                        self.prefill_seconds += time.perf_counter() - started
                         flush(newcomers)  # their first tokens now, not a decode step later
                     if self._batch is not None and self._running:
+                        started = time.perf_counter()
                         self._decode()
+                        self.decode_seconds += time.perf_counter() - started
             except Exception as exc:  # a failed forward pass fails its batch, not the engine
                 for entry in unique([*self._running, *newcomers]):
                     entry.outbox.append(exc)

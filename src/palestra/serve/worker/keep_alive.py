@@ -117,13 +117,13 @@ class KeepAlive(Backend):
         if self._backend is None or self._holders or idle < self.seconds:
             return False
         backend, self._backend = self._backend, None
-        await backend.close()
+        self.unloads += 1  # with `loaded` turning false: /health never shows one without the other
+        await backend.close()  # an engine process takes up to a second to exit
         del backend
         gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
-        self.unloads += 1
         logger.info("%s unloaded after %.0f s idle", self.model_name, idle)
         return True
 
