@@ -109,8 +109,9 @@ class HFOptions(Settings):
     torch_compile: bool = option(
         False,
         "Compile the batch engine's decode step with torch.compile (inductor, weights "
-        "frozen): 1.2-1.4x faster steps on a CPU, for about 40 s more at every start and a "
-        "second copy of the weights. Text models without adapters; a CPU needs g++.",
+        "frozen). Pays on very small models at low concurrency (1.2-1.5x for one client on "
+        "the bundled model); costs a compile at every start (25-70 s on 2 cores). Text "
+        "models without adapters; a CPU needs g++.",
     )
     engine_process: Literal["auto", "on", "off"] = option(
         "auto",

@@ -1,8 +1,10 @@
 """`--torch-compile`: the batch engine's decode step compiled by torch.compile (inductor)
 with the weights frozen into the graph, as vLLM compiles the models it serves. On a CPU,
 inductor fuses the small operations around the matrix products (norms, rotary
-embeddings, activations) and prepacks the weights for oneDNN: 1.2-1.4x faster decode
-steps on the bundled model (benchmarks/README.md), the same tokens as eager.
+embeddings, activations) and prepacks the weights for oneDNN, with the same tokens as
+eager. It pays where a step is mostly per-operation overhead: 1.2-1.5x the tokens to one
+client on the bundled model; at 16 clients, or on a ~50M model, within the noise
+(benchmarks/README.md).
 
 Only the decode step is compiled. It is most of a served model's time (77% of the engine
 process at 16 clients, py-spy), and all its calls have one shape family (a token per row),
@@ -11,8 +13,8 @@ but torch gives batch size 1 a graph of its own and recompiles when the thread c
 changes, so `compile_decode` compiles every variant the engine meets (batch 1 and 2+,
 padded or not, at each thread count it uses) before the model is served: no request ever
 waits for a compile. That costs time at every start (inductor's caches do not cover
-frozen graphs: about 40 s for the bundled model on 2 cores) and memory (the frozen,
-prepacked weights sit beside the module's own).
+frozen graphs: 25-70 s for the bundled model on 2 cores) and memory (about 110 MiB there:
+the compiler's state, and the frozen, prepacked weights beside the module's own).
 """
 
 from __future__ import annotations

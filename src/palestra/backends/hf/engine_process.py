@@ -12,9 +12,9 @@ drives a `LocalRunner` in a spawned child, which holds the weights.
 The engine process is `python -c` started by `subprocess` (not `multiprocessing`'s spawn,
 which would run the user's main script again), holding one end of two socket pairs
 (`Wire`), which carry pickled tuples, one pair each way:
-- to the engine: ("load", model path, options, name, template, log level) first; then ("start", id,
-  SequenceSpec, stream_interval), ("stop", id), ("call", id, name, args) for prompt
-  logprobs, embeddings, scores and figures, and ("close",);
+- to the engine: ("load", model path, options, name, template, log level) first; then
+  ("start", id, SequenceSpec, stream_interval), ("stop", id), ("call", id, name, args)
+  for prompt logprobs, embeddings, scores and figures, and ("close",);
 - from it: ("ready", Ready) or ("failed", error) once loaded; then ("chunks", [(id, chunk
   or error), ...]), one message per engine step for the whole batch, and ("result", id,
   ok, value).
