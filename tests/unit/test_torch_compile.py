@@ -42,6 +42,9 @@ def same_answers(eager_answers: list[Any], compiled_answers: list[Any]) -> None:
             assert token == their_token and logprob == pytest.approx(their_logprob, abs=1e-3)
 
 
+@pytest.mark.skipif(
+    compile_refusal("chat", [], "cpu") is not None, reason="no C++ compiler for inductor"
+)
 def test_the_compiled_step_decodes_as_eager_and_compiles_nothing_while_serving(
     eager: HFBackend, compiled: HFBackend
 ) -> None:
