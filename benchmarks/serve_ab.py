@@ -22,7 +22,6 @@ import signal
 import statistics
 import time
 
-import httpx
 import psutil
 import serve_throughput
 import throughput_table
@@ -37,32 +36,20 @@ def one_round(model_path: str | None, flags: list[str], clients: int, requests: 
         asyncio.run(serve_throughput.level(base, model, clients, 2 * clients, 64, "-"))
         processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)]
         before = {p.pid: sum(p.cpu_times()[:2]) for p in processes}
-        clock_before = engine_clock(worker_port)
+        clock_before = throughput_table.engine_clock(worker_port)
         started = time.perf_counter()
         row = asyncio.run(serve_throughput.level(base, model, clients, requests, 64, "-"))
         tokens = row["tokens_per_s"] * (time.perf_counter() - started)
         row["us_per_token"] = {
             _role(p): 1e6 * (sum(p.cpu_times()[:2]) - before[p.pid]) / tokens for p in processes
         }
-        clock = engine_clock(worker_port)
-        row["step"], row["prefill"] = (
-            (clock[1] - clock_before[1]) / max(1, clock[0] - clock_before[0]),
-            (clock[3] - clock_before[3]) / max(1, clock[2] - clock_before[2]),
+        row["step"], row["prefill"] = throughput_table.step_and_prefill(
+            clock_before, throughput_table.engine_clock(worker_port)
         )
         return row
     finally:
         os.kill(server.pid, signal.SIGINT)
         server.wait(30)
-
-
-def engine_clock(worker_port: int) -> tuple[int, float, int, float]:
-    """The transformers engine's decode steps and their seconds, prefill passes and theirs
-    (the worker's /health; zeros for an engine that does not keep them)."""
-    health = httpx.get(f"http://127.0.0.1:{worker_port}/health", timeout=10).json()
-    figures = health["models"][0]
-    names = ("decode_steps", "decode_seconds", "prefill_passes", "prefill_seconds")
-    steps, step_s, passes, pass_s = (figures.get(name, 0) for name in names)
-    return int(steps), float(step_s), int(passes), float(pass_s)
 
 
 def _role(process: psutil.Process) -> str:

@@ -4,6 +4,8 @@ GGUF), Palestra on transformers, Palestra on llama.cpp, llama-cpp-python's OpenA
 (`llama_cpp.server`, when its `server` extra is installed) and FastChat 0.2.36 (when a
 Python with it is given), at 1, 16 and 200 streaming clients. Every ratio comes from
 this one run: this machine's speed drifts, so only figures measured together compare.
+Palestra's transformers rows also give the engine's own mean decode step and prefill pass
+(its /health clock) and the first token over one prefill plus two steps (goal 2).
 
     python benchmarks/serving_comparison.py [--model-path DIR] [--clients 1,16,200]
         [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
@@ -34,7 +36,7 @@ from typing import Any
 import httpx
 import raw_generate
 import serve_throughput
-from throughput_table import free_port, start_server
+from throughput_table import engine_clock, free_port, start_server, step_and_prefill
 
 Row = dict[str, float]
 
@@ -130,13 +132,22 @@ def fastchat(python: str, model: str, most: int) -> tuple[list[subprocess.Popen[
 
 
 def measure(
-    base: str, model: str, clients: list[int], max_tokens: int, extra: dict | None
+    base: str,
+    model: str,
+    clients: list[int],
+    max_tokens: int,
+    extra: dict | None,
+    clock: Callable[[], tuple[int, float, int, float]] | None,
 ) -> dict[int, Row]:
+    """Each client count's row; with the engine's `clock`, its mean step and prefill too."""
     rows = {}
     for count in clients:
+        before = clock() if clock else None
         rows[count] = asyncio.run(
             serve_throughput.level(base, model, count, max(32, count), max_tokens, "x", extra)
         )
+        if clock and before:
+            rows[count]["step"], rows[count]["prefill"] = step_and_prefill(before, clock())
         print(f"...   {count} client(s): {rows[count]['tokens_per_s']:.0f} tok/s", file=sys.stderr)
     return rows
 
@@ -190,16 +201,18 @@ def main() -> None:
         name: str, start: Callable[[], Any], ceiling: dict[int, float], extra: dict | None = None
     ) -> None:
         print(f"... {name}", file=sys.stderr)
-        servers, base, model = start()
+        servers, base, model, clock = start()
         try:
-            results[name] = ceiling, measure(base, model, clients, args.max_tokens, extra)
+            results[name] = ceiling, measure(base, model, clients, args.max_tokens, extra, clock)
         finally:
             stop(servers)
 
     def palestra(path: str, backend: str, extra: list[str]) -> Callable[[], Any]:
-        def start() -> tuple[list[subprocess.Popen[bytes]], str, str]:
-            server, base, model = start_server(path, backend, extra)
-            return [server], base, model
+        def start() -> tuple[list[subprocess.Popen[bytes]], str, str, Any]:
+            worker_port = free_port()
+            server, base, model = start_server(path, backend, extra, worker_port)
+            clock = (lambda: engine_clock(worker_port)) if backend == "hf" else None
+            return [server], base, model, clock
 
         return start
 
@@ -219,7 +232,7 @@ def main() -> None:
         run("Palestra, transformers, --torch-compile", palestra(folder, "hf", compiled), raw)
     if importlib.util.find_spec("sse_starlette") and importlib.util.find_spec("starlette_context"):
 
-        def llama_server() -> tuple[list[subprocess.Popen[bytes]], str, str]:
+        def llama_server() -> tuple[list[subprocess.Popen[bytes]], str, str, None]:
             port = free_port()
             base = f"http://127.0.0.1:{port}/v1"
             command = [
@@ -237,7 +250,7 @@ def main() -> None:
                 "--interrupt_requests",
                 "False",
             ]  # fmt: skip  (queue, not cut off)
-            return [start_command(command, base, "llama_cpp.server")], base, "m"
+            return [start_command(command, base, "llama_cpp.server")], base, "m", None
 
         # It has no ignore_eos: the stop tokens are banned instead.
         banned = {str(token): -100 for token in stop_token_ids(folder)}
@@ -248,26 +261,38 @@ def main() -> None:
         )
     if args.fastchat_python:
 
-        def fastchat_server() -> tuple[list[subprocess.Popen[bytes]], str, str]:
+        def fastchat_server() -> tuple[list[subprocess.Popen[bytes]], str, str, None]:
             servers, base = fastchat(args.fastchat_python, folder, most)
-            return servers, base, Path(folder).name
+            return servers, base, Path(folder).name, None
 
         run("FastChat 0.2.36", fastchat_server, raw)
 
     print(f"\nmodel: {args.model_path or 'bundled palestra-tiny'} ({args.outtype} GGUF), "
           f"{args.max_tokens} new tokens, {os.cpu_count()} cores")  # fmt: skip
-    print("(ratio: to the raw ceiling of the same engine at batch = clients)\n")
-    print("| clients | server | tok/s | ratio to raw | p50 TTFT | p95 TTFT | refused |")
-    print("|---|---|---|---|---|---|---|")
+    print("(ratio: to the raw ceiling of the same engine at batch = clients; step and prefill:")
+    print("the transformers engine's own mean decode step and prefill pass in that load, and")
+    print("the p50 TTFT over one prefill plus two steps, issue 19's bound)\n")
+    print(
+        "| clients | server | tok/s | ratio to raw | p50 TTFT | p95 TTFT | refused "
+        "| step / prefill | TTFT / (prefill + 2 steps) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for count in clients:
-        print(f"| {count} | raw `model.generate` | {raw[count]:.1f} | 1.00 | | | |")
-        print(f"| {count} | raw llama.cpp decode | {raw_cpp[count]:.1f} | 1.00 | | | |")
+        print(f"| {count} | raw `model.generate` | {raw[count]:.1f} | 1.00 | | | | | |")
+        print(f"| {count} | raw llama.cpp decode | {raw_cpp[count]:.1f} | 1.00 | | | | | |")
         for name, (ceiling, rows) in results.items():
             row = rows[count]
+            clocked = "| | |"
+            if "step" in row:
+                bound = row["prefill"] + 2 * row["step"]
+                clocked = (
+                    f"| {row['step'] * 1000:.1f} / {row['prefill'] * 1000:.1f} ms | "
+                    f"{row['p50_ttft'] / bound:.2f} |"
+                )
             print(
                 f"| {count} | {name} | {row['tokens_per_s']:.1f} | "
                 f"{row['tokens_per_s'] / ceiling[count]:.2f} | {row['p50_ttft'] * 1000:.0f} ms | "
-                f"{row['p95_ttft'] * 1000:.0f} ms | {int(row['refused'])} |"
+                f"{row['p95_ttft'] * 1000:.0f} ms | {int(row['refused'])} {clocked}"
             )
 
 

@@ -29,6 +29,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def engine_clock(worker_port: int) -> tuple[int, float, int, float]:
+    """The transformers engine's decode steps and their seconds, prefill passes and theirs
+    (the worker's /health; zeros for an engine that does not keep them)."""
+    health = httpx.get(f"http://127.0.0.1:{worker_port}/health", timeout=10).json()
+    figures = health["models"][0]
+    names = ("decode_steps", "decode_seconds", "prefill_passes", "prefill_seconds")
+    steps, step_s, passes, pass_s = (figures.get(name, 0) for name in names)
+    return int(steps), float(step_s), int(passes), float(pass_s)
+
+
+def step_and_prefill(
+    before: tuple[int, float, int, float], after: tuple[int, float, int, float]
+) -> tuple[float, float]:
+    """The mean decode step and prefill pass (seconds) between two `engine_clock` reads."""
+    steps, step_s, passes, pass_s = (b - a for a, b in zip(before, after, strict=True))
+    return step_s / max(1, steps), pass_s / max(1, passes)
+
+
 def start_server(
     model_path: str | None,
     backend: str = "hf",
