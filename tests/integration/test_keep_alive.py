@@ -1,15 +1,18 @@
 """A worker's --keep-alive: the model is let go after the idle time, the worker stays
-registered, and the next request loads it again and is answered."""
+registered, and the next request loads it again and is answered; while a backend closes
+(an engine process exiting), /health already counts the unload it shows."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from palestra.serve.worker.keep_alive import parse_duration
+from palestra.backends.scripted import ScriptedBackend
+from palestra.serve.worker.keep_alive import KeepAlive, parse_duration
 from tests.integration.cluster import Cluster, Process, registered, wait_for
 
 
@@ -65,3 +68,32 @@ def test_durations_as_ollama_spells_them(text: str, seconds: float | None) -> No
 def test_a_bad_duration_is_one_line() -> None:
     with pytest.raises(ValueError, match="give seconds or 90s, 5m, 1h"):
         parse_duration("soon")
+
+
+class SlowToClose(ScriptedBackend):
+    """A backend whose close waits, as an engine process's exit does."""
+
+    def __init__(self) -> None:
+        super().__init__(["Hi."], "slow")
+        self.closing = asyncio.Event()
+        self.may_close = asyncio.Event()
+
+    async def close(self) -> None:
+        self.closing.set()
+        await self.may_close.wait()
+
+
+def test_health_never_shows_an_unloaded_model_with_no_unloads() -> None:
+    backend = SlowToClose()
+    keep = KeepAlive(lambda: backend, seconds=0.0)
+
+    async def unload() -> tuple[bool, int, bool]:
+        task = asyncio.create_task(keep.unload_if_idle())
+        await backend.closing.wait()  # mid-close: what /health would read now
+        seen = (keep.loaded, keep.unloads, task.done())
+        backend.may_close.set()
+        assert await task
+        return seen
+
+    assert asyncio.run(unload()) == (False, 1, False)
+    assert keep.unloads == 1
