@@ -66,12 +66,25 @@ def test_the_compiled_step_decodes_as_eager_and_compiles_nothing_while_serving(
             )
         )
 
-    steps_before = compiled.engine.steps
-    reference = asyncio.run(solo(eager))
-    same_answers(reference, asyncio.run(solo(compiled)))
-    same_answers(reference, asyncio.run(together(compiled)))
-    assert compiled.engine.steps > steps_before  # decoded by the compiled engine
-    assert compiled.engine.peak_batch > 1
+    engine = compiled.engine
+    step = engine.decode_forward
+    served_steps = 0
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # every decode step, through the compiled one
+        nonlocal served_steps
+        served_steps += 1
+        return step(*args, **kwargs)
+
+    engine.decode_forward = counted
+    steps_before = engine.steps
+    try:
+        reference = asyncio.run(solo(eager))
+        same_answers(reference, asyncio.run(solo(compiled)))
+        same_answers(reference, asyncio.run(together(compiled)))
+    finally:
+        engine.decode_forward = step
+    assert served_steps == engine.steps - steps_before > 0
+    assert engine.peak_batch > 1
     assert graphs_compiled() == compiled_before  # batch 1, 2+, padded: all compiled at load
 
 
