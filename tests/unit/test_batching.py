@@ -186,6 +186,31 @@ def test_identical_prompts_admitted_together_share_one_prefill(tiny: HFBackend) 
     assert 1 <= prompts_run() - before < 4
 
 
+def test_prefills_project_only_the_last_position_onto_the_vocabulary(tiny: HFBackend) -> None:
+    import torch
+
+    from palestra.backends.hf.kv_batch import KVBatch
+
+    model = tiny.model
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.logits.shape)))
+    prompts = [[5, 9, 31, 7, 12, 40], [8, 3, 77]]
+    try:
+        with torch.inference_mode():
+            batch, last = KVBatch.prefill(model, prompts, "cpu")
+            past = batch.row_layers(0, 4)
+            _, resumed = KVBatch.prefill_after(model, prompts[0], 4, past, "cpu")
+    finally:
+        hook.remove()
+    vocab = model.config.vocab_size
+    assert shapes == [(2, 1, vocab), (1, 1, vocab)]  # not (2, 6, vocab), (1, 2, vocab)
+    with torch.inference_mode():  # the same logits as projecting every position
+        for row, prompt in enumerate(prompts):
+            full = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+            assert torch.allclose(last[row], full, atol=1e-4)
+        assert torch.allclose(resumed[0], last[0], atol=1e-4)
+
+
 def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBackend) -> None:
     engine = tiny.engine
     assert engine is not None
