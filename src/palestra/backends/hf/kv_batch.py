@@ -193,7 +193,7 @@ def last_logits_only(model: Any) -> dict[str, int]:
     vision-language models do), else nothing. A PEFT model's forward takes **kwargs and
     hands them to the model it wraps, so that model's signature decides."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"logits_to_keep": 1} if _names_logits_to_keep(type(inner)) else {}
+    return {"logits_to_keep": 1} if _names_logits_to_keep(inner.__class__) else {}
 
 
 @functools.cache
