@@ -120,6 +120,52 @@ def test_parallel_requests_each_get_their_solo_answer(gguf: LlamaCppBackend) -> 
     assert asyncio.run(together()) == solo * 2
 
 
+def test_penalties_apply_at_temperature_0_as_in_transformers(
+    gguf: LlamaCppBackend, hf: HFBackend
+) -> None:
+    question = "What is the capital of Norland?"
+    plain = ask(gguf, question, temperature=0, max_tokens=40)[0]
+    for penalties in (
+        {"repetition_penalty": 8.0},  # shortens this answer
+        {"frequency_penalty": 2.0, "presence_penalty": 2.0},  # too weak to change it
+    ):
+        text, last, _ = ask(gguf, question, temperature=0, max_tokens=40, **penalties)
+        reference, reference_last, _ = ask(hf, question, temperature=0, max_tokens=40, **penalties)
+        assert text == reference and last.usage == reference_last.usage
+        if "repetition_penalty" in penalties:
+            assert text != plain
+    sampled = ask(gguf, question, temperature=0.8, seed=3, max_tokens=12, repetition_penalty=1.2)
+    assert sampled[1].usage.completion_tokens >= 1
+
+
+def test_a_request_whose_sampler_fails_fails_alone(
+    gguf: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = gguf._engine
+
+    def refuse(sequence: Any) -> None:
+        raise ValueError("this sampler cannot be built")
+
+    async def answer(question: str) -> str:  # bounded: a dead engine thread answers never
+        prompt = gguf.chat_prompt([{"role": "user", "content": question}])
+        request = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=24))
+
+        async def collect() -> str:
+            return "".join([c.text async for c in gguf.generate(request)])
+
+        return await asyncio.wait_for(collect(), 30)
+
+    monkeypatch.setattr(engine, "_sampler", refuse)
+    with pytest.raises(UnsupportedError, match="cannot be built"):
+        asyncio.run(answer(QUESTIONS[1]))
+    monkeypatch.undo()
+    assert "7" in asyncio.run(answer(QUESTIONS[1]))  # the engine thread lives on
+    deadline = time.monotonic() + 10  # the engine thread frees the slot after the last chunk
+    while engine.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.running == 0  # the failed request never held a slot
+
+
 def test_a_stream_interval_groups_tokens_with_the_same_text(gguf: LlamaCppBackend) -> None:
     check_groups_tokens_with_the_same_text(gguf)
 

@@ -146,8 +146,14 @@ class LlamaBatchEngine(EngineThread[Any]):
             self.reused_tokens += keep
             slot.cached = prompt[:keep]
             slot.fed = keep
+            try:
+                slot.sampler = self._sampler(entry.sequence)
+            except Exception as exc:  # this request's settings fail it, not the engine
+                entry.sequence.finished = "stop"
+                entry.outbox.append(exc)
+                flush([entry])
+                continue
             slot.entry = entry
-            slot.sampler = self._sampler(entry.sequence)
 
     def _release(self, slot: _Slot) -> None:
         """Free the slot; its key/values stay for the next prompt that shares them."""
@@ -228,26 +234,36 @@ class LlamaBatchEngine(EngineThread[Any]):
     def _sampler(self, sequence: Any) -> Any:
         """A llama.cpp sampler chain with the request's settings."""
         b = self._b
-        params = sequence.params
         chain = b.llama_sampler_chain_init(b.llama_sampler_chain_default_params())
+        try:
+            self._add_samplers(chain, sequence.params)
+        except BaseException:
+            b.llama_sampler_free(chain)  # with what was added to it
+            raise
+        return chain
+
+    def _add_samplers(self, chain: Any, params: Any) -> None:
+        """Grammar, penalties (at temperature 0 too, as the transformers sampler), then
+        greedy; or top-k, top-p, min-p, temperature and a seeded draw."""
+        b = self._b
         if params.json_schema:
             grammar = self._grammar_text(params.json_schema).encode("utf-8")
             b.llama_sampler_chain_add(
                 chain, b.llama_sampler_init_grammar(self._vocab, grammar, b"root")
             )
+        if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
+            penalties: tuple[Any, ...] = (
+                PENALTY_WINDOW,
+                params.repetition_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            )
+            if len(b.llama_sampler_init_penalties.argtypes) == 5:  # n_vocab first, as the
+                penalties = (self._n_vocab, *penalties)  # llama.h of 0.3.36 still declares
+            b.llama_sampler_chain_add(chain, b.llama_sampler_init_penalties(*penalties))
         if params.greedy:
             b.llama_sampler_chain_add(chain, b.llama_sampler_init_greedy())
-            return chain
-        if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
-            b.llama_sampler_chain_add(
-                chain,
-                b.llama_sampler_init_penalties(
-                    PENALTY_WINDOW,
-                    params.repetition_penalty,
-                    params.frequency_penalty,
-                    params.presence_penalty,
-                ),
-            )
+            return
         if params.top_k > 0:
             b.llama_sampler_chain_add(chain, b.llama_sampler_init_top_k(params.top_k))
         b.llama_sampler_chain_add(chain, b.llama_sampler_init_top_p(params.top_p, 1))
@@ -256,7 +272,6 @@ class LlamaBatchEngine(EngineThread[Any]):
         b.llama_sampler_chain_add(chain, b.llama_sampler_init_temp(params.temperature))
         seed = params.seed if params.seed is not None else b.LLAMA_DEFAULT_SEED
         b.llama_sampler_chain_add(chain, b.llama_sampler_init_dist(ctypes.c_uint32(seed).value))
-        return chain
 
     def _free_sampler(self, slot: _Slot) -> None:
         if slot.sampler is not None:
