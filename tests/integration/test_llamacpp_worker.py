@@ -101,5 +101,16 @@ def test_converted_model_served_by_the_llamacpp_worker(tmp_path: Path) -> None:
                 messages=[{"role": "user", "content": "Hi"}],
                 logprobs=True,
             )
+
+        penalised = client.chat.completions.create(
+            model="tiny-chat", messages=banana, temperature=0.7, seed=1, max_tokens=12,
+            frequency_penalty=0.5, presence_penalty=0.2, extra_body={"repetition_penalty": 1.2},
+        )  # type: ignore[arg-type]  # fmt: skip
+        assert penalised.usage is not None and penalised.usage.completion_tokens >= 1
+
+        # Serving all of that, a llama.cpp worker never loaded torch (~240 MB, ~2 s).
+        maps = Path(f"/proc/{worker.popen.pid}/maps")
+        if maps.exists():  # Linux
+            assert "libtorch" not in maps.read_text()
     finally:
         cluster.stop()

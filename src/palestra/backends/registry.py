@@ -27,6 +27,9 @@ class BackendFactory:
     create: Callable[..., Backend]
     options: type[Settings] = Settings
     override: bool = False  # a plugin replacing a backend of the same name says so
+    # Whether its models run in torch: a worker loads torch (teamless, cpu_threads) and
+    # quiets transformers only for these; llama.cpp and test doubles never import either.
+    uses_torch: bool = True
 
     @property
     def id(self) -> str:
@@ -64,6 +67,7 @@ BUILTIN_BACKENDS: tuple[BackendFactory, ...] = (
         "GGUF models through llama.cpp (llama-cpp-python)",
         _create_llamacpp,
         LlamaCppOptions,
+        uses_torch=False,
     ),
     BackendFactory(
         "vllm", "vLLM's AsyncLLM engine on GPUs (pip install vllm)", _create_vllm, VLLMOptions
@@ -73,6 +77,7 @@ BUILTIN_BACKENDS: tuple[BackendFactory, ...] = (
         "canned replies from a JSON file (tests and demos)",
         _create_scripted,
         ScriptedOptions,
+        uses_torch=False,
     ),
 )
 

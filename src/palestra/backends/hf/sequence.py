@@ -2,17 +2,18 @@
 sampler, stop conditions, structured-output constraint, detokeniser and the chunks it
 streams. The batch engine and the serial seq2seq loop both drive a `Sequence` one token
 at a time through `advance`. A request reaches the engine as a `SequenceSpec`, plain data
-that can cross to an engine process; the engine's side builds the `Sequence`."""
+that can cross to an engine process; the engine's side builds the `Sequence`.
+
+The llama.cpp engine drives it too, with tokens llama.cpp sampled: torch is imported only
+by what needs it (sampling here, logprobs), so a llama.cpp worker never loads torch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from palestra.backends.hf.detokenize import IncrementalDetokenizer
-from palestra.backends.hf.sampling import TokenSampler, token_logprobs
 from palestra.backends.hf.stopping import StopStringMatcher
 from palestra.core.types import (
     FinishReason,
@@ -21,6 +22,11 @@ from palestra.core.types import (
     TokenLogprob,
     Usage,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from palestra.backends.hf.sampling import TokenSampler
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,6 @@ class Sequence:
             params.stop_token_ids
         )
         self.constraint = constraint
-        self.sampler = TokenSampler(params)
         self.matcher = StopStringMatcher(
             spec.stop_strings + params.stop, include=params.include_stop_str_in_output
         )
@@ -93,6 +98,12 @@ class Sequence:
         """Tokens in its KV cache once the last sampled token has been fed back."""
         return len(self.prompt_ids) + len(self.generated)
 
+    @cached_property
+    def sampler(self) -> TokenSampler:
+        from palestra.backends.hf.sampling import TokenSampler
+
+        return TokenSampler(self.params)
+
     def sample(self, logits: torch.Tensor) -> int:
         return self.sampler.sample(logits, self.constraint, self.banned)
 
@@ -100,6 +111,8 @@ class Sequence:
         """Take the sampled token; return the chunk to stream now, if any. `logits` (this
         step's row) is needed only when the request asked for logprobs."""
         if self.params.logprobs and logits is not None and token not in self.stop_ids:
+            from palestra.backends.hf.sampling import token_logprobs
+
             chosen, top = token_logprobs(logits, token, self.params.top_logprobs)
             decode = self.tokenizer.decode
             self._pending_logprobs.append(
