@@ -15,6 +15,7 @@ from palestra.backends.hf.backend import HFBackend
 from palestra.backends.hf.engine import BatchEngine
 from palestra.backends.hf.kv_budget import parse_memory
 from palestra.backends.options import HFOptions
+from palestra.core.errors import BackendError
 from palestra.core.types import GenerationRequest, SamplingParams
 from tests.unit.stream_interval import check_groups_tokens_with_the_same_text
 
@@ -209,6 +210,30 @@ def test_prefills_project_only_the_last_position_onto_the_vocabulary(tiny: HFBac
             full = model(input_ids=torch.tensor([prompt])).logits[0, -1]
             assert torch.allclose(last[row], full, atol=1e-4)
         assert torch.allclose(resumed[0], last[0], atol=1e-4)
+
+
+def test_an_engine_failure_between_steps_fails_its_requests_and_refuses_more() -> None:
+    backend = HFBackend.load(None, device="cpu")
+    engine = backend.engine
+    assert engine is not None
+
+    def retire_without_memory() -> None:  # outside the step's own error handling
+        raise MemoryError("no memory left for the prefix cache")
+
+    engine._retire = retire_without_memory  # type: ignore[method-assign]
+    prompt = backend.chat_prompt([{"role": "user", "content": "What is 3 plus 4?"}])
+    request = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=8))
+
+    async def answer() -> list[Any]:  # bounded: a dead engine thread answers never
+        async def collect() -> list[Any]:
+            return [chunk async for chunk in backend.generate(request)]
+
+        return await asyncio.wait_for(collect(), 30)
+
+    with pytest.raises(BackendError, match="engine stopped: MemoryError: no memory left"):
+        asyncio.run(answer())
+    with pytest.raises(BackendError, match="engine is closed"):  # at once, not a hang
+        asyncio.run(answer())
 
 
 def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBackend) -> None:

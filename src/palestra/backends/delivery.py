@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -19,7 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from palestra.backends.pacing import due, has_text
+from palestra.core.errors import BackendError
 from palestra.core.types import GenerationChunk
+
+logger = logging.getLogger(__name__)
 
 Deliver = Callable[[GenerationChunk | BaseException], None]
 SequenceT = TypeVar("SequenceT")
@@ -75,7 +79,13 @@ def _deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
 
 class EngineThread(Generic[SequenceT]):
     """A decode loop in its own daemon thread, started by the first request. Subclasses
-    write `_run`, which waits on `_wake` for `_waiting` entries and stops once `_closed`."""
+    write `_run`, which waits on `_wake` for `_waiting` entries and stops once `_closed`,
+    and `_in_flight`, the entries it has taken from `_waiting`.
+
+    A failure `_run` lets escape (a bug, memory running out between steps) closes the
+    engine: every request in it or waiting gets the error, later ones are refused at once,
+    and the failure is logged. Without that, the thread would end silently and every
+    request would wait forever."""
 
     thread_name = "palestra-engine"
 
@@ -97,11 +107,11 @@ class EngineThread(Generic[SequenceT]):
         entry = Entry(sequence, handoff or asyncio.get_running_loop(), deliver, stream_interval)
         with self._wake:
             if self._closed:
-                raise RuntimeError("the engine is closed")
+                raise BackendError("the model's engine is closed")
             self._waiting.append(entry)
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, name=self.thread_name, daemon=True
+                    target=self._run_or_fail, name=self.thread_name, daemon=True
                 )
                 self._thread.start()
                 atexit.register(self.close)  # a decode thread must not outlive the runtime
@@ -123,3 +133,20 @@ class EngineThread(Generic[SequenceT]):
 
     def _run(self) -> None:
         raise NotImplementedError
+
+    def _in_flight(self) -> list[Entry[SequenceT]]:
+        raise NotImplementedError
+
+    def _run_or_fail(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            logger.exception("the %s thread failed; its model answers no more", self.thread_name)
+            failure = BackendError(f"the model's engine stopped: {type(exc).__name__}: {exc}")
+            with self._wake:
+                self._closed = True
+                entries = unique([*self._in_flight(), *self._waiting])
+                self._waiting.clear()
+            for entry in entries:
+                entry.outbox.append(failure)
+            flush(entries)

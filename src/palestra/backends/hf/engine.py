@@ -117,6 +117,9 @@ class BatchEngine(EngineThread[Sequence]):
     def running(self) -> int:
         return len(self._running)
 
+    def _in_flight(self) -> list[_Entry]:
+        return list(self._running)
+
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
         counts = engine_threads(self.limits.threads)

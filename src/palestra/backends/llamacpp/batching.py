@@ -94,6 +94,9 @@ class LlamaBatchEngine(EngineThread[Any]):
     def running(self) -> int:
         return sum(slot.entry is not None for slot in self._slots)
 
+    def _in_flight(self) -> list[Entry[Any]]:
+        return [slot.entry for slot in self._slots if slot.entry is not None]
+
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
         while True:
