@@ -234,6 +234,8 @@ def test_an_engine_failure_between_steps_fails_its_requests_and_refuses_more() -
         asyncio.run(answer())
     with pytest.raises(BackendError, match="engine is closed"):  # at once, not a hang
         asyncio.run(answer())
+    health = asyncio.run(backend.health())
+    assert not health.ok and "MemoryError" in health.detail["error"]
 
 
 def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBackend) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from palestra.core.errors import InvalidRequestError, UnsupportedError
+from palestra.core.errors import BackendError, InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.models.inspect import bundled_model_path
 from tests.unit.stream_interval import check_groups_tokens_with_the_same_text
@@ -164,6 +164,35 @@ def test_a_request_whose_sampler_fails_fails_alone(
     while engine.running and time.monotonic() < deadline:
         time.sleep(0.01)
     assert engine.running == 0  # the failed request never held a slot
+    assert asyncio.run(gguf.health()).ok  # one request's failure is not the model's
+
+
+def test_an_engine_failure_fails_its_requests_and_the_health(gguf_file: Path) -> None:
+    single = LlamaCppBackend.load(str(gguf_file), parallel=1)
+    engine = single._engine
+    release = engine._release
+
+    def release_then_fail(slot: Any) -> None:  # outside the step's own error handling
+        release(slot)
+        raise RuntimeError("the slot table is corrupt")
+
+    engine._release = release_then_fail  # type: ignore[method-assign]
+    prompt = single.chat_prompt([{"role": "user", "content": "What is 3 plus 4?"}])
+    long = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=64))
+    short = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=2))
+
+    async def scenario() -> list[Any]:  # bounded: a dead engine thread answers never
+        async def collect(request: GenerationRequest) -> list[Any]:
+            return [chunk async for chunk in single.generate(request)]
+
+        both = asyncio.gather(collect(short), collect(long), return_exceptions=True)
+        return list(await asyncio.wait_for(both, 30))
+
+    first, waiting = asyncio.run(scenario())
+    assert first[-1].usage.completion_tokens == 2  # delivered before the engine failed
+    assert isinstance(waiting, BackendError) and "slot table is corrupt" in str(waiting)
+    health = asyncio.run(single.health())
+    assert not health.ok and "RuntimeError" in health.detail["error"]
 
 
 def test_a_stream_interval_groups_tokens_with_the_same_text(gguf: LlamaCppBackend) -> None:

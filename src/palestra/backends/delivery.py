@@ -84,8 +84,8 @@ class EngineThread(Generic[SequenceT]):
 
     A failure `_run` lets escape (a bug, memory running out between steps) closes the
     engine: every request in it or waiting gets the error, later ones are refused at once,
-    and the failure is logged. Without that, the thread would end silently and every
-    request would wait forever."""
+    and the failure is logged and kept in `failure` (the model's health then says it).
+    Without that, the thread would end silently and every request would wait forever."""
 
     thread_name = "palestra-engine"
 
@@ -94,6 +94,7 @@ class EngineThread(Generic[SequenceT]):
         self._wake = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.failure: str | None = None  # why the decode loop stopped, if it failed
 
     def submit(
         self,
@@ -142,7 +143,8 @@ class EngineThread(Generic[SequenceT]):
             self._run()
         except BaseException as exc:
             logger.exception("the %s thread failed; its model answers no more", self.thread_name)
-            failure = BackendError(f"the model's engine stopped: {type(exc).__name__}: {exc}")
+            self.failure = f"the model's engine stopped: {type(exc).__name__}: {exc}"
+            failure = BackendError(self.failure)
             with self._wake:
                 self._closed = True
                 entries = unique([*self._in_flight(), *self._waiting])

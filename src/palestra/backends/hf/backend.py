@@ -214,7 +214,7 @@ class HFBackend(Backend):
         }
         try:
             detail |= await self._runner.stats()
-        except BackendError as exc:  # the engine process is gone
+        except BackendError as exc:  # the engine process is gone, or its loop failed
             return BackendHealth(False, detail | {"error": str(exc)})
         return BackendHealth(True, detail)
 

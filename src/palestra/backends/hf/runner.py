@@ -28,7 +28,7 @@ from palestra.backends.hf.facts import ModelFacts
 from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel
 from palestra.backends.hf.sequence import Sequence, SequenceSpec
-from palestra.core.errors import UnsupportedError
+from palestra.core.errors import BackendError, UnsupportedError
 from palestra.core.types import GenerationChunk, PromptLogprobs
 
 
@@ -275,7 +275,10 @@ class LocalRunner:
         return self.stats_sync()
 
     def stats_sync(self) -> dict[str, Any]:
+        """The engine's figures; a `BackendError` if its decode loop failed."""
         engine = self.engine
+        if engine is not None and engine.failure is not None:
+            raise BackendError(engine.failure)
         return {
             "max_batch_size": engine.limits.max_batch_size if engine else 1,
             "running": engine.running if engine else 0,

@@ -227,19 +227,18 @@ class LlamaCppBackend(Backend):
         return len(self._engine._slots)
 
     async def health(self) -> BackendHealth:
-        return BackendHealth(
-            True,
-            {
-                "model": self.model_name,
-                "backend": self.name,
-                "file": self.model_file,
-                "parallel": self.capacity,
-                "threads": self._threads,
-                "running": self._engine.running,
-                "decode_steps": self._engine.steps,
-                "reused_prompt_tokens": self._engine.reused_tokens,
-            },
-        )
+        detail: dict[str, Any] = {
+            "model": self.model_name,
+            "backend": self.name,
+            "file": self.model_file,
+            "parallel": self.capacity,
+            "threads": self._threads,
+            "running": self._engine.running,
+            "decode_steps": self._engine.steps,
+            "reused_prompt_tokens": self._engine.reused_tokens,
+        }
+        failure = self._engine.failure
+        return BackendHealth(failure is None, detail | ({"error": failure} if failure else {}))
 
     def check(self, sampling: SamplingParams) -> None:
         if sampling.logprobs or sampling.prompt_logprobs is not None:
