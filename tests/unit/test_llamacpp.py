@@ -156,8 +156,9 @@ def test_a_request_whose_sampler_fails_fails_alone(
         return await asyncio.wait_for(collect(), 30)
 
     monkeypatch.setattr(engine, "_sampler", refuse)
-    with pytest.raises(UnsupportedError, match="cannot be built"):
+    with pytest.raises(BackendError, match="cannot be built") as failed:
         asyncio.run(answer(QUESTIONS[1]))
+    assert failed.value.http_status == 500  # the server's failure, not the request's
     monkeypatch.undo()
     assert "7" in asyncio.run(answer(QUESTIONS[1]))  # the engine thread lives on
     deadline = time.monotonic() + 10  # the engine thread frees the slot after the last chunk

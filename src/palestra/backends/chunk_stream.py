@@ -4,7 +4,9 @@ thread) to the async consumer of `Backend.generate`.
 `ChunkStream` is one request's channel: producers put chunks or a failure (from the event
 loop or, with `put_threadsafe`, from any thread); `chunks()` yields them until the final
 chunk, merging what piled up while the consumer was busy (fewer, larger frames downstream,
-the same text and tokens), and raises a failure as a `PalestraError`. `start_thread` runs a
+the same text and tokens), and raises a failure as a `PalestraError` (any other
+exception, a bug or memory running out, as a `BackendError`: HTTP 500, not the client's
+fault). `start_thread` runs a
 blocking decode loop in a daemon thread that feeds a stream.
 """
 
@@ -14,7 +16,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 
-from palestra.core.errors import PalestraError, UnsupportedError
+from palestra.core.errors import BackendError, PalestraError
 from palestra.core.types import GenerationChunk, join_chunks
 
 Item = GenerationChunk | BaseException
@@ -53,7 +55,8 @@ class ChunkStream:
             if failure is not None:
                 if isinstance(failure, PalestraError):
                     raise failure
-                raise UnsupportedError(f"generation failed: {failure}") from failure
+                # Not a PalestraError (a request's own faults are): the server's, a 500.
+                raise BackendError(f"generation failed: {failure}") from failure
 
 
 def start_thread(
