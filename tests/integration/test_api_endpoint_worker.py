@@ -19,7 +19,7 @@ from openai import OpenAI
 from tests.fakes.openai_server import build_openai_app
 from tests.fakes.server import serve_in_thread
 from tests.fakes.tools import WEATHER
-from tests.integration.cluster import CLI, Cluster, free_port, registered, wait_for
+from tests.integration.cluster import CLI, Cluster, Process, free_port, registered, wait_for
 from tests.unit.backends.test_providers import demo_file
 
 
@@ -29,7 +29,10 @@ def fake_app() -> FastAPI:
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iterator[str]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI
+) -> Iterator[tuple[str, list[Process]]]:
+    """Palestra's API URL, and the two providers-only workers behind it."""
     folder = tmp_path_factory.mktemp("endpoints")
     with serve_in_thread(fake_app) as fake_url:
         endpoints = {
@@ -43,12 +46,19 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, fake_app: FastAPI) -> Iter
         cluster = Cluster()
         try:
             controller = cluster.controller()
-            cluster.worker(controller.url, "--register-api-endpoint-file", str(file))
-            cluster.worker(controller.url, "--register-api-endpoint-file", str(demo))
+            workers = [
+                cluster.worker(controller.url, "--register-api-endpoint-file", str(file)),
+                cluster.worker(controller.url, "--register-api-endpoint-file", str(demo)),
+            ]
             wait_for(registered(controller, 2), 30, "worker registration")
-            yield cluster.api(controller.url).url + "/v1"
+            yield cluster.api(controller.url).url + "/v1", workers
         finally:
             cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def api_url(served: tuple[str, list[Process]]) -> str:
+    return served[0]
 
 
 def test_hosted_model_through_palestra(api_url: str) -> None:
@@ -66,6 +76,19 @@ def test_hosted_model_through_palestra(api_url: str) -> None:
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Scripted scripted heard: Hey you"
+
+
+def test_a_providers_only_worker_never_loads_torch(served: tuple[str, list[Process]]) -> None:
+    api, workers = served
+    client = OpenAI(base_url=api, api_key="none")
+    reply = client.chat.completions.create(
+        model="hosted", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert reply.choices[0].message.content
+    for worker in workers:  # no local model: neither torch nor its ~240 MB
+        maps = Path(f"/proc/{worker.popen.pid}/maps")
+        if maps.exists():  # Linux
+            assert "libtorch" not in maps.read_text()
 
 
 def test_unreachable_provider_is_an_error_envelope(api_url: str) -> None:
