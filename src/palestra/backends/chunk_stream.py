@@ -6,8 +6,7 @@ loop or, with `put_threadsafe`, from any thread); `chunks()` yields them until t
 chunk, merging what piled up while the consumer was busy (fewer, larger frames downstream,
 the same text and tokens), and raises a failure as a `PalestraError` (any other
 exception, a bug or memory running out, as a `BackendError`: HTTP 500, not the client's
-fault). `start_thread` runs a
-blocking decode loop in a daemon thread that feeds a stream.
+fault). `start_thread` runs a blocking decode loop in a daemon thread that feeds a stream.
 """
 
 from __future__ import annotations

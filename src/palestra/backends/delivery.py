@@ -144,11 +144,15 @@ class EngineThread(Generic[SequenceT]):
         except BaseException as exc:
             logger.exception("the %s thread failed; its model answers no more", self.thread_name)
             self.failure = f"the model's engine stopped: {type(exc).__name__}: {exc}"
-            failure = BackendError(self.failure)
             with self._wake:
                 self._closed = True
-                entries = unique([*self._in_flight(), *self._waiting])
-                self._waiting.clear()
-            for entry in entries:
-                entry.outbox.append(failure)
-            flush(entries)
+                self._fail_everyone(BackendError(self.failure))
+
+    def _fail_everyone(self, failure: BaseException) -> None:
+        """Hand `failure` to every request in the engine or waiting (under `_wake`): the
+        engine closed, or its loop failed."""
+        entries = unique([*self._in_flight(), *self._waiting])
+        self._waiting.clear()
+        for entry in entries:
+            entry.outbox.append(failure)
+        flush(entries)

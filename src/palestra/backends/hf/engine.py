@@ -36,6 +36,7 @@ from palestra.backends.hf.kv_budget import kv_slots
 from palestra.backends.hf.prefix_cache import PrefixCache
 from palestra.backends.hf.sequence import Sequence
 from palestra.backends.options import HFOptions
+from palestra.core.errors import BackendError
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,7 @@ class BatchEngine(EngineThread[Sequence]):
                 while not self._closed and not self._waiting and not self._running:
                     self._wake.wait()
                 if self._closed:
-                    failure = RuntimeError("the model is shutting down")
-                    for entry in [*self._running, *self._waiting]:
-                        entry.outbox.append(failure)
-                    flush([*self._running, *self._waiting])
+                    self._fail_everyone(BackendError("the model is shutting down"))
                     return
                 newcomers = self._admit()
             wanted = counts.for_batch(len(self._running) + len(newcomers))

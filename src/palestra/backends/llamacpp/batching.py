@@ -104,11 +104,7 @@ class LlamaBatchEngine(EngineThread[Any]):
                 while not self._closed and not self._waiting and not self.running:
                     self._wake.wait()
                 if self._closed:
-                    failure = RuntimeError("the model is shutting down")
-                    entries = [s.entry for s in self._slots if s.entry] + list(self._waiting)
-                    for entry in entries:
-                        entry.outbox.append(failure)
-                    flush(entries)
+                    self._fail_everyone(BackendError("the model is shutting down"))
                     return
                 self._drop_cancelled()
                 self._admit()
