@@ -123,17 +123,20 @@ def test_parallel_requests_each_get_their_solo_answer(gguf: LlamaCppBackend) -> 
 def test_penalties_apply_at_temperature_0_as_in_transformers(
     gguf: LlamaCppBackend, hf: HFBackend
 ) -> None:
-    question = "What is the capital of Norland?"
-    plain = ask(gguf, question, temperature=0, max_tokens=40)[0]
-    for penalties in (
-        {"repetition_penalty": 8.0},  # shortens this answer
-        {"frequency_penalty": 2.0, "presence_penalty": 2.0},  # too weak to change it
-    ):
-        text, last, _ = ask(gguf, question, temperature=0, max_tokens=40, **penalties)
-        reference, reference_last, _ = ask(hf, question, temperature=0, max_tokens=40, **penalties)
+    cases = [  # each changes the answer (the others leave this model's answers alone)
+        ("What is the capital of Norland?", {"repetition_penalty": 8.0}),
+        ("How many legs does a spider have? Please answer with a number.",
+         {"frequency_penalty": -2.0}),
+        ("How many legs does a spider have? Please answer with a number.",
+         {"presence_penalty": -2.0}),
+    ]  # fmt: skip
+    for question, penalties in cases:
+        plain = ask(gguf, question, temperature=0, max_tokens=60)[0]
+        text, last, _ = ask(gguf, question, temperature=0, max_tokens=60, **penalties)
+        reference, reference_last, _ = ask(hf, question, temperature=0, max_tokens=60, **penalties)
         assert text == reference and last.usage == reference_last.usage
-        if "repetition_penalty" in penalties:
-            assert text != plain
+        assert text != plain, penalties
+    question = cases[0][0]
     sampled = ask(gguf, question, temperature=0.8, seed=3, max_tokens=12, repetition_penalty=1.2)
     assert sampled[1].usage.completion_tokens >= 1
 
