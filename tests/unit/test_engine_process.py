@@ -2,22 +2,29 @@
 model: it answers exactly as the engine in the worker does (batched, sampled, stopped,
 with logprobs, prompt logprobs, embeddings and structured output), a stopped stream
 leaves its batch, a failed load fails in the worker with the engine's own error, and a
-dead engine process fails its open requests and the health check instead of hanging."""
+dead engine process fails its open requests instead of hanging, while a new one loads the
+model for the requests that come next (unless engines keep dying, or the model is gone)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from palestra.backends.hf import engine_process
 from palestra.backends.hf.backend import HFBackend
 from palestra.core.errors import BackendError, InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
+from palestra.models.inspect import resolve_model_path
 from tests.unit.test_batching import abandon, collect, requests
 
 
@@ -151,27 +158,124 @@ def test_a_model_that_fails_to_load_fails_in_the_worker_with_the_engines_error()
     assert str(apart.value) == str(in_worker.value)
 
 
-def test_a_dead_engine_process_fails_its_requests_and_the_health_check() -> None:
-    doomed = HFBackend.load(None, device="cpu", engine_process="on")
-    pid = detail(doomed)["engine_process"]
-    prompt = doomed.chat_prompt([{"role": "user", "content": "Hi"}])
+async def kill_midway(backend: HFBackend) -> None:
+    """Kill the engine process (as the out-of-memory killer would) while a request streams."""
+    pid = (await backend.health()).detail["engine_process"]
+    prompt = backend.chat_prompt([{"role": "user", "content": "Hi"}])
     endless = GenerationRequest(prompt, SamplingParams(max_tokens=100_000, ignore_eos=True))
+    received = 0
+    async for chunk in backend.generate(endless):
+        received += len(chunk.token_ids)
+        if received == 2:
+            os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the stream ended after {received} tokens, without an error")
 
-    async def scenario() -> int:
-        received = 0
-        async for chunk in doomed.generate(endless):
-            received += len(chunk.token_ids)
-            if received == 2:
-                os.kill(pid, signal.SIGKILL)
-        return received
 
-    with pytest.raises(BackendError, match=r"engine process stopped .*restart the worker"):
-        asyncio.run(asyncio.wait_for(scenario(), 120))  # a hang fails, not blocks the run
-    health = asyncio.run(doomed.health())
-    assert not health.ok and "engine process stopped" in health.detail["error"]
-    with pytest.raises(BackendError, match="engine process stopped"):
-        asyncio.run(collect(doomed, endless))
-    asyncio.run(doomed.close())  # nothing left to close: it returns
+async def until_served(backend: HFBackend) -> dict[str, Any]:
+    """The health once it is ok again (a new engine process has loaded the model)."""
+    async with asyncio.timeout(120):  # a hang fails, not blocks the run
+        while not (health := await backend.health()).ok:
+            await asyncio.sleep(0.1)
+    return health.detail
+
+
+def engine_processes() -> set[int]:
+    """This process's children that run an engine."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+            if parent == os.getpid() and b"engine_main" in command:
+                children.add(int(stat.parent.name))
+    return children
+
+
+def test_a_dead_engine_process_fails_its_requests_and_a_new_one_serves_the_next() -> None:
+    others = engine_processes()  # the module's
+    backend = HFBackend.load(None, device="cpu", engine_process="on")
+    first = detail(backend)["engine_process"]
+    prompt = backend.chat_prompt([{"role": "user", "content": "Name a colour."}])
+    asked = GenerationRequest(prompt, SamplingParams(max_tokens=12, prompt_logprobs=1))
+    before = asyncio.run(collect(backend, asked))
+
+    async def scenario() -> tuple[Any, dict[str, Any]]:
+        stopped = r"engine process stopped \(killed by SIGKILL\); a new one is loading the model"
+        with pytest.raises(BackendError, match=stopped):
+            await kill_midway(backend)
+        health = await backend.health()  # at once: the new engine is still loading
+        assert not health.ok and re.search(stopped, health.detail["error"])
+        # Made meanwhile (a call for the prompt's logprobs, then the generation), it
+        # waits for the new engine instead of failing.
+        answer = await asyncio.wait_for(collect(backend, asked), 120)
+        return answer, await until_served(backend)
+
+    after, health = asyncio.run(scenario())
+    assert after == before
+    assert health["engine_restarts"] == 1 and health["engine_process"] != first
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)  # the dead one was reaped
+    assert engine_processes() - others == {health["engine_process"]}
+    asyncio.run(backend.close())
+    assert engine_processes() == others
+
+
+def test_an_engine_process_that_keeps_dying_is_not_started_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine_process, "RESTART_LIMIT", 2)
+    others = engine_processes()
+    backend = HFBackend.load(None, device="cpu", engine_process="on")
+    prompt = backend.chat_prompt([{"role": "user", "content": "Hi"}])
+
+    async def scenario() -> None:
+        with pytest.raises(BackendError, match="a new one is loading"):
+            await kill_midway(backend)
+        await until_served(backend)
+        with pytest.raises(BackendError, match=r"2 times in 5 minutes; restart the worker"):
+            await kill_midway(backend)
+
+    asyncio.run(scenario())
+    health = asyncio.run(backend.health())
+    assert not health.ok and "restart the worker" in health.detail["error"]
+    with pytest.raises(BackendError, match="restart the worker"):
+        asyncio.run(collect(backend, GenerationRequest(prompt, SamplingParams(max_tokens=4))))
+    assert engine_processes() == others
+    asyncio.run(backend.close())  # nothing left to close: it returns
+
+
+def test_a_new_engine_that_cannot_load_the_model_fails_what_waited_for_it(
+    tmp_path: Path,
+) -> None:
+    folder = Path(shutil.copytree(resolve_model_path(None), tmp_path / "model"))
+    backend = HFBackend.load(str(folder), device="cpu", engine_process="on")
+    prompt = backend.chat_prompt([{"role": "user", "content": "Hi"}])
+    shutil.rmtree(folder)  # the model's files went away while it served
+
+    async def scenario() -> None:
+        with pytest.raises(BackendError, match="a new one is loading"):
+            await kill_midway(backend)
+        waiting = GenerationRequest(prompt, SamplingParams(max_tokens=4))
+        with pytest.raises(BackendError, match=r"and it failed: .*restart the worker"):
+            await asyncio.wait_for(collect(backend, waiting), 120)
+
+    asyncio.run(scenario())
+    health = asyncio.run(backend.health())
+    assert not health.ok and "and it failed" in health.detail["error"]
+    asyncio.run(backend.close())
+
+
+def test_closing_while_a_new_engine_loads_ends_it_too() -> None:
+    others = engine_processes()
+    backend = HFBackend.load(None, device="cpu", engine_process="on")
+
+    async def scenario() -> None:
+        with pytest.raises(BackendError, match="a new one is loading"):
+            await kill_midway(backend)
+        await backend.close()
+
+    asyncio.run(scenario())
+    assert engine_processes() == others
 
 
 def test_closing_ends_the_engine_process() -> None:

@@ -19,9 +19,14 @@ which would run the user's main script again), holding one end of two socket pai
   or error), ...]), one message per engine step for the whole batch, and ("result", id,
   ok, value).
 The worker's event loop reads the engine's messages itself (a reader on the socket, no
-thread of its own to wait for the interpreter lock): one wake-up per engine step. If the
-engine process dies, every open request and later call fails with a `BackendError` that
-says so, and the worker's health turns false.
+thread of its own to wait for the interpreter lock): one wake-up per engine step.
+
+If the engine process dies (the kernel's out-of-memory killer, a crash in native code),
+every open request and call fails with a `BackendError` that says so, and a new engine
+process loads the model, as Ollama restarts its runner: requests that come meanwhile wait
+for it, and the worker's health is false until it is ready. An engine that dies
+`RESTART_LIMIT` times within `RESTART_WINDOW_S` is not started again (a crash loop): then
+every request fails, and the health check says to restart the worker.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -84,22 +90,92 @@ def serves_in_process(model_path: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- worker side
+RESTART_LIMIT = 3  # deaths within RESTART_WINDOW_S after which no new engine is started
+RESTART_WINDOW_S = 300.0
+
+Started = tuple[subprocess.Popen[bytes], "Wire", Ready]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How an engine process is started on a model: when the worker loads it, and again
+    after the engine died."""
+
+    model_path: str
+    options: HFOptions
+    model_name: str | None
+    conv_template: str | None
+
+    def spawn(self) -> tuple[subprocess.Popen[bytes], Wire]:
+        """Start the process and ask it to load the model (`ready` waits for the answer)."""
+        wire, theirs = Wire.pair()
+        with theirs[0], theirs[1]:
+            fds = [theirs[0].fileno(), theirs[1].fileno()]
+            process = subprocess.Popen(
+                [sys.executable, "-c", ENTRY, *map(str, fds)],
+                pass_fds=fds,
+                stdin=subprocess.DEVNULL,
+            )
+        level = logging.getLogger().getEffectiveLevel()  # the engine logs as we do
+        wire.send(
+            ("load", self.model_path, self.options, self.model_name, self.conv_template, level)
+        )
+        return process, wire
+
+    def ready(self, process: subprocess.Popen[bytes], wire: Wire) -> Ready:
+        """The loaded model's facts; a model that fails to load raises the engine's error."""
+        try:
+            message = wire.recv()
+        except (EOFError, OSError):
+            raise BackendError(
+                f"the engine process exited while loading {self.model_path} (exit code "
+                f"{process.wait()}); see its messages above, or serve without "
+                "--engine-process"
+            ) from None
+        if message[0] == "failed":
+            process.wait()
+            raise message[1]
+        wire.stop_blocking()  # from now on its messages are read by an event loop
+        ready: Ready = message[1]
+        return ready
+
+    def start(self) -> Started:
+        """A new engine process with the model loaded (blocking: run it in a thread)."""
+        process, wire = self.spawn()
+        try:
+            return process, wire, self.ready(process, wire)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+
+
 class EngineProcess:
     """A `ModelRunner` whose `LocalRunner` lives in a child process. Its messages are read
     by the event loop of the requests (one loop at a time; a later loop takes over once
-    the earlier one has closed), as vLLM's AsyncLLM reads its engine's output."""
+    the earlier one has closed), as vLLM's AsyncLLM reads its engine's output. A dead
+    engine process is started again by a thread of its own (`_restart`), and the loop
+    adopts it (`_adopt`)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], wire: Wire, capacity: int):
-        self._process = process
-        self._wire = wire
-        self._capacity = capacity
+    def __init__(self, launch: Launch, started: Started):
+        self._launch = launch
+        self._process, self._wire, ready = started
+        self._capacity = ready.capacity
         self._ids = itertools.count()
         # What waits on the engine, touched on the listening event loop's thread only.
         self._requests: dict[int, Deliver] = {}
         self._calls: dict[int, asyncio.Future[Any]] = {}
-        self._failure: BackendError | None = None
+        self._failure: BackendError | None = None  # no engine, and none to come
+        self._restarting: BackendError | None = None  # why a new engine is loading
+        self._held: dict[int, tuple[Any, ...]] = {}  # messages for the engine to come
+        self._deaths: list[float] = []  # when engines died, within RESTART_WINDOW_S
         self._closing = False
         self._listening: asyncio.AbstractEventLoop | None = None
+        # Handed from the restarting thread to the loop: the new engine, or why it failed.
+        self._restarted: Started | BaseException | None = None
+        self._restarted_lock = threading.Lock()
+        self._restart_thread: threading.Thread | None = None
+        self.restarts = 0
 
     @classmethod
     def backend(
@@ -115,34 +191,15 @@ class EngineProcess:
         from palestra.backends.hf.loading import load_tokenizer
         from palestra.models.inspect import inspect_model
 
-        wire, theirs = Wire.pair()
-        with theirs[0], theirs[1]:
-            fds = [theirs[0].fileno(), theirs[1].fileno()]
-            process = subprocess.Popen(
-                [sys.executable, "-c", ENTRY, *map(str, fds)],
-                pass_fds=fds,
-                stdin=subprocess.DEVNULL,
-            )
+        launch = Launch(model_path, options, model_name, conv_template)
+        process, wire = launch.spawn()
         try:
-            level = logging.getLogger().getEffectiveLevel()  # the engine logs as we do
-            wire.send(("load", model_path, options, model_name, conv_template, level))
             tokenizer = load_tokenizer(inspect_model(model_path), options)  # while it loads
-            message = wire.recv()
-        except (EOFError, OSError):
-            raise BackendError(
-                f"the engine process exited while loading {model_path} (exit code "
-                f"{process.wait()}); see its messages above, or serve without "
-                "--engine-process"
-            ) from None
+            ready = launch.ready(process, wire)
         except BaseException:
             process.kill()
             raise
-        if message[0] == "failed":
-            process.wait()
-            raise message[1]
-        ready: Ready = message[1]
-        wire.stop_blocking()  # from now on its messages are read by an event loop
-        runner = cls(process, wire, ready.capacity)
+        runner = cls(launch, (process, wire, ready))
         return HFBackend(tokenizer, ready.template, ready.model_name, ready.facts, runner)
 
     @property
@@ -157,10 +214,12 @@ class EngineProcess:
             raise self._failure
         request = next(self._ids)
         self._requests[request] = deliver
-        self._wire.send(("start", request, spec, stream_interval))
+        self._send(request, ("start", request, spec, stream_interval))
 
         def stop() -> None:
-            if self._requests.pop(request, None) is not None:  # still running
+            if self._requests.pop(request, None) is None:  # it ended
+                return
+            if self._held.pop(request, None) is None:  # the engine has it
                 self._wire.send(("stop", request))
 
         return stop
@@ -180,11 +239,18 @@ class EngineProcess:
         return result
 
     async def stats(self) -> dict[str, Any]:
+        self._listen()
+        if self._restarting is not None:  # health answers now, false, with the reason
+            raise self._restarting
         result: dict[str, Any] = await self._call("stats")
-        return {**result, "engine_process": self._process.pid}
+        return {**result, "engine_process": self._process.pid, "engine_restarts": self.restarts}
 
     async def close(self) -> None:
         self._closing = True
+        restart = self._restart_thread
+        if restart is not None:  # an engine loading: close it too, once it is up
+            await asyncio.to_thread(restart.join)
+            self._adopt()
         self._wire.send(("close",))
         try:
             await asyncio.to_thread(self._process.wait, 30)
@@ -199,21 +265,33 @@ class EngineProcess:
             raise self._failure
         call = next(self._ids)
         self._calls[call] = future
-        self._wire.send(("call", call, name, args))
-        return await future
+        self._send(call, ("call", call, name, args))
+        try:
+            return await future
+        finally:  # answered, failed, or its caller went away
+            self._calls.pop(call, None)
+            self._held.pop(call, None)
+
+    def _send(self, key: int, message: tuple[Any, ...]) -> None:
+        """To the engine, or, while a new one loads, held for it."""
+        if self._restarting is not None:
+            self._held[key] = message
+        else:
+            self._wire.send(message)
 
     def _listen(self) -> asyncio.AbstractEventLoop:
         """Have the running event loop read the engine's messages."""
         loop = asyncio.get_running_loop()
-        if loop is self._listening or self._failure is not None:
-            return loop
-        if self._listening is not None and not self._listening.is_closed():
-            raise BackendError(
-                "an engine process serves one event loop at a time; close the other one, "
-                "or load the model with engine_process='off'"
-            )
-        self._listening = loop
-        loop.add_reader(self._wire.fileno(), self._readable)
+        if loop is not self._listening and self._failure is None:
+            if self._listening is not None and not self._listening.is_closed():
+                raise BackendError(
+                    "an engine process serves one event loop at a time; close the other "
+                    "one, or load the model with engine_process='off'"
+                )
+            self._listening = loop
+            if self._restarting is None:
+                loop.add_reader(self._wire.fileno(), self._readable)
+        self._adopt()  # a new engine that came up while no loop listened
         return loop
 
     def _readable(self) -> None:
@@ -232,22 +310,81 @@ class EngineProcess:
                     _settle(future, ok, value)
 
     def _ended(self) -> None:
-        """The engine process closed its end: fail whatever still waits on it."""
+        """The engine process closed its end: fail whatever waits on it, and start a new
+        one unless the worker is closing or engines keep dying."""
         if self._listening is not None and not self._listening.is_closed():
             self._listening.remove_reader(self._wire.fileno())
-        if self._failure is not None:
+        if self._failure is not None or self._restarting is not None:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(1)  # it closed its end as it exited: for its exit code
         if self._closing:
-            failure = BackendError("the model is shutting down")
-        else:
-            failure = BackendError(
-                f"the engine process stopped (exit code {self._process.returncode}); "
-                "restart the worker"
+            self._fail(BackendError("the model is shutting down"))
+            return
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
+        how = _exit_status(self._process.returncode)
+        if len(self._deaths) >= RESTART_LIMIT:
+            minutes = RESTART_WINDOW_S / 60
+            self._fail(
+                BackendError(
+                    f"the engine process stopped ({how}), {len(self._deaths)} times in "
+                    f"{minutes:g} minutes; restart the worker once the cause is fixed"
+                )
             )
+            return
+        self._restarting = BackendError(
+            f"the engine process stopped ({how}); a new one is loading the model"
+        )
+        logger.error("%s", self._restarting)
+        self._fail_waiting(self._restarting)
+        self._restart_thread = threading.Thread(
+            target=self._restart, name="engine-restart", daemon=True
+        )
+        self._restart_thread.start()
+
+    def _restart(self) -> None:
+        """On its own thread: start a new engine process and hand it to the listening loop
+        (or, if that loop has closed, to the next one that listens)."""
+        try:
+            restarted: Started | BaseException = self._launch.start()
+        except BaseException as exc:
+            restarted = exc
+        with self._restarted_lock:
+            self._restarted = restarted
+        loop = self._listening
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # closed: `_listen` adopts it
+                loop.call_soon_threadsafe(self._adopt)
+
+    def _adopt(self) -> None:
+        """On the loop: take over the engine `_restart` started, and send it what was held."""
+        with self._restarted_lock:
+            restarted, self._restarted = self._restarted, None
+        if restarted is None:
+            return
+        reason, self._restarting = self._restarting, None
+        if isinstance(restarted, BaseException):
+            self._held = {}
+            self._fail(BackendError(f"{reason}, and it failed: {restarted}; restart the worker"))
+            return
+        self._process, self._wire, _ = restarted
+        self.restarts += 1
+        logger.info("a new engine process (%d) serves the model", self._process.pid)
+        if self._listening is not None and not self._listening.is_closed():
+            self._listening.add_reader(self._wire.fileno(), self._readable)
+        held, self._held = self._held, {}
+        for message in held.values():
+            self._wire.send(message)
+
+    def _fail(self, failure: BackendError) -> None:
+        """No engine from now on: fail what waits and every later request with `failure`."""
+        if not self._closing:
             logger.error("%s", failure)
         self._failure = failure
+        self._fail_waiting(failure)
+
+    def _fail_waiting(self, failure: BackendError) -> None:
         requests, self._requests = self._requests, {}
         calls, self._calls = self._calls, {}
         for deliver in requests.values():
@@ -264,6 +401,14 @@ class EngineProcess:
             if isinstance(item, BaseException) or item.finish_reason is not None:
                 del self._requests[request]
             deliver(item)
+
+
+def _exit_status(code: int | None) -> str:
+    """How a process ended, in words: "exit code 1", "killed by SIGKILL"."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 class Wire:
