@@ -17,7 +17,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
@@ -28,12 +28,19 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def one_request(
-    session: aiohttp.ClientSession, url: str, body: dict
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> tuple[float, float, int] | None:
-    """(latency, time to first token, tokens), or None when the server refused (429)."""
+    """(latency, time to first token, tokens), or None when the server refused (429).
+    The tokens are the stream's usage; a server that sends none is counted by
+    `count_tokens` on the text (FastChat streams two tokens per delta), else a token
+    per delta (llama_cpp.server)."""
     started = time.perf_counter()
     first = None
     tokens = deltas = 0
+    text: list[str] = []
     async with session.post(url, json=body) as response:
         if response.status == 429:
             await response.read()
@@ -48,12 +55,14 @@ async def one_request(
             if data.get("usage"):
                 tokens = data["usage"]["completion_tokens"]
             for choice in data.get("choices", []):
-                if choice.get("delta", {}).get("content"):
+                if content := choice.get("delta", {}).get("content"):
                     deltas += 1
+                    text.append(content)
                     if first is None:
                         first = time.perf_counter() - started
-    # A server that sends no usage (llama_cpp.server) streams a token per delta.
-    return time.perf_counter() - started, first or 0.0, tokens or deltas
+    if not tokens:
+        tokens = count_tokens("".join(text)) if count_tokens else deltas
+    return time.perf_counter() - started, first or 0.0, tokens
 
 
 async def sse_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
@@ -75,6 +84,7 @@ async def level(
     max_tokens: int,
     api_key: str,
     extra_body: dict | None = None,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> dict[str, float]:
     body = {
         **(extra_body or {}),
@@ -96,7 +106,8 @@ async def level(
     async def client_loop(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
-            result = await one_request(session, f"{base_url}/chat/completions", body)
+            url = f"{base_url}/chat/completions"
+            result = await one_request(session, url, body, count_tokens)
             if result is None:
                 nonlocal refused
                 refused += 1

@@ -9,6 +9,7 @@ Palestra's transformers rows also give the engine's own mean decode step and pre
 
     python benchmarks/serving_comparison.py [--model-path DIR] [--clients 1,16,200]
         [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
+        [--fastchat-template NAME]  # FastChat's template for the model (see below)
         [--stream-interval N]   # also Palestra with N tokens per streamed frame
         [--torch-compile]       # also Palestra's transformers engine with --torch-compile
 
@@ -16,6 +17,17 @@ Each server is started on free loopback ports with its defaults except what make
 comparable (Palestra's llama.cpp backend and FastChat's worker may run --parallel /
 --limit-worker-concurrency = the most clients), measured, and stopped. Requests ask for
 exactly --max-tokens new tokens (ignore_eos, greedy).
+
+FastChat 0.2.36 streams only with pydantic 1 (its API server calls `.json(ensure_ascii=)`),
+has no ignore_eos (give it a model that never emits EOS, as the ~50M bench model), sends
+no usage in a stream and two tokens per delta (its worker's --stream-interval), so its
+tokens are counted by the model's tokenizer on the text. It picks a template by the
+model's path: for a ChatML model it does not know by name (the bundled and bench models)
+this script gives it `qwen-7b-chat`, ChatML; its default, `one_shot`, does not fit a
+512-token context.
+
+    python -m venv /tmp/fastchat && /tmp/fastchat/bin/pip install torch==2.13.0 \
+        'fschat[model_worker]==0.2.36' 'transformers<4.47' 'pydantic<2' 'fastapi<0.100'
 """
 
 from __future__ import annotations
@@ -96,7 +108,11 @@ def stop_token_ids(folder: str) -> list[int]:
     return sorted(HFBackend.load(folder, device="cpu")._stop_ids)
 
 
-def start_command(command: list[str], base: str, what: str) -> subprocess.Popen[bytes]:
+def start_command(
+    command: list[str], base: str, what: str, behind: subprocess.Popen[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server and wait until it lists a model; `behind`: a process it needs (a
+    model worker), whose exit fails the start too."""
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -105,29 +121,43 @@ def start_command(command: list[str], base: str, what: str) -> subprocess.Popen[
                 return server
         except (httpx.HTTPError, ValueError):
             pass
-        if server.poll() is not None:
-            raise SystemExit(f"{what} exited with {server.returncode}: {' '.join(command)}")
+        for process in (server, behind):
+            if process is not None and process.poll() is not None:
+                server.kill()
+                raise SystemExit(
+                    f"{what} exited with {process.returncode}: {' '.join(map(str, process.args))}"
+                )
         time.sleep(0.5)
     server.kill()
     raise SystemExit(f"{what} did not come up within 240 s")
 
 
-def fastchat(python: str, model: str, most: int) -> tuple[list[subprocess.Popen[bytes]], str]:
+def fastchat(
+    python: str, model: str, most: int, template: str | None
+) -> tuple[list[subprocess.Popen[bytes]], str]:
     controller, worker, api = free_port(), free_port(), free_port()
+    chosen = ["--conv-template", template] if template else []
     address = f"http://127.0.0.1:{controller}"
-    started = [
-        subprocess.Popen([python, "-m", "fastchat.serve.controller", "--port", str(controller)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([python, "-m", "fastchat.serve.model_worker", "--model-path", model,
-                          "--device", "cpu", "--port", str(worker), "--controller-address",
-                          address, "--worker-address", f"http://127.0.0.1:{worker}",
-                          "--limit-worker-concurrency", str(most)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]  # fmt: skip
+    log = Path(tempfile.mkdtemp()) / "fastchat-worker.log"
+    with log.open("wb") as worker_log:
+        started = [
+            subprocess.Popen([python, "-m", "fastchat.serve.controller", "--port", str(controller)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([python, "-m", "fastchat.serve.model_worker", "--model-path", model,
+                              "--device", "cpu", "--port", str(worker), "--controller-address",
+                              address, "--worker-address", f"http://127.0.0.1:{worker}",
+                              "--limit-worker-concurrency", str(most), *chosen],
+                             stdout=subprocess.DEVNULL, stderr=worker_log),
+        ]  # fmt: skip
     base = f"http://127.0.0.1:{api}/v1"
     command = [python, "-m", "fastchat.serve.openai_api_server", "--port", str(api),
                "--controller-address", address]  # fmt: skip
-    started.append(start_command(command, base, "FastChat"))
+    try:
+        started.append(start_command(command, base, "FastChat", behind=started[1]))
+    except BaseException:
+        stop(started)
+        print(f"... FastChat's model worker logged to {log}", file=sys.stderr)
+        raise
     return started, base
 
 
@@ -138,13 +168,17 @@ def measure(
     max_tokens: int,
     extra: dict | None,
     clock: Callable[[], tuple[int, float, int, float]] | None,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> dict[int, Row]:
-    """Each client count's row; with the engine's `clock`, its mean step and prefill too."""
+    """Each client count's row; with the engine's `clock`, its mean step and prefill too;
+    `count_tokens` counts a reply's tokens where the server's stream has no usage."""
     rows = {}
     for count in clients:
         before = clock() if clock else None
         rows[count] = asyncio.run(
-            serve_throughput.level(base, model, count, max(32, count), max_tokens, "x", extra)
+            serve_throughput.level(
+                base, model, count, max(32, count), max_tokens, "x", extra, count_tokens
+            )
         )
         if clock and before:
             rows[count]["step"], rows[count]["prefill"] = step_and_prefill(before, clock())
@@ -169,6 +203,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--outtype", default="f32", help="GGUF weights for the llama.cpp rows")
     parser.add_argument("--fastchat-python", default=None, help="a Python with fschat 0.2.36")
+    parser.add_argument(
+        "--fastchat-template",
+        default=None,
+        help="FastChat's --conv-template (default: qwen-7b-chat for a ChatML model, else "
+        "FastChat's choice by the model's path)",
+    )
     parser.add_argument(
         "--stream-interval",
         type=int,
@@ -198,12 +238,21 @@ def main() -> None:
     results: dict[str, tuple[dict[int, float], dict[int, Row]]] = {}  # name: (its raw, rows)
 
     def run(
-        name: str, start: Callable[[], Any], ceiling: dict[int, float], extra: dict | None = None
+        name: str,
+        start: Callable[[], Any],
+        ceiling: dict[int, float],
+        extra: dict | None = None,
+        count_tokens: Callable[[str], int] | None = None,
     ) -> None:
         print(f"... {name}", file=sys.stderr)
-        servers, base, model, clock = start()
         try:
-            results[name] = ceiling, measure(base, model, clients, args.max_tokens, extra, clock)
+            servers, base, model, clock = start()
+        except SystemExit as failure:  # the other rows still print
+            print(f"... {name} skipped: {failure}", file=sys.stderr)
+            return
+        try:
+            rows = measure(base, model, clients, args.max_tokens, extra, clock, count_tokens)
+            results[name] = ceiling, rows
         finally:
             stop(servers)
 
@@ -260,12 +309,21 @@ def main() -> None:
             "... llama_cpp.server skipped: pip install 'llama-cpp-python[server]'", file=sys.stderr
         )
     if args.fastchat_python:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        template = args.fastchat_template
+        if template is None and "<|im_start|>" in str(tokenizer.chat_template or ""):
+            template = "qwen-7b-chat"
 
         def fastchat_server() -> tuple[list[subprocess.Popen[bytes]], str, str, None]:
-            servers, base = fastchat(args.fastchat_python, folder, most)
+            servers, base = fastchat(args.fastchat_python, folder, most, template)
             return servers, base, Path(folder).name, None
 
-        run("FastChat 0.2.36", fastchat_server, raw)
+        def count_tokens(text: str) -> int:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        run("FastChat 0.2.36", fastchat_server, raw, count_tokens=count_tokens)
 
     print(f"\nmodel: {args.model_path or 'bundled palestra-tiny'} ({args.outtype} GGUF), "
           f"{args.max_tokens} new tokens, {os.cpu_count()} cores")  # fmt: skip
