@@ -1,9 +1,11 @@
 """`palestra serve` keeps its model worker in a child process, and the worker its engine
-in one of its own: the worker registers and serves, and neither outlives the command,
-even when the command is killed outright."""
+in one of its own: the worker registers and serves, neither outlives the command, even
+when the command is killed outright, and a worker that dies is started again while the
+API stays up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,12 +32,14 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def _serve(api: int, *options: str) -> subprocess.Popen[str]:
-    """`palestra serve` on API port `api`, once its worker has registered."""
-    serve = subprocess.Popen(
-        [*CLI, "serve", "--port", str(api), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+def _serve(api: int, *options: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """`palestra serve` on API port `api`, once its worker has registered; its messages go
+    to `log` when given."""
+    with log.open("w") if log else contextlib.nullcontext(subprocess.DEVNULL) as messages:
+        serve = subprocess.Popen(
+            [*CLI, "serve", "--port", str(api), *options],
+            stdout=subprocess.PIPE, stderr=messages, text=True,
+        )  # fmt: skip
     models_url = f"http://127.0.0.1:{api}/v1/models"
     try:
         wait_for(lambda: _answers(models_url) and httpx.get(models_url).json()["data"], 90,
@@ -72,6 +76,67 @@ def test_killed_serve_takes_its_worker_down(tmp_path: Path) -> None:
     finally:
         if serve.poll() is None:
             serve.kill()
+
+
+def _workers_of(serve: subprocess.Popen[str]) -> set[int]:
+    """The `palestra worker` processes `serve` runs."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+            if parent == serve.pid and b"worker" in command:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_worker_that_dies_is_started_again_while_the_api_stays_up(tmp_path: Path) -> None:
+    api, worker = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    serve = _serve(api, "--worker-port", str(worker), "--no-webui", log=log)
+    try:
+        (first,) = _workers_of(serve)
+        (health,) = httpx.get(f"http://127.0.0.1:{worker}/health").json()["models"]
+        engine = health["engine_process"]
+        os.kill(first, signal.SIGKILL)  # as the out-of-memory killer would
+        wait_for(lambda: _gone(first) or _zombie(first), 30, "the worker to die")
+        assert _answers(f"http://127.0.0.1:{api}/v1/models")  # the API stays up
+        wait_for(lambda: _workers_of(serve) - {first}, 30, "a new worker", log)
+        wait_for(lambda: _answers(f"http://127.0.0.1:{worker}/health"), 90, "it to serve", log)
+        reply = wait_for_reply(api)
+        assert reply["choices"][0]["message"]["content"]
+        assert serve.poll() is None
+        wait_for(lambda: _gone(engine), 30, "the dead worker's engine process to exit")
+        assert "the worker stopped (killed by SIGKILL); starting it again" in log.read_text()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            serve.wait(30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def wait_for_reply(api: int) -> dict[str, object]:
+    """A chat reply from the API, once the controller routes to the new worker (the dead
+    one's registration may answer first)."""
+    body = {"model": "palestra-tiny", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    replies: list[dict[str, object]] = []
+
+    def answered() -> bool:
+        response = httpx.post(f"http://127.0.0.1:{api}/v1/chat/completions", json=body, timeout=30)
+        if response.status_code == 200:
+            replies.append(response.json())
+        return bool(replies)
+
+    wait_for(answered, 60, "a chat reply")
+    return replies[0]
 
 
 def test_worker_options_reach_the_worker_from_the_line_and_a_config_file(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from palestra.backends.hf import engine_process
 from palestra.backends.hf.backend import HFBackend
+from palestra.core import restarts
 from palestra.core.errors import BackendError, InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.models.inspect import resolve_model_path
@@ -223,7 +223,7 @@ def test_a_dead_engine_process_fails_its_requests_and_a_new_one_serves_the_next(
 def test_an_engine_process_that_keeps_dying_is_not_started_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(engine_process, "RESTART_LIMIT", 2)
+    monkeypatch.setattr(restarts, "LIMIT", 2)
     others = engine_processes()
     backend = HFBackend.load(None, device="cpu", engine_process="on")
     prompt = backend.chat_prompt([{"role": "user", "content": "Hi"}])

@@ -4,7 +4,10 @@ ports and whether the UI runs).
 
 The model worker runs in a child process (as vLLM keeps its engine apart from its API
 server): decoding and HTTP streaming then do not share one interpreter lock. The child
-receives its settings as data, a JSON config file read by `palestra worker --config`.
+receives its settings as data, a JSON config file read by `palestra worker --config`. A
+worker that crashes after it has served is started again on the same port while the API
+and web UI stay up (`core/restarts.py` ends a crash loop); one that fails before it
+serves (a bad model) ends `serve` at once.
 The internal controller and worker ports default to free ones; every port is bound
 before anything starts, so a taken one is a one-line error naming its option.
 
@@ -28,6 +31,7 @@ from typing import Any
 
 from palestra.arena.settings import CleaningOptions, RatingOptions
 from palestra.backends.options import ModelSettings
+from palestra.core.restarts import Deaths, exit_status
 from palestra.core.settings import Settings, option
 from palestra.serve.cluster import TOKEN_VARIABLE, ClusterSettings
 from palestra.serve.controller.settings import ControllerSettings
@@ -42,6 +46,8 @@ API_WIRED = frozenset({"controller"})
 WEBUI_WIRED = frozenset({"api_base", "api_key"})
 # TLS is for traffic between machines; `serve` runs on one (its token still applies).
 CLUSTER_WIRED = frozenset({"ssl_certfile", "ssl_keyfile", "ssl_ca_certs"})
+# How a worker that was stopped (not one that crashed) ends: it is not started again.
+STOPPED = frozenset({0, -signal.SIGINT, -signal.SIGTERM})
 
 
 class ServeSettings(Settings):
@@ -112,37 +118,63 @@ def run_serve(
     token = cluster.token
     child_env = {**os.environ, TOKEN_VARIABLE: token} if token else None
 
+    async def announce(process: asyncio.subprocess.Process) -> bool:
+        """Print the banner once the worker has registered (False: it exited first)."""
+        async with httpx.AsyncClient(timeout=2, **cluster.client_options()) as client:
+            while process.returncode is None:
+                mine = await _own_models(client, worker_url, controller_url)
+                if mine:
+                    ui = f"  web UI      {webui_url}\n" if webui_url else ""
+                    print(
+                        f"palestra serve: {', '.join(mine)}\n"
+                        f"  OpenAI API  {api_url}\n{ui}  controller  {controller_url}\n"
+                        f"  worker      {worker_url}\nCtrl-C stops everything.",
+                        flush=True,
+                    )
+                    return True
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(process.wait(), 0.25)
+        return False
+
     async def run_worker() -> int:
-        """Start the worker, announce once it has registered, and outlive it never."""
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            env=child_env,
-        )
-        try:
-            async with httpx.AsyncClient(timeout=2, **cluster.client_options()) as client:
-                while process.returncode is None:
-                    mine = await _own_models(client, worker_url, controller_url)
-                    if mine:
-                        ui = f"  web UI      {webui_url}\n" if webui_url else ""
-                        print(
-                            f"palestra serve: {', '.join(mine)}\n"
-                            f"  OpenAI API  {api_url}\n{ui}  controller  {controller_url}\n"
-                            f"  worker      {worker_url}\nCtrl-C stops everything.",
-                            flush=True,
-                        )
-                        break
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(process.wait(), 0.25)
-            return await process.wait() or 1  # the worker never ends on its own
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    await asyncio.wait_for(process.wait(), 20)
-                except TimeoutError:
-                    process.kill()
+        """Start the worker and announce it once it has registered; start it again if it
+        dies after that (a crash in native code, the out-of-memory killer), while the API
+        and the web UI stay up; outlive it never."""
+        deaths = Deaths()
+        announced = False
+        while True:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdout=asyncio.subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                env=child_env,
+            )
+            try:
+                announced = announced or await announce(process)
+                code = await process.wait()
+            finally:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGINT)
+                    try:
+                        await asyncio.wait_for(process.wait(), 20)
+                    except TimeoutError:
+                        process.kill()
+            how = exit_status(code)
+            if not announced or code in STOPPED:  # it never served, or it was stopped
+                return code or 1  # the worker never ends on its own
+            if deaths.too_many():
+                print(
+                    f"palestra serve: the worker stopped ({how}) {deaths.count} times in "
+                    f"{deaths.window_minutes:g} minutes; stopping (see its messages above)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return code or 1
+            print(
+                f"palestra serve: the worker stopped ({how}); starting it again",
+                file=sys.stderr,
+                flush=True,
+            )
 
     api_settings = api.model_copy(update={"controller": controller_url})
     controller_app = build_controller_app(controller, cluster)

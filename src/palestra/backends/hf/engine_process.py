@@ -24,9 +24,9 @@ thread of its own to wait for the interpreter lock): one wake-up per engine step
 If the engine process dies (the kernel's out-of-memory killer, a crash in native code),
 every open request and call fails with a `BackendError` that says so, and a new engine
 process loads the model, as Ollama restarts its runner: requests that come meanwhile wait
-for it, and the worker's health is false until it is ready. An engine that dies
-`RESTART_LIMIT` times within `RESTART_WINDOW_S` is not started again (a crash loop): then
-every request fails, and the health check says to restart the worker.
+for it, and the worker's health is false until it is ready. An engine that keeps dying
+(`core/restarts.py`: three times in five minutes) is not started again: then every
+request fails, and the health check says to restart the worker.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -52,6 +51,7 @@ from palestra.backends.delivery import Deliver
 from palestra.backends.hf.facts import ModelFacts
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, PalestraError
+from palestra.core.restarts import Deaths, exit_status
 from palestra.core.settings import LOG_FORMAT
 from palestra.core.types import GenerationChunk, PromptLogprobs
 from palestra.templates.spec import ChatTemplate
@@ -90,9 +90,6 @@ def serves_in_process(model_path: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- worker side
-RESTART_LIMIT = 3  # deaths within RESTART_WINDOW_S after which no new engine is started
-RESTART_WINDOW_S = 300.0
-
 Started = tuple[subprocess.Popen[bytes], "Wire", Ready]
 
 
@@ -168,7 +165,7 @@ class EngineProcess:
         self._failure: BackendError | None = None  # no engine, and none to come
         self._restarting: BackendError | None = None  # why a new engine is loading
         self._held: dict[int, tuple[Any, ...]] = {}  # messages for the engine to come
-        self._deaths: list[float] = []  # when engines died, within RESTART_WINDOW_S
+        self._deaths = Deaths()
         self._closing = False
         self._listening: asyncio.AbstractEventLoop | None = None
         # Handed from the restarting thread to the loop: the new engine, or why it failed.
@@ -321,15 +318,13 @@ class EngineProcess:
         if self._closing:
             self._fail(BackendError("the model is shutting down"))
             return
-        now = time.monotonic()
-        self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
-        how = _exit_status(self._process.returncode)
-        if len(self._deaths) >= RESTART_LIMIT:
-            minutes = RESTART_WINDOW_S / 60
+        how = exit_status(self._process.returncode)
+        if self._deaths.too_many():
             self._fail(
                 BackendError(
-                    f"the engine process stopped ({how}), {len(self._deaths)} times in "
-                    f"{minutes:g} minutes; restart the worker once the cause is fixed"
+                    f"the engine process stopped ({how}), {self._deaths.count} times in "
+                    f"{self._deaths.window_minutes:g} minutes; restart the worker once the "
+                    "cause is fixed"
                 )
             )
             return
@@ -401,14 +396,6 @@ class EngineProcess:
             if isinstance(item, BaseException) or item.finish_reason is not None:
                 del self._requests[request]
             deliver(item)
-
-
-def _exit_status(code: int | None) -> str:
-    """How a process ended, in words: "exit code 1", "killed by SIGKILL"."""
-    if code is not None and code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
 
 
 class Wire:
