@@ -101,6 +101,14 @@ def test_a_worker_that_dies_is_started_again_while_the_api_stays_up(tmp_path: Pa
         os.kill(first, signal.SIGKILL)  # as the out-of-memory killer would
         wait_for(lambda: _gone(first) or _zombie(first), 30, "the worker to die")
         assert _answers(f"http://127.0.0.1:{api}/v1/models")  # the API stays up
+        # Meanwhile its model is to be retried (503, Retry-After: the SDKs wait and retry),
+        # not unknown (404, which they do not retry).
+        body = {"model": "palestra-tiny", "messages": [{"role": "user", "content": "Hi"}]}
+        for _ in range(2):  # the request that finds it dead, and one after
+            meanwhile = httpx.post(f"http://127.0.0.1:{api}/v1/chat/completions", json=body)
+            assert meanwhile.status_code == 503, meanwhile.text
+            assert meanwhile.json()["error"]["type"] == "service_unavailable_error"
+            assert meanwhile.headers["retry-after"] == "5"
         wait_for(lambda: _workers_of(serve) - {first}, 30, "a new worker", log)
         wait_for(lambda: _answers(f"http://127.0.0.1:{worker}/health"), 90, "it to serve", log)
         reply = wait_for_reply(api)

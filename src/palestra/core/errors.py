@@ -60,12 +60,9 @@ class UnsupportedError(BackendError):
     error_type = "invalid_request_error"
 
 
-class OverloadedError(PalestraError):
-    """A worker's queue is full; the client should retry later, after `retry_after`
-    seconds when the server can tell (sent as the `Retry-After` header)."""
-
-    http_status = 429
-    error_type = "overloaded_error"
+class RetryLaterError(PalestraError):
+    """The request may succeed later: after `retry_after` seconds when the server can tell
+    (sent as the `Retry-After` header)."""
 
     def __init__(
         self,
@@ -79,8 +76,16 @@ class OverloadedError(PalestraError):
         self.retry_after = retry_after
 
 
-class NoWorkerError(PalestraError):
-    """The model is known but no live worker can take the request now."""
+class OverloadedError(RetryLaterError):
+    """A worker's queue is full; the client should retry later."""
+
+    http_status = 429
+    error_type = "overloaded_error"
+
+
+class NoWorkerError(RetryLaterError):
+    """The model is known but no live worker can take the request now (its workers failed,
+    or its last one left and may be coming back)."""
 
     http_status = 503
     error_type = "service_unavailable_error"

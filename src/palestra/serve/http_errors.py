@@ -24,6 +24,7 @@ from palestra.core.errors import (
     ModelNotFoundError,
     OverloadedError,
     PalestraError,
+    RetryLaterError,
     error_envelope,
 )
 
@@ -78,8 +79,8 @@ ANTHROPIC_PATHS = frozenset({"/v1/messages"})  # Anthropic's Messages API: its e
 
 def error_response(error: PalestraError, path: str = "") -> JSONResponse:
     """The error in OpenAI's envelope, or in Anthropic's shape on Anthropic's routes; a
-    429 says when to retry (`Retry-After` in whole seconds, and OpenAI's `retry-after-ms`,
-    which the official SDKs read before their own backoff)."""
+    429, and a 503 that knows, say when to retry (`Retry-After` in whole seconds, and
+    OpenAI's `retry-after-ms`, which the official SDKs read before their own backoff)."""
     headers = retry_headers(error)
     if path in ANTHROPIC_PATHS:
         from palestra.serve.anthropic.schemas import anthropic_error
@@ -89,7 +90,9 @@ def error_response(error: PalestraError, path: str = "") -> JSONResponse:
 
 
 def retry_headers(error: PalestraError) -> dict[str, str] | None:
-    if not isinstance(error, OverloadedError):
+    if not isinstance(error, RetryLaterError):
+        return None
+    if error.retry_after is None and not isinstance(error, OverloadedError):
         return None
     seconds = max(error.retry_after or 1.0, 0.001)
     return {"Retry-After": str(math.ceil(seconds)), "retry-after-ms": str(round(seconds * 1000))}

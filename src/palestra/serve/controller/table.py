@@ -1,5 +1,10 @@
 """`WorkerTable`: registered workers, their heartbeats, expiry, and the dispatch policies
-(shortest queue relative to capacity, or a lottery weighted by capacity)."""
+(shortest queue relative to capacity, or a lottery weighted by capacity).
+
+A model whose last worker left (a failed request dropped it, or its heartbeats stopped)
+is answered for `RETURNING_S` with 503 and `Retry-After`, not 404: a worker that crashed
+is usually coming back (`palestra serve` starts it again; so do systemd and Kubernetes),
+and clients retry a 503 where a 404 tells them the model does not exist."""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from dataclasses import dataclass, field
 from palestra.core.errors import ModelNotFoundError, NoWorkerError
 from palestra.serve.controller.settings import Policy
 from palestra.serve.wire import WorkerRow
+
+RETURNING_S = 300.0  # how long a model whose last worker left is expected back
+RETRY_AFTER_S = 5.0  # what a request for it is told to wait
+WORKER_LEFT = "worker_left"  # the code of the 503 it gets
 
 
 @dataclass
@@ -27,6 +36,7 @@ class WorkerTable:
         self.expiry = expiry
         self.policy = policy
         self._workers: dict[str, WorkerEntry] = {}
+        self._left: dict[str, float] = {}  # model: when its last worker left
         self._random = random.Random(seed)
 
     def register(
@@ -40,6 +50,8 @@ class WorkerTable:
         self._workers[address] = WorkerEntry(
             address, list(models), max(1, capacity), queue_length, list(vision_models or ())
         )
+        for model in models:
+            self._left.pop(model, None)
 
     def heartbeat(self, address: str, queue_length: int) -> bool:
         entry = self._workers.get(address)
@@ -50,14 +62,26 @@ class WorkerTable:
         return True
 
     def drop(self, address: str) -> bool:
-        return self._workers.pop(address, None) is not None
+        """Forget a worker that failed a request."""
+        entry = self._workers.pop(address, None)
+        if entry is not None:
+            self._note_left(entry)
+        return entry is not None
 
     def expire(self) -> list[str]:
         now = time.monotonic()
         stale = [a for a, e in self._workers.items() if now - e.last_heartbeat > self.expiry]
         for address in stale:
-            del self._workers[address]
+            self._note_left(self._workers.pop(address))
         return stale
+
+    def _note_left(self, entry: WorkerEntry) -> None:
+        """Its models that no other worker serves are expected back (`RETURNING_S`)."""
+        now = time.monotonic()
+        served = set(self.models())
+        for model in entry.models:
+            if model not in served:
+                self._left[model] = now
 
     def models(self) -> list[str]:
         return sorted({m for entry in self._workers.values() for m in entry.models})
@@ -81,6 +105,14 @@ class WorkerTable:
 
     def pick(self, model: str, exclude: list[str] | None = None) -> str:
         serving = [e for e in self._workers.values() if model in e.models]
+        left = self._left.get(model)
+        if not serving and left is not None and time.monotonic() - left < RETURNING_S:
+            raise NoWorkerError(
+                f"model {model!r} has no live worker now: its last one left "
+                f"{time.monotonic() - left:.0f} s ago and may be restarting; retry later",
+                code=WORKER_LEFT,
+                retry_after=RETRY_AFTER_S,
+            )
         if not serving:
             served = ", ".join(self.models()) or "none"
             raise ModelNotFoundError(

@@ -25,14 +25,13 @@ import httpx
 
 from palestra.core.errors import (
     BackendError,
-    ModelNotFoundError,
     NoWorkerError,
-    OverloadedError,
     PalestraError,
+    RetryLaterError,
     error_from_envelope,
 )
 from palestra.serve.cluster import NONCE_HEADER, PROOF_HEADER, ClusterSettings, new_nonce, proves
-from palestra.serve.controller.table import WorkerTable
+from palestra.serve.controller.table import WORKER_LEFT, WorkerTable
 from palestra.serve.wire import ChunkMessage, DispatchResponse, ModelList
 
 logger = logging.getLogger(__name__)
@@ -138,17 +137,16 @@ class Upstream:
             body = await self._controller(
                 "POST", "/dispatch", json={"model": model, "exclude": exclude}
             )
-        except NoWorkerError:
-            if last is not None:
-                raise last from None
-            raise
-        except ModelNotFoundError:
-            if last is not None:  # its last worker just failed and was dropped
+        except NoWorkerError as unavailable:
+            if last is None:
+                raise
+            if unavailable.code == WORKER_LEFT:  # its last worker just failed and was dropped
                 raise NoWorkerError(
                     f"no live worker serves {model!r} now; the last one failed: {last.message}",
                     code="no_worker",
+                    retry_after=unavailable.retry_after,
                 ) from None
-            raise
+            raise last from None  # each worker was tried: the last one's error
         return DispatchResponse.model_validate(body).address
 
     async def report_dead(self, address: str) -> None:
@@ -297,7 +295,7 @@ def _safe_json(body: bytes) -> Any:
 def _upstream_error(status: int, headers: Mapping[str, str], body: bytes) -> PalestraError:
     """The typed error another Palestra service answered, with its Retry-After."""
     error = error_from_envelope(_safe_json(body), status)
-    if isinstance(error, OverloadedError):
+    if isinstance(error, RetryLaterError):
         with contextlib.suppress(KeyError, ValueError):
             error.retry_after = float(headers["retry-after"])
     return error
