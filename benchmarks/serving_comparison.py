@@ -109,11 +109,17 @@ def stop_token_ids(folder: str) -> list[int]:
 
 
 def start_command(
-    command: list[str], base: str, what: str, behind: subprocess.Popen[bytes] | None = None
+    command: list[str],
+    base: str,
+    what: str,
+    behind: subprocess.Popen[bytes] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a server and wait until it lists a model; `behind`: a process it needs (a
     model worker), whose exit fails the start too."""
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
@@ -138,22 +144,24 @@ def fastchat(
     controller, worker, api = free_port(), free_port(), free_port()
     chosen = ["--conv-template", template] if template else []
     address = f"http://127.0.0.1:{controller}"
-    log = Path(tempfile.mkdtemp()) / "fastchat-worker.log"
+    logs = Path(tempfile.mkdtemp())  # FastChat writes its own logs into $LOGDIR too
+    log = logs / "fastchat-worker.log"
+    env = {**os.environ, "LOGDIR": str(logs)}
     with log.open("wb") as worker_log:
         started = [
             subprocess.Popen([python, "-m", "fastchat.serve.controller", "--port", str(controller)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env),
             subprocess.Popen([python, "-m", "fastchat.serve.model_worker", "--model-path", model,
                               "--device", "cpu", "--port", str(worker), "--controller-address",
                               address, "--worker-address", f"http://127.0.0.1:{worker}",
                               "--limit-worker-concurrency", str(most), *chosen],
-                             stdout=subprocess.DEVNULL, stderr=worker_log),
+                             stdout=subprocess.DEVNULL, stderr=worker_log, env=env),
         ]  # fmt: skip
     base = f"http://127.0.0.1:{api}/v1"
     command = [python, "-m", "fastchat.serve.openai_api_server", "--port", str(api),
                "--controller-address", address]  # fmt: skip
     try:
-        started.append(start_command(command, base, "FastChat", behind=started[1]))
+        started.append(start_command(command, base, "FastChat", behind=started[1], env=env))
     except BaseException:
         stop(started)
         print(f"... FastChat's model worker logged to {log}", file=sys.stderr)
