@@ -69,10 +69,12 @@ class WorkerTable:
         return entry is not None
 
     def expire(self) -> list[str]:
+        """Forget workers whose heartbeats stopped (and models that never came back)."""
         now = time.monotonic()
         stale = [a for a, e in self._workers.items() if now - e.last_heartbeat > self.expiry]
         for address in stale:
             self._note_left(self._workers.pop(address))
+        self._left = {m: t for m, t in self._left.items() if now - t < RETURNING_S}
         return stale
 
     def _note_left(self, entry: WorkerEntry) -> None:
