@@ -3,6 +3,7 @@ and an API server started as `palestra ...` subprocesses, stopped (or killed) on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,6 +19,19 @@ from typing import Any
 import httpx
 
 CLI = [sys.executable, "-m", "palestra.cli.main"]
+
+
+def children(parent: int, marker: bytes) -> set[int]:
+    """The live processes (zombies left out) whose parent is `parent` and whose command
+    line contains `marker`: a worker `palestra serve` runs, an engine process."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            command = (stat.parent / "cmdline").read_bytes()
+            if int(ppid) == parent and state != "Z" and marker in command:
+                found.add(int(stat.parent.name))
+    return found
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ model for the requests that come next (unless engines keep dying, or the model i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from palestra.core import restarts
 from palestra.core.errors import BackendError, InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.models.inspect import resolve_model_path
+from tests.integration.cluster import children
 from tests.unit.test_batching import abandon, collect, requests
 
 
@@ -181,14 +181,7 @@ async def until_served(backend: HFBackend) -> dict[str, Any]:
 
 def engine_processes() -> set[int]:
     """This process's children that run an engine."""
-    children = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes()
-            if parent == os.getpid() and b"engine_main" in command:
-                children.add(int(stat.parent.name))
-    return children
+    return children(os.getpid(), b"engine_main")
 
 
 def test_a_dead_engine_process_fails_its_requests_and_a_new_one_serves_the_next() -> None:
@@ -217,7 +210,7 @@ def test_a_dead_engine_process_fails_its_requests_and_a_new_one_serves_the_next(
         os.kill(first, 0)  # the dead one was reaped
     assert engine_processes() - others == {health["engine_process"]}
     asyncio.run(backend.close())
-    assert engine_processes() == others
+    assert not engine_processes() - others
 
 
 def test_an_engine_process_that_keeps_dying_is_not_started_again(
@@ -240,7 +233,7 @@ def test_an_engine_process_that_keeps_dying_is_not_started_again(
     assert not health.ok and "restart the worker" in health.detail["error"]
     with pytest.raises(BackendError, match="restart the worker"):
         asyncio.run(collect(backend, GenerationRequest(prompt, SamplingParams(max_tokens=4))))
-    assert engine_processes() == others
+    assert not engine_processes() - others
     asyncio.run(backend.close())  # nothing left to close: it returns
 
 
@@ -275,7 +268,7 @@ def test_closing_while_a_new_engine_loads_ends_it_too() -> None:
         await backend.close()
 
     asyncio.run(scenario())
-    assert engine_processes() == others
+    assert not engine_processes() - others  # (an earlier test's may have exited since)
 
 
 def test_closing_ends_the_engine_process() -> None:

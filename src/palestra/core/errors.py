@@ -61,8 +61,11 @@ class UnsupportedError(BackendError):
 
 
 class RetryLaterError(PalestraError):
-    """The request may succeed later: after `retry_after` seconds when the server can tell
-    (sent as the `Retry-After` header)."""
+    """The request may succeed later: after `retry_after` seconds when the server can tell,
+    else the class's `default_retry_after` (sent as the `Retry-After` header; none when
+    both are None)."""
+
+    default_retry_after: float | None = None
 
     def __init__(
         self,
@@ -73,7 +76,7 @@ class RetryLaterError(PalestraError):
         retry_after: float | None = None,
     ):
         super().__init__(message, param=param, code=code)
-        self.retry_after = retry_after
+        self.retry_after = self.default_retry_after if retry_after is None else retry_after
 
 
 class OverloadedError(RetryLaterError):
@@ -81,6 +84,7 @@ class OverloadedError(RetryLaterError):
 
     http_status = 429
     error_type = "overloaded_error"
+    default_retry_after = 1.0
 
 
 class NoWorkerError(RetryLaterError):

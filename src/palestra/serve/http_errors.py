@@ -22,7 +22,6 @@ from starlette.routing import Match
 from palestra.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
-    OverloadedError,
     PalestraError,
     RetryLaterError,
     error_envelope,
@@ -90,11 +89,9 @@ def error_response(error: PalestraError, path: str = "") -> JSONResponse:
 
 
 def retry_headers(error: PalestraError) -> dict[str, str] | None:
-    if not isinstance(error, RetryLaterError):
+    if not isinstance(error, RetryLaterError) or error.retry_after is None:
         return None
-    if error.retry_after is None and not isinstance(error, OverloadedError):
-        return None
-    seconds = max(error.retry_after or 1.0, 0.001)
+    seconds = max(error.retry_after, 0.001)
     return {"Retry-After": str(math.ceil(seconds)), "retry-after-ms": str(round(seconds * 1000))}
 
 

@@ -107,15 +107,15 @@ class WorkerTable:
 
     def pick(self, model: str, exclude: list[str] | None = None) -> str:
         serving = [e for e in self._workers.values() if model in e.models]
-        left = self._left.get(model)
-        if not serving and left is not None and time.monotonic() - left < RETURNING_S:
-            raise NoWorkerError(
-                f"model {model!r} has no live worker now: its last one left "
-                f"{time.monotonic() - left:.0f} s ago and may be restarting; retry later",
-                code=WORKER_LEFT,
-                retry_after=RETRY_AFTER_S,
-            )
         if not serving:
+            left = self._left.get(model)
+            if left is not None and (ago := time.monotonic() - left) < RETURNING_S:
+                raise NoWorkerError(
+                    f"model {model!r} has no live worker now: its last one left {ago:.0f} s "
+                    "ago and may be restarting; retry later",
+                    code=WORKER_LEFT,
+                    retry_after=RETRY_AFTER_S,
+                )
             served = ", ".join(self.models()) or "none"
             raise ModelNotFoundError(
                 f"model {model!r} is not served; served models: {served}",
