@@ -11,6 +11,7 @@ Palestra's transformers rows also give the engine's own mean decode step and pre
         [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
         [--fastchat-template NAME]  # FastChat's template for the model (see below)
         [--stream-interval N]   # also Palestra with N tokens per streamed frame
+        [--every-token]         # also Palestra with a frame per token (--stream-interval-ms 0)
         [--torch-compile]       # also Palestra's transformers engine with --torch-compile
 
 Each server is started on free loopback ports with its defaults except what makes it
@@ -224,6 +225,11 @@ def main() -> None:
         help="also run Palestra's engines with this many tokens per streamed frame",
     )
     parser.add_argument(
+        "--every-token",
+        action="store_true",
+        help="also run Palestra's engines with a frame per token (--stream-interval-ms 0)",
+    )
+    parser.add_argument(
         "--torch-compile",
         action="store_true",
         help="also run Palestra's transformers engine with --torch-compile",
@@ -274,10 +280,13 @@ def main() -> None:
         return start
 
     cpp_options = ["--parallel", str(most), "--context-length", "256"]
-    intervals = [1] + ([args.stream_interval] if args.stream_interval > 1 else [])
-    for interval in intervals:
-        paced = ["--stream-interval", str(interval)] if interval > 1 else []
-        suffix = f", --stream-interval {interval}" if paced else ""
+    pacings: list[list[str]] = [[]]  # the default: a frame per 20 ms at most
+    if args.every_token:
+        pacings.append(["--stream-interval-ms", "0"])
+    if args.stream_interval > 1:
+        pacings.append(["--stream-interval", str(args.stream_interval)])
+    for paced in pacings:
+        suffix = f", {' '.join(paced)}" if paced else ""
         run(f"Palestra, transformers{suffix}", palestra(folder, "hf", paced), raw)
         run(
             f"Palestra, llama.cpp{suffix}",

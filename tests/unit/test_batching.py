@@ -17,7 +17,10 @@ from palestra.backends.hf.kv_budget import parse_memory
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError
 from palestra.core.types import GenerationRequest, SamplingParams
-from tests.unit.stream_interval import check_groups_tokens_with_the_same_text
+from tests.unit.stream_interval import (
+    check_a_time_window_holds_tokens_until_it_has_passed,
+    check_groups_tokens_with_the_same_text,
+)
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +300,10 @@ def test_multi_turn_chat_reuses_the_cached_history_and_answers_the_same() -> Non
 
 def test_a_stream_interval_hands_on_tokens_in_groups_with_the_same_text(tiny: HFBackend) -> None:
     check_groups_tokens_with_the_same_text(tiny)
+
+
+def test_a_time_window_holds_tokens_until_it_has_passed(tiny: HFBackend) -> None:
+    check_a_time_window_holds_tokens_until_it_has_passed(tiny)
 
 
 def test_a_first_token_goes_out_before_the_batch_decodes_again(

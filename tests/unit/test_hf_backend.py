@@ -13,6 +13,7 @@ import pytest
 from palestra.backends.hf.backend import HFBackend
 from palestra.core.errors import InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
+from tests.unit.stream_interval import check_a_time_window_holds_tokens_until_it_has_passed
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +263,7 @@ def test_encoder_decoder_model_generates(random_llama_dir: Path, tmp_path: Path)
     assert t5.loaded.info.kind == "seq2seq"
     chunks = run(t5, "Hello", temperature=0, max_tokens=5, ignore_eos=True)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+    check_a_time_window_holds_tokens_until_it_has_passed(t5)  # its serial loop paces too
 
 
 def test_embedding_model_uses_its_family_pooling(random_llama_dir: Path, tmp_path: Path) -> None:

@@ -16,7 +16,10 @@ import pytest
 from palestra.core.errors import BackendError, InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.models.inspect import bundled_model_path
-from tests.unit.stream_interval import check_groups_tokens_with_the_same_text
+from tests.unit.stream_interval import (
+    check_a_time_window_holds_tokens_until_it_has_passed,
+    check_groups_tokens_with_the_same_text,
+)
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")
@@ -201,6 +204,10 @@ def test_an_engine_failure_fails_its_requests_and_the_health(gguf_file: Path) ->
 
 def test_a_stream_interval_groups_tokens_with_the_same_text(gguf: LlamaCppBackend) -> None:
     check_groups_tokens_with_the_same_text(gguf)
+
+
+def test_a_time_window_holds_tokens_until_it_has_passed(gguf: LlamaCppBackend) -> None:
+    check_a_time_window_holds_tokens_until_it_has_passed(gguf)
 
 
 def test_a_batch_shares_each_decode_call_and_answers_as_alone(gguf_file: Path) -> None:

@@ -1,9 +1,10 @@
 """What both batching engines (transformers and llama.cpp) share: `EngineThread`, the
 decode thread that requests are submitted to, cancelled in and closed; and the hand-over
 of chunks to the requests' event loops. Each request's chunks collect in an outbox during
-a step, and `flush` delivers every outbox that is due (`pacing.due`: every step, or every
-`stream_interval` tokens) with one `call_soon_threadsafe` per event loop, so a loop wakes
-at most once per step, not once per sequence. Where no event loop waits (an engine
+a step, and `flush` delivers every outbox that is due (`pacing.due`: every step, or by
+the request's `Pacing`, every so many tokens and milliseconds) with one
+`call_soon_threadsafe` per event loop, so a loop wakes at most once per step, not once per
+sequence. Where no event loop waits (an engine
 process), a `Handoff` takes a step's chunks instead: whatever `call_soon_threadsafe` it
 is given, once per step."""
 
@@ -14,6 +15,7 @@ import atexit
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from palestra.backends.pacing import due, has_text
 from palestra.core.errors import BackendError
-from palestra.core.types import GenerationChunk
+from palestra.core.types import EVERY_TOKEN, GenerationChunk, Pacing
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +46,13 @@ class Entry(Generic[SequenceT]):
     sequence: SequenceT
     loop: Handoff
     deliver: Deliver
-    stream_interval: int = 1
+    pacing: Pacing = EVERY_TOKEN
     outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
     started: bool = False  # text was delivered
+    sent_at: float = 0.0  # when the last frame was (monotonic clock)
 
-    def due(self) -> bool:
-        return due(self.outbox, self.stream_interval, self.started)
+    def due(self, now: float) -> bool:
+        return due(self.outbox, self.pacing, self.started, now - self.sent_at)
 
 
 def unique(entries: list[Entry[Any]]) -> list[Entry[Any]]:
@@ -59,14 +62,16 @@ def unique(entries: list[Entry[Any]]) -> list[Entry[Any]]:
 def flush(entries: list[Entry[Any]]) -> None:
     """Deliver every pending chunk that is due with one wake-up per event loop."""
     by_loop: dict[Handoff, list[Entry[Any]]] = {}
+    now = time.monotonic()
     for entry in unique(entries):
-        if entry.outbox and entry.due():
+        if entry.outbox and entry.due(now):
             by_loop.setdefault(entry.loop, []).append(entry)
     for loop, ready in by_loop.items():
         batch = [(e.deliver, e.outbox) for e in ready]
         for entry in ready:
             entry.started = entry.started or has_text(entry.outbox)
             entry.outbox = []
+            entry.sent_at = now
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
             loop.call_soon_threadsafe(_deliver_all, batch)
 
@@ -100,12 +105,12 @@ class EngineThread(Generic[SequenceT]):
         self,
         sequence: SequenceT,
         deliver: Deliver,
-        stream_interval: int = 1,
+        pacing: Pacing = EVERY_TOKEN,
         handoff: Handoff | None = None,
     ) -> None:
         """Queue a sequence; `deliver` is called through `handoff` (by default the caller's
-        event loop) per chunk, or, with a `stream_interval`, per chunks of that many tokens."""
-        entry = Entry(sequence, handoff or asyncio.get_running_loop(), deliver, stream_interval)
+        event loop) per chunk, or per frame of chunks gathered by `pacing`."""
+        entry = Entry(sequence, handoff or asyncio.get_running_loop(), deliver, pacing)
         with self._wake:
             if self._closed:
                 raise BackendError("the model's engine is closed")

@@ -105,7 +105,7 @@ def _run_worker(parsed: Parsed) -> None:
         controller=None if worker.no_register else worker.controller_address,
         heartbeat_interval=worker.heartbeat_interval,
     )
-    app = build_worker_app(identity, table, cluster, stream_interval=worker.stream_interval)
+    app = build_worker_app(identity, table, cluster, pacing=worker.pacing)
     run_servers(
         [
             Endpoint(

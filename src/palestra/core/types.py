@@ -243,6 +243,23 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class Pacing:
+    """How a stream's tokens gather into frames (backends/pacing.py): a frame goes out once
+    it holds `tokens` tokens and `seconds` have passed since the last one; the first text
+    and the end go out at once."""
+
+    tokens: int = 1
+    seconds: float = 0.0
+
+    @property
+    def every_token(self) -> bool:
+        return self.tokens <= 1 and self.seconds <= 0
+
+
+EVERY_TOKEN = Pacing()
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to continue, a raw `prompt` (text, or token ids when already tokenised) or a
     `conversation` (the backend renders it), and how."""
@@ -253,7 +270,7 @@ class GenerationRequest:
     request_id: str = ""
     adapter: str | None = None  # PEFT adapter name, for backends that host several
     conversation: Conversation | None = None
-    stream_interval: int = 1  # tokens a chunk may gather before it is handed on (pacing.py)
+    pacing: Pacing = EVERY_TOKEN  # how chunks gather into frames before they are handed on
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from palestra.backends.pacing import due, paced
-from palestra.core.types import GenerationChunk, Usage
+from palestra.core.types import GenerationChunk, Pacing, Usage
 
 
 def tokens(count: int) -> list[GenerationChunk]:
@@ -74,8 +74,21 @@ def test_a_failure_still_delivers_what_was_held_then_raises() -> None:
 
 def test_due_counts_tokens_and_goes_at_once_for_an_error_or_the_end() -> None:
     two = [GenerationChunk("a", (1,)), GenerationChunk("b", (2,))]
-    assert not due(two, 4, started=True)
-    assert due(two, 2, started=True)
-    assert due(two, 4, started=False)  # the first text
-    assert due([*two, ValueError("x")], 4, started=True)
-    assert due([GenerationChunk("", (), finish_reason="stop")], 4, started=True)
+    assert not due(two, Pacing(4), started=True)
+    assert due(two, Pacing(2), started=True)
+    assert due(two, Pacing(4), started=False)  # the first text
+    assert due([*two, ValueError("x")], Pacing(4), started=True)
+    assert due([GenerationChunk("", (), finish_reason="stop")], Pacing(4), started=True)
+
+
+def test_due_waits_for_the_time_since_the_last_frame_and_the_tokens_both() -> None:
+    two = [GenerationChunk("a", (1,)), GenerationChunk("b", (2,))]
+    window = Pacing(seconds=0.02)
+    assert not due(two, window, started=True, waited=0.019)
+    assert due(two, window, started=True, waited=0.02)
+    assert not due([], window, started=True, waited=1.0)
+    assert due(two, window, started=False, waited=0.0)  # the first text at once
+    assert due([*two, ValueError("x")], window, started=True, waited=0.0)
+    assert due([GenerationChunk("", (), finish_reason="stop")], window, started=True, waited=0.0)
+    assert not due(two, Pacing(4, 0.02), started=True, waited=1.0)  # and four tokens
+    assert Pacing().every_token and not window.every_token and not Pacing(2).every_token

@@ -203,3 +203,16 @@ def test_hand_written_commands_read_a_config_file_too(tmp_path: Path) -> None:
     assert runner.invoke(app, ["greet", "--config", str(config)]).exit_code == 0
     assert runner.invoke(app, ["greet", "--config", str(config), "--times", "5"]).exit_code == 0
     assert seen == [("Ada", 3), ("Ada", 5)]
+
+
+def test_the_worker_paces_frames_by_tokens_and_milliseconds() -> None:
+    from pydantic import ValidationError
+
+    from palestra.core.types import Pacing
+    from palestra.serve.worker.settings import WorkerSettings
+
+    assert WorkerSettings().pacing == Pacing(1, 0.02)
+    assert WorkerSettings(stream_interval=4, stream_interval_ms=0).pacing == Pacing(4, 0.0)
+    assert WorkerSettings(stream_interval_ms=0).pacing.every_token
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        WorkerSettings(stream_interval_ms=-1)

@@ -255,7 +255,7 @@ class HFBackend(Backend):
                 ),
             )
         stream = ChunkStream()
-        stop = self._runner.start(spec, stream.put, request.stream_interval)
+        stop = self._runner.start(spec, stream.put, request.pacing)
         try:
             async for chunk in stream.chunks():
                 yield chunk

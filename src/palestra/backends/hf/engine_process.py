@@ -13,7 +13,7 @@ The engine process is `python -c` started by `subprocess` (not `multiprocessing`
 which would run the user's main script again), holding one end of two socket pairs
 (`Wire`), which carry pickled tuples, one pair each way:
 - to the engine: ("load", model path, options, name, template, log level) first; then
-  ("start", id, SequenceSpec, stream_interval), ("stop", id), ("call", id, name, args)
+  ("start", id, SequenceSpec, Pacing), ("stop", id), ("call", id, name, args)
   for prompt logprobs, embeddings, scores and figures, and ("close",);
 - from it: ("ready", Ready) or ("failed", error) once loaded; then ("chunks", [(id, chunk
   or error), ...]), one message per engine step for the whole batch, and ("result", id,
@@ -53,7 +53,7 @@ from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError, PalestraError
 from palestra.core.restarts import Deaths, exit_status
 from palestra.core.settings import LOG_FORMAT
-from palestra.core.types import GenerationChunk, PromptLogprobs
+from palestra.core.types import EVERY_TOKEN, GenerationChunk, Pacing, PromptLogprobs
 from palestra.templates.spec import ChatTemplate
 
 if TYPE_CHECKING:  # they import torch: `engine_main` loads it with no OpenMP team first
@@ -204,14 +204,14 @@ class EngineProcess:
         return self._capacity
 
     def start(
-        self, spec: SequenceSpec, deliver: Deliver, stream_interval: int = 1
+        self, spec: SequenceSpec, deliver: Deliver, pacing: Pacing = EVERY_TOKEN
     ) -> Callable[[], None]:
         self._listen()
         if self._failure is not None:
             raise self._failure
         request = next(self._ids)
         self._requests[request] = deliver
-        self._send(request, ("start", request, spec, stream_interval))
+        self._send(request, ("start", request, spec, pacing))
 
         def stop() -> None:
             if self._requests.pop(request, None) is None:  # it ended
@@ -540,12 +540,12 @@ class _EngineCore:
                 break
             kind = message[0]
             if kind == "start":
-                _, request, spec, interval = message
+                _, request, spec, pacing = message
                 with self._stops_lock:
                     self._stops[request] = None
                 try:
                     stop = self._runner.start(
-                        spec, partial(self._collect, request), interval, handoff=self
+                        spec, partial(self._collect, request), pacing, handoff=self
                     )
                 except Exception as exc:  # a bad grammar, say: that request's failure
                     with self._stops_lock:

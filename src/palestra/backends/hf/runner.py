@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from palestra.backends.delivery import Deliver, Handoff
+from palestra.backends.delivery import Deliver, Entry, Handoff, flush
 from palestra.backends.hf.compiled import compile_refusal
 from palestra.backends.hf.constraints import GrammarFactory
 from palestra.backends.hf.cpu_threads import use_threads
@@ -29,7 +29,7 @@ from palestra.backends.hf.kv_batch import supports_batching
 from palestra.backends.hf.loading import LoadedModel
 from palestra.backends.hf.sequence import Sequence, SequenceSpec
 from palestra.core.errors import BackendError, UnsupportedError
-from palestra.core.types import GenerationChunk, PromptLogprobs
+from palestra.core.types import EVERY_TOKEN, GenerationChunk, Pacing, PromptLogprobs
 
 
 class ModelRunner(Protocol):
@@ -38,10 +38,11 @@ class ModelRunner(Protocol):
         """Sequences decoded together."""
 
     def start(
-        self, spec: SequenceSpec, deliver: Deliver, stream_interval: int = 1
+        self, spec: SequenceSpec, deliver: Deliver, pacing: Pacing = EVERY_TOKEN
     ) -> Callable[[], None]:
         """Start decoding `spec`; its chunks (or its failure) go to `deliver` on the
-        caller's event loop. Returns the call that stops it."""
+        caller's event loop, in frames gathered by `pacing`. Returns the call that stops
+        it."""
 
     async def prompt_logprobs(
         self, ids: list[int], top: int, adapter: str | None
@@ -109,7 +110,7 @@ class LocalRunner:
         self,
         spec: SequenceSpec,
         deliver: Deliver,
-        stream_interval: int = 1,
+        pacing: Pacing = EVERY_TOKEN,
         handoff: Handoff | None = None,
     ) -> Callable[[], None]:
         """`ModelRunner.start`, with `deliver` called through `handoff` (by default the
@@ -118,16 +119,20 @@ class LocalRunner:
         handoff = handoff or asyncio.get_running_loop()
         if self.engine is not None:
             engine = self.engine
-            engine.submit(sequence, deliver, stream_interval, handoff)
+            engine.submit(sequence, deliver, pacing, handoff)
             return lambda: engine.cancel(sequence)
+
+        entry = Entry(sequence, handoff, deliver, pacing)
+
+        def emit(item: GenerationChunk | BaseException) -> None:
+            entry.outbox.append(item)
+            flush([entry])
 
         def decode() -> None:
             try:
-                self._decode_seq2seq(
-                    sequence, lambda chunk: handoff.call_soon_threadsafe(deliver, chunk)
-                )
+                self._decode_seq2seq(sequence, emit)
             except Exception as exc:  # handed to the consumer, never lost in the thread
-                handoff.call_soon_threadsafe(deliver, exc)
+                emit(exc)
 
         threading.Thread(target=decode, name="palestra-seq2seq", daemon=True).start()
 

@@ -312,7 +312,7 @@ class LlamaCppBackend(Backend):
         )
         sequence = Sequence(spec, tokenizer=self.tokenizer)
         stream = ChunkStream()
-        self._engine.submit(sequence, stream.put, request.stream_interval)
+        self._engine.submit(sequence, stream.put, request.pacing)
         try:
             async for chunk in stream.chunks():
                 yield chunk

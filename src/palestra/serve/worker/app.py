@@ -29,7 +29,7 @@ from starlette.background import BackgroundTask
 
 from palestra.backends.pacing import paced
 from palestra.core.errors import InvalidRequestError, PalestraError, error_envelope
-from palestra.core.types import GenerationRequest
+from palestra.core.types import EVERY_TOKEN, GenerationRequest, Pacing
 from palestra.serve.cluster import ClusterSettings, RequireClusterToken
 from palestra.serve.disconnect import unless_disconnected
 from palestra.serve.http_errors import ERROR_RESPONSES, install_error_handlers
@@ -105,7 +105,7 @@ def build_worker_app(
     table: ModelTable,
     cluster: ClusterSettings | None = None,
     *,
-    stream_interval: int = 1,
+    pacing: Pacing = EVERY_TOKEN,
 ) -> FastAPI:
     def registration() -> RegisterRequest:
         return RegisterRequest(
@@ -169,7 +169,7 @@ def build_worker_app(
                 sampling=body.sampling.to_params(requested or 1),  # the budget comes next
                 request_id=body.request_id,
                 adapter=model.adapter,
-                stream_interval=stream_interval,
+                pacing=pacing,
             )
             budget = _token_budget(model, model.backend.prompt_tokens(prepared), requested)
             request = replace(prepared, sampling=replace(prepared.sampling, max_tokens=budget))
@@ -188,7 +188,7 @@ def build_worker_app(
 
         async def lines() -> AsyncIterator[bytes]:
             source = model.backend.generate(request)
-            stream = paced(source, stream_interval)
+            stream = paced(source, pacing.tokens)  # the engines pace time themselves
             first = True
             first_token: float | None = None
             try:

@@ -14,6 +14,7 @@ from palestra.backends.base import Backend
 from palestra.backends.options import ModelSettings
 from palestra.core.errors import InvalidRequestError
 from palestra.core.settings import Settings, option
+from palestra.core.types import Pacing
 from palestra.serve.settings import DEFAULT_CONTROLLER
 from palestra.serve.worker.keep_alive import parse_duration
 from palestra.serve.worker.models import ModelTable
@@ -36,8 +37,15 @@ class WorkerSettings(Settings):
     )
     stream_interval: int = option(
         1,
-        "Tokens per streamed frame (vLLM's --stream-interval): the first text and the end "
-        "go out at once; more per frame cuts the per-frame work on every hop.",
+        "Tokens a streamed frame holds at least (vLLM's --stream-interval): the first text "
+        "and the end go out at once; more per frame cuts the per-frame work on every hop.",
+    )
+    stream_interval_ms: float = option(
+        20.0,
+        "Milliseconds a streamed frame of the transformers and llama.cpp engines gathers "
+        "tokens for (0: a frame per token): a model faster than this sends fewer, fuller "
+        "frames, a slower one a token per frame; the first text and the end go out at once.",
+        minimum=0,
     )
     keep_alive: str = option(
         "-1",
@@ -51,6 +59,11 @@ class WorkerSettings(Settings):
         if value < 1:
             raise ValueError(f"must be at least 1, got {value}")
         return value
+
+    @property
+    def pacing(self) -> Pacing:
+        """How the worker's streams gather tokens into frames."""
+        return Pacing(self.stream_interval, self.stream_interval_ms / 1000)
 
     @field_validator("keep_alive")
     @classmethod
