@@ -4,9 +4,8 @@ of chunks to the requests' event loops. Each request's chunks collect in an outb
 a step, and `flush` delivers every outbox that is due (`pacing.due`: every step, or by
 the request's `Pacing`, every so many tokens and milliseconds) with one
 `call_soon_threadsafe` per event loop, so a loop wakes at most once per step, not once per
-sequence. Where no event loop waits (an engine
-process), a `Handoff` takes a step's chunks instead: whatever `call_soon_threadsafe` it
-is given, once per step."""
+sequence. Where no event loop waits (an engine process), a `Handoff` takes a step's
+chunks instead: whatever `call_soon_threadsafe` it is given, once per step."""
 
 from __future__ import annotations
 
