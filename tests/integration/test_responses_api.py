@@ -102,7 +102,7 @@ def test_streamed_events_add_up_to_the_response(client: openai.OpenAI) -> None:
     with client.responses.stream(model=MODEL, input=ASK, temperature=0) as stream:
         deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
         final = stream.get_final_response()
-    assert "".join(deltas) == ANSWER and len(deltas) > 2
+    assert "".join(deltas) == ANSWER and len(deltas) >= 2  # the first text, then 20 ms frames
     assert final.output_text == ANSWER and final.status == "completed"
     assert client.responses.retrieve(final.id).output_text == ANSWER  # a stream is stored too
     events = list(client.responses.create(model=MODEL, input=ASK, temperature=0, stream=True))

@@ -48,7 +48,7 @@ class Entry(Generic[SequenceT]):
     pacing: Pacing = EVERY_TOKEN
     outbox: list[GenerationChunk | BaseException] = field(default_factory=list)
     started: bool = False  # text was delivered
-    sent_at: float = 0.0  # when the last frame was (monotonic clock)
+    sent_at: float = field(default_factory=time.monotonic)  # the last frame, or the start
 
     def due(self, now: float) -> bool:
         return due(self.outbox, self.pacing, self.started, now - self.sent_at)

@@ -32,7 +32,7 @@ def due(
     waited: float = math.inf,
 ) -> bool:
     """Whether the `held` chunks go out now; `started`: text was already handed on;
-    `waited`: seconds since the last frame went out."""
+    `waited`: seconds since the last frame went out (or the request came)."""
     if pacing.every_token:
         return bool(held)
     tokens = 0
