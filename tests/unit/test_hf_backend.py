@@ -5,15 +5,23 @@ an encoder-decoder model."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from palestra.backends.hf.backend import HFBackend
+from palestra.backends.hf.runner import LocalRunner
 from palestra.core.errors import InvalidRequestError, UnsupportedError
-from palestra.core.types import GenerationChunk, GenerationRequest, Message, SamplingParams
-from tests.unit.stream_interval import check_a_time_window_holds_tokens_until_it_has_passed
+from palestra.core.types import (
+    GenerationChunk,
+    GenerationRequest,
+    Message,
+    Pacing,
+    SamplingParams,
+    Usage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +249,9 @@ def test_adapter_folder_loads_base_and_adapter(random_llama_dir: Path, tmp_path:
     assert loaded.template.name == "tokenizer"
 
 
-def test_encoder_decoder_model_generates(random_llama_dir: Path, tmp_path: Path) -> None:
+def test_encoder_decoder_model_generates(
+    random_llama_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     tokenizer = AutoTokenizer.from_pretrained(random_llama_dir)
@@ -263,7 +273,53 @@ def test_encoder_decoder_model_generates(random_llama_dir: Path, tmp_path: Path)
     assert t5.loaded.info.kind == "seq2seq"
     chunks = run(t5, "Hello", temperature=0, max_tokens=5, ignore_eos=True)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
-    check_a_time_window_holds_tokens_until_it_has_passed(t5)  # its serial loop paces too
+    assert t5.local is not None
+    check_the_serial_loop_paces_its_frames(t5.local, monkeypatch)
+
+
+def check_the_serial_loop_paces_its_frames(
+    runner: LocalRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An encoder-decoder's serial loop hands its chunks over in frames as the batch engines
+    do: with a window longer than the reply, the first text, then the rest with the end. (A
+    scripted loop: the random model's replies have no text.)"""
+    from palestra.backends.hf.sequence import SequenceSpec
+
+    def scripted_loop(sequence: Any, emit: Any) -> None:
+        for i in range(9):
+            emit(GenerationChunk(f"w{i} ", (i,)))
+        emit(GenerationChunk("", (), finish_reason="length", usage=Usage(3, 9)))
+
+    monkeypatch.setattr(runner, "_decode_seq2seq", scripted_loop)
+
+    class Recorder:  # each call_soon_threadsafe is one frame
+        def __init__(self) -> None:
+            self.frames: list[list[GenerationChunk]] = []
+            self.ended = threading.Event()
+
+        def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
+            self.frames.append([])
+            callback(*args)
+
+        def deliver(self, item: Any) -> None:
+            self.frames[-1].append(item)
+            if isinstance(item, BaseException) or item.finish_reason is not None:
+                self.ended.set()
+
+    def frames(pacing: Pacing) -> list[list[GenerationChunk]]:
+        recorder = Recorder()
+        params = SamplingParams(temperature=0, max_tokens=9)
+        spec = SequenceSpec([1, 2, 3], 9, params, stop_ids=frozenset(), stop_strings=())
+        runner.start(spec, recorder.deliver, pacing, handoff=recorder)
+        assert recorder.ended.wait(30)
+        return recorder.frames
+
+    assert len(frames(Pacing())) == 10
+    held = frames(Pacing(seconds=3600))
+    assert [[c.text for c in frame] for frame in held] == [
+        ["w0 "],
+        [f"w{i} " for i in range(1, 9)] + [""],
+    ]
 
 
 def test_embedding_model_uses_its_family_pooling(random_llama_dir: Path, tmp_path: Path) -> None:

@@ -245,8 +245,8 @@ class Conversation:
 @dataclass(frozen=True)
 class Pacing:
     """How a stream's tokens gather into frames (backends/pacing.py): a frame goes out once
-    it holds `tokens` tokens and `seconds` have passed since the last one; the first text
-    and the end go out at once."""
+    it holds `tokens` tokens and `seconds` have passed since the last one (or the request's
+    start); the first text and the end go out at once."""
 
     tokens: int = 1
     seconds: float = 0.0
