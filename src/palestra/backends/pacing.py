@@ -42,7 +42,7 @@ def due(
         if not started and (item.text or item.tool_calls):
             return True
         tokens += len(item.token_ids) or 1  # a provider's chunk may carry no token ids
-    return tokens >= max(pacing.tokens, 1) and waited >= pacing.seconds
+    return tokens >= pacing.tokens and waited >= pacing.seconds
 
 
 def has_text(items: Sequence[GenerationChunk | BaseException]) -> bool:

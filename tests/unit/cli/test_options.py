@@ -216,3 +216,5 @@ def test_the_worker_paces_frames_by_tokens_and_milliseconds() -> None:
     assert WorkerSettings(stream_interval_ms=0).pacing.every_token
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         WorkerSettings(stream_interval_ms=-1)
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        WorkerSettings(stream_interval=0)

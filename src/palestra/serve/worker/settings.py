@@ -39,6 +39,7 @@ class WorkerSettings(Settings):
         1,
         "Tokens a streamed frame holds at least (vLLM's --stream-interval): the first text "
         "and the end go out at once; more per frame cuts the per-frame work on every hop.",
+        minimum=1,
     )
     stream_interval_ms: float = option(
         20.0,
@@ -52,13 +53,6 @@ class WorkerSettings(Settings):
         "Unload a local model idle this long and load it again on the next request: "
         "seconds, or 90s, 5m, 1h; -1: keep it loaded.",
     )
-
-    @field_validator("stream_interval")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"must be at least 1, got {value}")
-        return value
 
     @property
     def pacing(self) -> Pacing:
