@@ -1,11 +1,12 @@
 """The whole serving comparison in one run and one table: the raw ceilings (plain
 `model.generate` at batch = clients, and llama.cpp's own batched decode loop on the same
-GGUF), Palestra on transformers, Palestra on llama.cpp, llama-cpp-python's OpenAI server
-(`llama_cpp.server`, when its `server` extra is installed) and FastChat 0.2.36 (when a
-Python with it is given), at 1, 16 and 200 streaming clients. Every ratio comes from
-this one run: this machine's speed drifts, so only figures measured together compare.
-Palestra's transformers rows also give the engine's own mean decode step and prefill pass
-(its /health clock) and the first token over one prefill plus two steps (goal 2).
+GGUF, each on every core and on one thread), Palestra on transformers, Palestra on
+llama.cpp, llama-cpp-python's OpenAI server (`llama_cpp.server`, when its `server` extra
+is installed) and FastChat 0.2.36 (when a Python with it is given), at 1, 16 and 200
+streaming clients. Every ratio comes from this one run: this machine's speed drifts, so
+only figures measured together compare. Palestra's transformers rows also give the
+engine's own mean decode step and prefill pass (its /health clock) and the first token
+over one prefill plus two steps (goal 2).
 
     python benchmarks/serving_comparison.py [--model-path DIR] [--clients 1,16,200]
         [--max-tokens 64] [--outtype f32] [--fastchat-python /path/to/python]
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,53 +56,12 @@ from throughput_table import engine_clock, free_port, start_server, step_and_pre
 Row = dict[str, float]
 
 
-def raw_llamacpp(gguf: Path, batch_sizes: list[int], max_tokens: int) -> dict[int, float]:
-    """llama.cpp's own batched decode speed: one context, `batch` sequences, one
-    `llama_decode` per step and a plain argmax, no server (as llama-batched-bench)."""
-    import numpy as np
-    from llama_cpp import Llama
-    from llama_cpp import llama_cpp as b
+@dataclass(frozen=True)
+class Ceiling:
+    """An engine's raw tokens/s by batch size, on every core and on one thread."""
 
-    llm = Llama(model_path=str(gguf), n_ctx=64, n_threads=os.cpu_count(), verbose=False)
-    prompt = llm.tokenize(b"Hello! Who are you?", add_bos=True)
-    vocab = b.llama_vocab_n_tokens(b.llama_model_get_vocab(llm.model))
-    speeds = {}
-    for batch_size in batch_sizes:
-        params = b.llama_context_default_params()
-        params.n_seq_max = batch_size
-        params.n_ctx = batch_size * (len(prompt) + max_tokens + 16)
-        params.n_batch = max(512, batch_size * len(prompt))
-        params.n_threads = params.n_threads_batch = os.cpu_count() or 2
-        params.kv_unified = False
-        ctx = b.llama_init_from_model(llm.model, params)
-        batch = b.llama_batch_init(params.n_batch, 0, 1)
-
-        started = time.perf_counter()
-        decode(ctx, batch, [(t, p, s, p == len(prompt) - 1) for s in range(batch_size)
-                for p, t in enumerate(prompt)])  # fmt: skip
-        rows = [len(prompt) * (s + 1) - 1 for s in range(batch_size)]
-        for step in range(max_tokens - 1):
-            tokens = [
-                int(np.ctypeslib.as_array(b.llama_get_logits_ith(ctx, r), (vocab,)).argmax())
-                for r in rows
-            ]
-            decode(ctx, batch, [(t, len(prompt) + step, s, True) for s, t in enumerate(tokens)])
-            rows = list(range(batch_size))
-        speeds[batch_size] = batch_size * max_tokens / (time.perf_counter() - started)
-        b.llama_batch_free(batch)
-        b.llama_free(ctx)
-    return speeds
-
-
-def decode(ctx: Any, batch: Any, entries: list[tuple[int, int, int, bool]]) -> None:
-    """One `llama_decode` of (token, position, sequence, wants logits) entries."""
-    from llama_cpp import llama_cpp as b
-
-    for i, (token, pos, seq, logits) in enumerate(entries):
-        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
-        batch.seq_id[i][0], batch.logits[i] = seq, logits
-    batch.n_tokens = len(entries)
-    assert b.llama_decode(ctx, batch) == 0
+    every_core: dict[int, float]
+    one_thread: dict[int, float]
 
 
 def stop_token_ids(folder: str) -> list[int]:
@@ -246,15 +207,22 @@ def main() -> None:
     convert_to_gguf(folder, gguf, args.outtype)
 
     print("... raw ceilings", file=sys.stderr)
-    raw = raw_generate.measure(folder, sorted(set(clients)), args.max_tokens, 2)
-    raw_cpp = raw_llamacpp(gguf, sorted(set(clients)), args.max_tokens)
+    sizes = sorted(set(clients))
+    raw = Ceiling(
+        raw_generate.measure(folder, sizes, args.max_tokens, 2),
+        raw_generate.measure(folder, sizes, args.max_tokens, 2, threads=1),
+    )
+    raw_cpp = Ceiling(
+        raw_generate.measure_llamacpp(gguf, sizes, args.max_tokens),
+        raw_generate.measure_llamacpp(gguf, sizes, args.max_tokens, threads=1),
+    )
 
-    results: dict[str, tuple[dict[int, float], dict[int, Row]]] = {}  # name: (its raw, rows)
+    results: dict[str, tuple[Ceiling, dict[int, Row]]] = {}  # name: (its raw, rows)
 
     def run(
         name: str,
         start: Callable[[], Any],
-        ceiling: dict[int, float],
+        ceiling: Ceiling,
         extra: dict | None = None,
         count_tokens: Callable[[str], int] | None = None,
     ) -> None:
@@ -344,17 +312,23 @@ def main() -> None:
 
     print(f"\nmodel: {args.model_path or 'bundled palestra-tiny'} ({args.outtype} GGUF), "
           f"{args.max_tokens} new tokens, {os.cpu_count()} cores")  # fmt: skip
-    print("(ratio: to the raw ceiling of the same engine at batch = clients; step and prefill:")
-    print("the transformers engine's own mean decode step and prefill pass in that load, and")
-    print("the p50 TTFT over one prefill plus two steps, issue 19's bound)\n")
+    print("(ratio: to the raw ceiling of the same engine at batch = clients, on every core, and")
+    print("on one thread: beside serving work a decode cannot keep every core (see")
+    print("decode_beside_load.py); step and prefill: the transformers engine's own mean decode")
+    print("step and prefill pass in that load, and the p50 TTFT over one prefill plus two")
+    print("steps, issue 19's bound)\n")
     print(
-        "| clients | server | tok/s | ratio to raw | p50 TTFT | p95 TTFT | refused "
-        "| step / prefill | TTFT / (prefill + 2 steps) |"
+        "| clients | server | tok/s | ratio to raw | to raw on 1 thread | p50 TTFT | p95 TTFT "
+        "| refused | step / prefill | TTFT / (prefill + 2 steps) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for count in clients:
-        print(f"| {count} | raw `model.generate` | {raw[count]:.1f} | 1.00 | | | | | |")
-        print(f"| {count} | raw llama.cpp decode | {raw_cpp[count]:.1f} | 1.00 | | | | | |")
+        for name, ceiling in (("raw `model.generate`", raw), ("raw llama.cpp decode", raw_cpp)):
+            print(f"| {count} | {name} | {ceiling.every_core[count]:.1f} | 1.00 | | | | | | |")
+            print(
+                f"| {count} | {name}, 1 thread | {ceiling.one_thread[count]:.1f} | "
+                f"{ceiling.one_thread[count] / ceiling.every_core[count]:.2f} | 1.00 | | | | | |"
+            )
         for name, (ceiling, rows) in results.items():
             row = rows[count]
             clocked = "| | |"
@@ -364,9 +338,10 @@ def main() -> None:
                     f"| {row['step'] * 1000:.1f} / {row['prefill'] * 1000:.1f} ms | "
                     f"{row['p50_ttft'] / bound:.2f} |"
                 )
+            speed = row["tokens_per_s"]
             print(
-                f"| {count} | {name} | {row['tokens_per_s']:.1f} | "
-                f"{row['tokens_per_s'] / ceiling[count]:.2f} | {row['p50_ttft'] * 1000:.0f} ms | "
+                f"| {count} | {name} | {speed:.1f} | {speed / ceiling.every_core[count]:.2f} | "
+                f"{speed / ceiling.one_thread[count]:.2f} | {row['p50_ttft'] * 1000:.0f} ms | "
                 f"{row['p95_ttft'] * 1000:.0f} ms | {int(row['refused'])} {clocked}"
             )
 
