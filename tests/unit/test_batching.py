@@ -215,30 +215,59 @@ def test_prefills_project_only_the_last_position_onto_the_vocabulary(tiny: HFBac
         assert torch.allclose(resumed[0], last[0], atol=1e-4)
 
 
-def test_an_engine_failure_between_steps_fails_its_requests_and_refuses_more() -> None:
+def failing_retire(engine: BatchEngine, times: int) -> None:
+    """The engine's `_retire` (outside the step's own error handling) fails `times` times."""
+    retire, failures = engine._retire, [times]
+
+    def retire_without_memory() -> None:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise MemoryError("no memory left for the prefix cache")
+        retire()
+
+    engine._retire = retire_without_memory  # type: ignore[method-assign]
+
+
+def answer(backend: HFBackend, question: str, **sampling: Any) -> str:
+    """Greedy, 8 tokens unless told; bounded: a dead engine thread answers never."""
+    prompt = backend.chat_prompt([{"role": "user", "content": question}])
+    request = GenerationRequest(
+        prompt, SamplingParams(**{"temperature": 0, "max_tokens": 8} | sampling)
+    )
+
+    async def collect() -> list[Any]:
+        return [chunk async for chunk in backend.generate(request)]
+
+    return "".join(chunk.text for chunk in asyncio.run(asyncio.wait_for(collect(), 30)))
+
+
+def test_an_engine_loop_that_fails_fails_its_requests_and_starts_again() -> None:
     backend = HFBackend.load(None, device="cpu")
     engine = backend.engine
     assert engine is not None
-
-    def retire_without_memory() -> None:  # outside the step's own error handling
-        raise MemoryError("no memory left for the prefix cache")
-
-    engine._retire = retire_without_memory  # type: ignore[method-assign]
-    prompt = backend.chat_prompt([{"role": "user", "content": "What is 3 plus 4?"}])
-    request = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=8))
-
-    async def answer() -> list[Any]:  # bounded: a dead engine thread answers never
-        async def collect() -> list[Any]:
-            return [chunk async for chunk in backend.generate(request)]
-
-        return await asyncio.wait_for(collect(), 30)
-
+    before = answer(backend, "What is 3 plus 4?")
+    failing_retire(engine, times=1)
     with pytest.raises(BackendError, match="engine stopped: MemoryError: no memory left"):
-        asyncio.run(answer())
+        answer(backend, "What is 3 plus 4?", max_tokens=200, ignore_eos=True)
+    assert answer(backend, "What is 3 plus 4?") == before  # on an empty batch and cache
+    assert engine.peak_batch == 1  # the failed request left the batch; it decodes no more
+    health = asyncio.run(backend.health())
+    assert health.ok and health.detail["loop_restarts"] == 1
+
+
+def test_an_engine_loop_that_keeps_failing_closes_its_model() -> None:
+    backend = HFBackend.load(None, device="cpu")
+    engine = backend.engine
+    assert engine is not None
+    failing_retire(engine, times=1000)
+    for _ in range(3):  # core/restarts.py: three failures in five minutes
+        with pytest.raises(BackendError, match="engine stopped: MemoryError: no memory left"):
+            answer(backend, "What is 3 plus 4?")
     with pytest.raises(BackendError, match="engine is closed"):  # at once, not a hang
-        asyncio.run(answer())
+        answer(backend, "What is 3 plus 4?")
     health = asyncio.run(backend.health())
     assert not health.ok and "MemoryError" in health.detail["error"]
+    assert engine.restarts == 2
 
 
 def test_a_cancelled_request_leaves_the_batch_and_the_others_finish(tiny: HFBackend) -> None:

@@ -174,7 +174,47 @@ def test_a_request_whose_sampler_fails_fails_alone(
     assert asyncio.run(gguf.health()).ok  # one request's failure is not the model's
 
 
-def test_an_engine_failure_fails_its_requests_and_the_health(gguf_file: Path) -> None:
+def generate_all(backend: LlamaCppBackend, *requests: GenerationRequest) -> list[Any]:
+    """Each request's chunks, or the error it ended with; bounded: a dead engine thread
+    answers never."""
+
+    async def collect(request: GenerationRequest) -> list[Any]:
+        return [chunk async for chunk in backend.generate(request)]
+
+    async def scenario() -> list[Any]:
+        both = asyncio.gather(*(collect(r) for r in requests), return_exceptions=True)
+        return list(await asyncio.wait_for(both, 30))
+
+    return asyncio.run(scenario())
+
+
+def test_a_failed_engine_loop_fails_the_request_in_it_and_the_waiting_one_goes_on(
+    gguf_file: Path, gguf: LlamaCppBackend
+) -> None:
+    single = LlamaCppBackend.load(str(gguf_file), parallel=1)
+    engine = single._engine
+    drop, failed = engine._drop_cancelled, []
+
+    def drop_then_fail_once() -> None:  # outside the step's own error handling
+        drop()
+        if engine.running and not failed:
+            failed.append(True)
+            raise RuntimeError("the slot table is corrupt")
+
+    engine._drop_cancelled = drop_then_fail_once  # type: ignore[method-assign]
+    question = "What is 3 plus 4?"
+    prompt = single.chat_prompt([{"role": "user", "content": question}])
+    running = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=8))
+    waiting = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=32))
+    first, second = generate_all(single, running, waiting)
+    assert isinstance(first, BackendError) and "slot table is corrupt" in str(first)
+    text = "".join(chunk.text for chunk in second)  # from an emptied context, as if alone
+    assert text == ask(gguf, question, temperature=0, max_tokens=32)[0]
+    health = asyncio.run(single.health())
+    assert health.ok and health.detail["loop_restarts"] == 1
+
+
+def test_an_engine_loop_that_keeps_failing_closes_its_model(gguf_file: Path) -> None:
     single = LlamaCppBackend.load(str(gguf_file), parallel=1)
     engine = single._engine
     release = engine._release
@@ -185,21 +225,19 @@ def test_an_engine_failure_fails_its_requests_and_the_health(gguf_file: Path) ->
 
     engine._release = release_then_fail  # type: ignore[method-assign]
     prompt = single.chat_prompt([{"role": "user", "content": "What is 3 plus 4?"}])
-    long = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=64))
     short = GenerationRequest(prompt, SamplingParams(temperature=0, max_tokens=2))
-
-    async def scenario() -> list[Any]:  # bounded: a dead engine thread answers never
-        async def collect(request: GenerationRequest) -> list[Any]:
-            return [chunk async for chunk in single.generate(request)]
-
-        both = asyncio.gather(collect(short), collect(long), return_exceptions=True)
-        return list(await asyncio.wait_for(both, 30))
-
-    first, waiting = asyncio.run(scenario())
-    assert first[-1].usage.completion_tokens == 2  # delivered before the engine failed
-    assert isinstance(waiting, BackendError) and "slot table is corrupt" in str(waiting)
+    for _ in range(3):  # each is answered before its slot's release fails the loop
+        (chunks,) = generate_all(single, short)
+        assert chunks[-1].usage.completion_tokens == 2
+    for _ in range(100):  # the third failure in five minutes (core/restarts.py) closes it
+        if engine.failure is not None:
+            break
+        time.sleep(0.05)
+    (refused,) = generate_all(single, short)
+    assert isinstance(refused, BackendError) and "engine is closed" in str(refused)
     health = asyncio.run(single.health())
     assert not health.ok and "RuntimeError" in health.detail["error"]
+    assert health.detail["loop_restarts"] == 2
 
 
 def test_a_stream_interval_groups_tokens_with_the_same_text(gguf: LlamaCppBackend) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from palestra.backends.pacing import due, has_text
 from palestra.core.errors import BackendError
+from palestra.core.restarts import Deaths
 from palestra.core.types import EVERY_TOKEN, GenerationChunk, Pacing
 
 logger = logging.getLogger(__name__)
@@ -83,13 +84,18 @@ def _deliver_all(batch: list[tuple[Deliver, list[Any]]]) -> None:
 
 class EngineThread(Generic[SequenceT]):
     """A decode loop in its own daemon thread, started by the first request. Subclasses
-    write `_run`, which waits on `_wake` for `_waiting` entries and stops once `_closed`,
-    and `_in_flight`, the entries it has taken from `_waiting`.
+    write `_run`, which waits on `_wake` for `_waiting` entries and stops once `_closed`;
+    `_in_flight`, the entries it has taken from `_waiting`; and `_reset`, which forgets
+    them.
 
-    A failure `_run` lets escape (a bug, memory running out between steps) closes the
-    engine: every request in it or waiting gets the error, later ones are refused at once,
-    and the failure is logged and kept in `failure` (the model's health then says it).
-    Without that, the thread would end silently and every request would wait forever."""
+    A failure `_run` lets escape (a bug, memory running out between steps) is logged and
+    fails the requests in the engine; the loop then starts again on an empty batch
+    (`_reset`, counted in `restarts`), and the requests still waiting go on, as the engine
+    process and the worker are started again. A loop that fails `core/restarts.py`'s
+    LIMIT times within its window closes the engine instead: every request in it or waiting
+    gets the error, later ones are refused at once, and the failure is kept in `failure`
+    (the model's health then says it). Without either, the thread would end silently and
+    every request would wait forever."""
 
     thread_name = "palestra-engine"
 
@@ -99,6 +105,8 @@ class EngineThread(Generic[SequenceT]):
         self._closed = False
         self._thread: threading.Thread | None = None
         self.failure: str | None = None  # why the decode loop stopped, if it failed
+        self.restarts = 0  # times the loop failed and started again
+        self._deaths = Deaths()
 
     def submit(
         self,
@@ -142,15 +150,46 @@ class EngineThread(Generic[SequenceT]):
     def _in_flight(self) -> list[Entry[SequenceT]]:
         raise NotImplementedError
 
+    def _reset(self) -> None:
+        """Forget the running batch after a failed loop (its requests have their error):
+        the loop starts again with nothing running."""
+        raise NotImplementedError
+
     def _run_or_fail(self) -> None:
+        while True:
+            try:
+                self._run()
+                return
+            except BaseException as exc:
+                logger.exception("the %s loop failed", self.thread_name)
+                reason = f"the model's engine stopped: {type(exc).__name__}: {exc}"
+                with self._wake:
+                    if self._started_again(exc, BackendError(reason)):
+                        logger.warning("the %s loop starts again", self.thread_name)
+                        continue
+                    logger.error("the %s loop stays stopped: %s", self.thread_name, reason)
+                    self.failure = reason
+                    self._closed = True
+                    self._fail_everyone(BackendError(reason))
+                    return
+
+    def _started_again(self, exc: BaseException, failure: BackendError) -> bool:
+        """After the loop failed (under `_wake`): fail the requests in it and forget its
+        batch, unless the engine is closing, the failure is not an `Exception` (an
+        interpreter exit), the loop failed too often, or the batch cannot be forgotten."""
+        if not isinstance(exc, Exception) or self._closed or self._deaths.too_many():
+            return False
+        in_flight = unique(self._in_flight())
+        for entry in in_flight:
+            entry.outbox.append(failure)
+        flush(in_flight)
         try:
-            self._run()
-        except BaseException as exc:
-            logger.exception("the %s thread failed; its model answers no more", self.thread_name)
-            self.failure = f"the model's engine stopped: {type(exc).__name__}: {exc}"
-            with self._wake:
-                self._closed = True
-                self._fail_everyone(BackendError(self.failure))
+            self._reset()
+        except Exception:
+            logger.exception("the %s loop's batch could not be reset", self.thread_name)
+            return False
+        self.restarts += 1
+        return True
 
     def _fail_everyone(self, failure: BaseException) -> None:
         """Hand `failure` to every request in the engine or waiting (under `_wake`): the

@@ -121,6 +121,12 @@ class BatchEngine(EngineThread[Sequence]):
     def _in_flight(self) -> list[_Entry]:
         return list(self._running)
 
+    def _reset(self) -> None:
+        """Drop the running batch and the prefix cache (a failure may have left it half
+        stored)."""
+        self._running, self._batch = [], None
+        self.prefix_cache = PrefixCache(self.prefix_cache.max_tokens)
+
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
         counts = engine_threads(self.limits.threads)

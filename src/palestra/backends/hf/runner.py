@@ -288,6 +288,7 @@ class LocalRunner:
             "max_batch_size": engine.limits.max_batch_size if engine else 1,
             "running": engine.running if engine else 0,
             "decode_steps": engine.steps if engine else 0,
+            "loop_restarts": engine.restarts if engine else 0,
             "decode_seconds": engine.decode_seconds if engine else 0.0,
             "prefill_passes": engine.prefill_passes if engine else 0,
             "prefill_seconds": engine.prefill_seconds if engine else 0.0,

@@ -236,6 +236,7 @@ class LlamaCppBackend(Backend):
             "running": self._engine.running,
             "decode_steps": self._engine.steps,
             "reused_prompt_tokens": self._engine.reused_tokens,
+            "loop_restarts": self._engine.restarts,
         }
         failure = self._engine.failure
         return BackendHealth(failure is None, detail | ({"error": failure} if failure else {}))

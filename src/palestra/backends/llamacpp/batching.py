@@ -97,6 +97,13 @@ class LlamaBatchEngine(EngineThread[Any]):
     def _in_flight(self) -> list[Entry[Any]]:
         return [slot.entry for slot in self._slots if slot.entry is not None]
 
+    def _reset(self) -> None:
+        """Empty every slot and the context's key/values (what they held is suspect)."""
+        for slot in self._slots:
+            self._free_sampler(slot)
+            slot.entry, slot.cached, slot.fed = None, [], 0
+        self._b.llama_memory_clear(self._memory, True)
+
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
         while True:
