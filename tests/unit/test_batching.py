@@ -6,7 +6,6 @@ the caps hold, and a cancelled request leaves the batch without disturbing the o
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from palestra.backends.hf.kv_budget import parse_memory
 from palestra.backends.options import HFOptions
 from palestra.core.errors import BackendError
 from palestra.core.types import GenerationRequest, SamplingParams
+from tests.integration.cluster import wait_for
 from tests.unit.stream_interval import (
     check_a_time_window_holds_tokens_until_it_has_passed,
     check_groups_tokens_with_the_same_text,
@@ -247,14 +247,15 @@ def test_an_engine_loop_that_fails_fails_its_requests_and_starts_again() -> None
     engine = backend.engine
     assert engine is not None
     before = answer(backend, "What is 3 plus 4?")
-    for _ in range(1000):  # the answer's end is delivered before its row is retired
-        if engine.running == 0:
-            break
-        time.sleep(0.01)
-    failing_retire(engine, times=1)  # so it fails the next request's, not that one's
+    # The answer's end is delivered before its row is retired: the failing retire must
+    # catch the next request's, not that one's.
+    wait_for(lambda: engine.running == 0, 10, "the answer's row retired")
+    failing_retire(engine, times=1)
     with pytest.raises(BackendError, match="engine stopped: MemoryError: no memory left"):
         answer(backend, "What is 3 plus 4?", max_tokens=200, ignore_eos=True)
-    assert answer(backend, "What is 3 plus 4?") == before  # on an empty batch and cache
+    wait_for(lambda: engine.restarts == 1, 10, "the loop started again")
+    assert engine.prefix_cache.tokens == 0  # forgotten with the batch
+    assert answer(backend, "What is 3 plus 4?") == before
     assert engine.peak_batch == 1  # the failed request left the batch; it decodes no more
     health = asyncio.run(backend.health())
     assert health.ok and health.detail["loop_restarts"] == 1

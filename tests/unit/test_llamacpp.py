@@ -16,6 +16,7 @@ import pytest
 from palestra.core.errors import BackendError, InvalidRequestError, UnsupportedError
 from palestra.core.types import GenerationRequest, SamplingParams
 from palestra.models.inspect import bundled_model_path
+from tests.integration.cluster import wait_for
 from tests.unit.stream_interval import (
     check_a_time_window_holds_tokens_until_it_has_passed,
     check_groups_tokens_with_the_same_text,
@@ -229,10 +230,8 @@ def test_an_engine_loop_that_keeps_failing_closes_its_model(gguf_file: Path) -> 
     for _ in range(3):  # each is answered before its slot's release fails the loop
         (chunks,) = generate_all(single, short)
         assert chunks[-1].usage.completion_tokens == 2
-    for _ in range(100):  # the third failure in five minutes (core/restarts.py) closes it
-        if engine.failure is not None:
-            break
-        time.sleep(0.05)
+    # The third failure in five minutes (core/restarts.py) closes it.
+    wait_for(lambda: engine.failure is not None, 10, "the engine closed")
     (refused,) = generate_all(single, short)
     assert isinstance(refused, BackendError) and "engine is closed" in str(refused)
     health = asyncio.run(single.health())

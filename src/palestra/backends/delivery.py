@@ -163,14 +163,15 @@ class EngineThread(Generic[SequenceT]):
             except BaseException as exc:
                 logger.exception("the %s loop failed", self.thread_name)
                 reason = f"the model's engine stopped: {type(exc).__name__}: {exc}"
+                failure = BackendError(reason)
                 with self._wake:
-                    if self._started_again(exc, BackendError(reason)):
+                    if self._started_again(exc, failure):
                         logger.warning("the %s loop starts again", self.thread_name)
                         continue
                     logger.error("the %s loop stays stopped: %s", self.thread_name, reason)
                     self.failure = reason
                     self._closed = True
-                    self._fail_everyone(BackendError(reason))
+                    self._fail_everyone(failure)
                     return
 
     def _started_again(self, exc: BaseException, failure: BackendError) -> bool:
@@ -179,10 +180,7 @@ class EngineThread(Generic[SequenceT]):
         interpreter exit), the loop failed too often, or the batch cannot be forgotten."""
         if not isinstance(exc, Exception) or self._closed or self._deaths.too_many():
             return False
-        in_flight = unique(self._in_flight())
-        for entry in in_flight:
-            entry.outbox.append(failure)
-        flush(in_flight)
+        _fail(self._in_flight(), failure)
         try:
             self._reset()
         except Exception:
@@ -194,8 +192,14 @@ class EngineThread(Generic[SequenceT]):
     def _fail_everyone(self, failure: BaseException) -> None:
         """Hand `failure` to every request in the engine or waiting (under `_wake`): the
         engine closed, or its loop failed."""
-        entries = unique([*self._in_flight(), *self._waiting])
+        entries = [*self._in_flight(), *self._waiting]
         self._waiting.clear()
-        for entry in entries:
-            entry.outbox.append(failure)
-        flush(entries)
+        _fail(entries, failure)
+
+
+def _fail(entries: list[Entry[Any]], failure: BaseException) -> None:
+    """Hand `failure` to each request of `entries` at once."""
+    entries = unique(entries)
+    for entry in entries:
+        entry.outbox.append(failure)
+    flush(entries)

@@ -125,7 +125,7 @@ class BatchEngine(EngineThread[Sequence]):
         """Drop the running batch and the prefix cache (a failure may have left it half
         stored)."""
         self._running, self._batch = [], None
-        self.prefix_cache = PrefixCache(self.prefix_cache.max_tokens)
+        self.prefix_cache.clear()
 
     # ------------------------------------------------------------------ engine thread
     def _run(self) -> None:
@@ -189,7 +189,7 @@ class BatchEngine(EngineThread[Sequence]):
             width = max(width, need)
             if not size and not admitted and entry.sequence.adapter != self._adapter:
                 self._adapter = entry.sequence.adapter
-                self.prefix_cache = PrefixCache(self.prefix_cache.max_tokens)  # other weights
+                self.prefix_cache.clear()  # other weights
             admitted.append(entry)
         return admitted
 

@@ -37,6 +37,11 @@ class PrefixCache:
     def tokens(self) -> int:
         return self._tokens
 
+    def clear(self) -> None:
+        """Forget every entry (other weights, or a failed loop); the counters stay."""
+        self._entries.clear()
+        self._tokens = 0
+
     def wants(self, length: int) -> bool:
         return bool(self.max_tokens) and MIN_REUSE <= length <= self.max_tokens
 
