@@ -190,7 +190,8 @@ def test_a_dead_engine_process_fails_its_requests_and_a_new_one_serves_the_next(
     backend = HFBackend.load(None, device="cpu", engine_process="on")
     first = detail(backend)["engine_process"]
     prompt = backend.chat_prompt([{"role": "user", "content": "Name a colour."}])
-    asked = GenerationRequest(prompt, SamplingParams(max_tokens=12, prompt_logprobs=1))
+    greedy = SamplingParams(temperature=0, max_tokens=12, prompt_logprobs=1)  # comparable
+    asked = GenerationRequest(prompt, greedy)
     before = asyncio.run(collect(backend, asked))
 
     async def scenario() -> tuple[Any, dict[str, Any]]:
